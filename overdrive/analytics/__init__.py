@@ -1,0 +1,1 @@
+"""User behaviour analytics, ranking insights and service performance figures."""

@@ -1,0 +1,49 @@
+"""create_app: the FastAPI application around a set of services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from overdrive import __version__
+from overdrive.api.errors import install_error_handlers
+from overdrive.api.middleware import RequestGuard
+from overdrive.api.routes import analytics, health, items, ranking, signals
+from overdrive.wiring import Services
+
+
+def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="Overdrive",
+        version=__version__,
+        description="Real-time recommendation and ranking service.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in (ranking.router, signals.router, items.router, analytics.router, health.router):
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> dict:
+        return {"service": "overdrive", "version": __version__, "docs": "/docs"}
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[services.settings.client_base_url],
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    app.add_middleware(RequestGuard, max_body_bytes=services.settings.max_body_bytes, monitor=services.performance)
+    return app

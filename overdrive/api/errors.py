@@ -1,0 +1,65 @@
+"""Error → HTTP mapping. Every error body is JSON and names the offending field where there is one."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def field_path(loc: tuple) -> str:
+    """('body', 'signals', 3, 'signal_type') → 'signals[3].signal_type'."""
+    parts = list(loc[1:] if loc and loc[0] in ("body", "path", "query") and len(loc) > 1 else loc)
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"field": field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        errors = [{**e, "field": "body"} for e in errors if e["type"] == "json_invalid"]
+        return JSONResponse(status_code=400, content={"error": "invalid_json", "message": "request body is not valid JSON", "errors": errors})
+    first = errors[0]
+    message = f"{first['field']}: {first['message']}"
+    return JSONResponse(status_code=422, content={"error": "validation_error", "message": message, "errors": errors})
+
+
+def _invalid(request: Request, exc: InvalidInput) -> JSONResponse:
+    field = exc.field or "body"
+    return JSONResponse(
+        status_code=422,
+        content={"error": "validation_error", "message": f"{field}: {exc}", "errors": [{"field": field, "message": str(exc), "type": "invalid"}]},
+    )
+
+
+def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+    return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
+
+
+def _unavailable(request: Request, exc: BackendUnavailable) -> JSONResponse:
+    log.warning("backend unavailable: %s", exc)
+    return JSONResponse(status_code=503, headers={"Retry-After": "1"}, content={"error": "unavailable", "message": str(exc)})
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(status_code=500, content={"error": "internal", "message": "internal error; see server log"})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidInput, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(BackendUnavailable, _unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,94 @@
+"""ASGI middleware: request-size limit, request ids and per-endpoint latency recording."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from overdrive.analytics.performance import PerformanceMonitor
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestGuard:
+    """Answers 413 for bodies over `max_body_bytes`, tags each request with an id, times it."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, monitor: PerformanceMonitor) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.monitor = monitor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        response_started = False
+        limit = self.max_body_bytes
+
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit, request_id)
+            self._record(scope, started, 413)
+            return
+
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status, response_started
+            if too_large:  # whatever the app made of the aborted read, the answer is 413
+                if message["type"] == "http.response.start":
+                    status = 413
+                    response_started = True
+                    await _too_large(send, limit, request_id)
+                return
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                status = 413
+                await _too_large(send, limit, request_id)
+        finally:
+            self._record(scope, started, status)
+
+    def _record(self, scope: Scope, started: float, status: int) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        self.monitor.record(f"{scope['method']} {path}", (time.perf_counter() - started) * 1000.0, status)
+
+
+async def _too_large(send: Send, limit: int, request_id: str) -> None:
+    body = orjson.dumps({"error": "payload_too_large", "message": f"request body exceeds {limit} bytes", "field": "body"})
+    await send({
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode("latin-1"))],
+    })
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,44 @@
+"""The item catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from fastapi import APIRouter, Response
+
+from overdrive.api.deps import ItemIdPath, ServicesDep
+from overdrive.api.schemas import ItemBatchIn, ItemIn, ItemOut
+from overdrive.domain.types import Item
+
+router = APIRouter(prefix="/items", tags=["catalog"])
+
+
+def _out(item: Item) -> ItemOut:
+    return ItemOut(**{**dataclasses.asdict(item), "tags": list(item.tags)})
+
+
+@router.post("", response_model=ItemOut, status_code=201)
+async def put_item(item: ItemIn, services: ServicesDep) -> ItemOut:
+    stored = item.to_domain(time.time())
+    await services.catalog.put([stored])
+    return _out(stored)
+
+
+@router.post("/batch", status_code=201)
+async def put_items(batch: ItemBatchIn, services: ServicesDep) -> dict:
+    """Up to 10,000 items, stored all-or-nothing (an existing id is replaced)."""
+    now = time.time()
+    await services.catalog.put([i.to_domain(now) for i in batch.items])
+    return {"stored": len(batch.items)}
+
+
+@router.get("/{item_id}", response_model=ItemOut)
+async def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
+    return _out(await services.catalog.get(item_id))
+
+
+@router.delete("/{item_id}", status_code=204)
+async def delete_item(item_id: ItemIdPath, services: ServicesDep) -> Response:
+    await services.catalog.delete(item_id)
+    return Response(status_code=204)

@@ -1,0 +1,39 @@
+"""The For You feed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from overdrive.api.deps import RequestIdDep, ServicesDep
+from overdrive.api.errors import field_path
+from overdrive.api.schemas import RankRequest, RankResponse
+from overdrive.domain.errors import InvalidInput
+from overdrive.services.enhanced_ranking_service import Candidate
+
+router = APIRouter(prefix="/rank", tags=["ranking"])
+
+
+@router.post("/for-you/enhanced", response_model=RankResponse)
+async def rank_for_you(body: RankRequest, services: ServicesDep, request_id: RequestIdDep) -> RankResponse:
+    candidates = None
+    if body.candidate_items is not None:
+        seen: set[str] = set()
+        for pos, c in enumerate(body.candidate_items):
+            if c.id in seen:
+                raise InvalidInput(f"duplicate candidate id {c.id!r}", field=field_path(("body", "candidate_items", pos, "id")))
+            seen.add(c.id)
+        candidates = [Candidate(id=c.id, content=c.content()) for c in body.candidate_items]
+    result = await services.ranker.rank(
+        user_id=body.user_id,
+        candidates=candidates,
+        limit=body.limit,
+        strategy=body.strategy,
+        request_id=request_id or None,
+    )
+    return RankResponse(
+        user_id=result.user_id,
+        items=[{"id": i.id, "score": i.score, "rank": i.rank, "scores": i.scores} for i in result.items],
+        strategy=result.strategy,
+        request_id=result.request_id,
+        processing_time_ms=result.processing_time_ms,
+    )

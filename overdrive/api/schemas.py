@@ -1,0 +1,185 @@
+"""Wire models: what clients send and receive. Separate from the domain types on purpose."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from overdrive.domain.types import CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
+
+MAX_FUTURE_SKEW_S = 86_400.0
+MAX_BATCH_SIGNALS = 10_000
+MAX_BATCH_ITEMS = 10_000
+MAX_CANDIDATES = 5_000
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+SignalType = Literal[SIGNAL_TYPES]  # type: ignore[valid-type]
+ContentType = Literal[CONTENT_TYPES]  # type: ignore[valid-type]
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    """ISO 8601 text or epoch seconds → epoch seconds; naive datetimes are taken as UTC."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be ISO 8601 text or epoch seconds")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            ts = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError("must be ISO 8601 text or epoch seconds") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            ts = parsed.timestamp()
+    else:
+        raise ValueError("must be ISO 8601 text or epoch seconds")
+    if not math.isfinite(ts) or ts < 0:
+        raise ValueError("must be a finite time after 1970-01-01")
+    if ts > time.time() + MAX_FUTURE_SKEW_S:
+        raise ValueError("must not be more than a day in the future")
+    return ts
+
+
+def _media_ref(value: str) -> str:
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme.lower() not in ("http", "https", "file"):
+        raise ValueError("must be an http(s) URL, a data: URL or a file path")
+    return value
+
+
+Timestamp = Annotated[float | None, BeforeValidator(_epoch_seconds)]
+MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_media_ref)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
+
+
+class SignalIn(_Wire):
+    user_id: Id
+    signal_type: SignalType
+    content_id: Id
+    duration: float | None = Field(default=None, ge=0, le=1e7, description="Seconds of dwell or play.")
+    intensity: float = Field(default=1.0, ge=0, le=100)
+    timestamp: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds; default: now.")
+    signal_id: Id | None = Field(default=None, description="Client id; a repeat is acknowledged, not re-counted.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def to_domain(self, now: float) -> Signal:
+        return Signal(
+            user_id=self.user_id,
+            signal_type=self.signal_type,
+            content_id=self.content_id,
+            timestamp=now if self.timestamp is None else self.timestamp,
+            duration=self.duration,
+            intensity=self.intensity,
+            signal_id=self.signal_id,
+            metadata=self.metadata,
+        )
+
+
+class SignalBatchIn(_Wire):
+    signals: list[SignalIn] = Field(min_length=1, max_length=MAX_BATCH_SIGNALS)
+
+
+class SignalAck(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    accepted: int
+    duplicates: int
+    processing_time_ms: float
+
+
+class _Content(_Wire):
+    text: str | None = Field(default=None, max_length=100_000)
+    image_url: MediaRef | None = None
+    video_url: MediaRef | None = None
+    audio_url: MediaRef | None = None
+    author_id: Id | None = None
+    created_at: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds.")
+    tags: list[Tag] = Field(default_factory=list, max_length=100)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ItemIn(_Content):
+    id: Id
+    type: ContentType = "text"
+
+    def to_domain(self, now: float) -> Item:
+        return Item(
+            id=self.id,
+            type=self.type,
+            text=self.text,
+            image_url=self.image_url,
+            video_url=self.video_url,
+            audio_url=self.audio_url,
+            author_id=self.author_id,
+            created_at=now if self.created_at is None else self.created_at,
+            tags=tuple(dict.fromkeys(self.tags)),
+            metadata=self.metadata,
+        )
+
+
+class ItemBatchIn(_Wire):
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class ItemOut(BaseModel):
+    id: str
+    type: str
+    text: str | None
+    image_url: str | None
+    video_url: str | None
+    audio_url: str | None
+    author_id: str | None
+    created_at: float | None
+    tags: list[str]
+    metadata: dict[str, Any]
+
+
+class CandidateIn(_Content):
+    """A candidate: just `id` (looked up in the catalog) or `id` plus content that overrides it."""
+
+    id: Id
+    type: ContentType | None = None
+
+    def content(self) -> dict[str, Any]:
+        given = {k: getattr(self, k) for k in self.model_fields_set if k != "id"}
+        if "tags" in given:
+            given["tags"] = tuple(dict.fromkeys(given["tags"]))
+        if given.get("type") is None:
+            given.pop("type", None)
+        return given
+
+
+class RankRequest(_Wire):
+    user_id: Id
+    candidate_items: list[CandidateIn] | None = Field(
+        default=None, max_length=MAX_CANDIDATES, description="Omit to rank candidates from the catalog."
+    )
+    limit: int = Field(default=20, ge=1, le=1000)
+    strategy: str = Field(default="enhanced", min_length=1, max_length=64)
+
+
+class RankedItemOut(BaseModel):
+    id: str
+    score: float
+    rank: int
+    scores: dict[str, float]
+
+
+class RankResponse(BaseModel):
+    user_id: str
+    items: list[RankedItemOut]
+    strategy: str
+    request_id: str
+    processing_time_ms: float

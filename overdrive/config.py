@@ -1,0 +1,173 @@
+"""Typed settings, read once from the environment (and an optional config file) at start-up.
+
+Environment variable names are the spec's (`REDIS_URL`, `SERVICE_PORT`, …) plus Overdrive's own
+`OVERDRIVE_*` ones. Ranking and signal weights default to the spec's tables and can be overridden
+with JSON in `OVERDRIVE_RANKING_WEIGHTS` / `OVERDRIVE_SIGNAL_WEIGHTS`, or in a JSON/TOML file named
+by `OVERDRIVE_CONFIG`; environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from overdrive.domain.types import COMPONENTS, NEGATIVE_SIGNAL_WEIGHTS, SIGNAL_TYPES, SPEC_SIGNAL_WEIGHTS
+
+DEFAULT_RANKING_WEIGHTS: dict[str, float] = {
+    "content_based": 0.3,
+    "collaborative": 0.25,
+    "real_time": 0.25,
+    "user_interests": 0.1,
+    "freshness": 0.1,
+}
+DEFAULT_SIGNAL_WEIGHTS: dict[str, float] = {**SPEC_SIGNAL_WEIGHTS, **NEGATIVE_SIGNAL_WEIGHTS}
+
+
+def _env(name: str, *more: str) -> Any:
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service. Construct with `Settings.load()` to include the config file."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, frozen=True)
+
+    # Core (spec names)
+    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    client_base_url: str = Field(
+        default="http://localhost:3000", validation_alias=_env("CLIENT_BASE_URL")
+    )
+    service_port: int = Field(default=8000, ge=1, le=65535, validation_alias=_env("SERVICE_PORT"))
+    # ML model settings (spec names)
+    model_cache_dir: Path = Field(default=Path("./model_cache"), validation_alias=_env("MODEL_CACHE_DIR"))
+    user_embedding_dim: int = Field(default=128, ge=2, le=4096, validation_alias=_env("USER_EMBEDDING_DIM"))
+    item_embedding_dim: int = Field(default=128, ge=2, le=4096, validation_alias=_env("ITEM_EMBEDDING_DIM"))
+    n_factors: int = Field(default=100, ge=1, le=2048, validation_alias=_env("N_FACTORS"))
+    # Performance settings (spec names)
+    max_workers: int = Field(default=8, ge=1, le=256, validation_alias=_env("MAX_WORKERS"))
+    signal_buffer_size: int = Field(default=10000, ge=1, le=10_000_000, validation_alias=_env("SIGNAL_BUFFER_SIZE"))
+
+    # Overdrive's own
+    data_dir: Path = Field(default=Path("./overdrive-data"), validation_alias=_env("OVERDRIVE_DATA_DIR"))
+    host: str = Field(default="0.0.0.0", validation_alias=_env("OVERDRIVE_HOST"))
+    log_level: str = Field(default="info", validation_alias=_env("OVERDRIVE_LOG_LEVEL"))
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, validation_alias=_env("OVERDRIVE_MAX_BODY_BYTES"))
+    ranking_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_RANKING_WEIGHTS),
+        validation_alias=_env("OVERDRIVE_RANKING_WEIGHTS"),
+    )
+    signal_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_SIGNAL_WEIGHTS),
+        validation_alias=_env("OVERDRIVE_SIGNAL_WEIGHTS"),
+    )
+    # How fast evidence fades: item engagement (real_time), user interests, and content freshness.
+    engagement_half_life_hours: float = Field(default=24.0, gt=0, validation_alias=_env("OVERDRIVE_ENGAGEMENT_HALF_LIFE_HOURS"))
+    interest_half_life_days: float = Field(default=14.0, gt=0, validation_alias=_env("OVERDRIVE_INTEREST_HALF_LIFE_DAYS"))
+    freshness_half_life_hours: float = Field(default=48.0, gt=0, validation_alias=_env("OVERDRIVE_FRESHNESS_HALF_LIFE_HOURS"))
+    # When a rank request names no candidates, how many catalog items to consider.
+    catalog_candidates: int = Field(default=500, ge=1, le=5000, validation_alias=_env("OVERDRIVE_CATALOG_CANDIDATES"))
+    recent_signals_per_user: int = Field(default=200, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_RECENT_SIGNALS_PER_USER"))
+    session_gap_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("OVERDRIVE_SESSION_GAP_MINUTES"))
+
+    @field_validator("ranking_weights")
+    @classmethod
+    def _ranking_weights_known(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(f"unknown component(s) {unknown}; valid: {list(COMPONENTS)}")
+        merged = {**DEFAULT_RANKING_WEIGHTS, **value}
+        if any(w < 0 or not math.isfinite(w) for w in merged.values()):
+            raise ValueError("weights must be finite and >= 0")
+        if sum(merged.values()) <= 0:
+            raise ValueError("at least one weight must be > 0")
+        return merged
+
+    @field_validator("signal_weights")
+    @classmethod
+    def _signal_weights_known(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SIGNAL_TYPES))
+        if unknown:
+            raise ValueError(f"unknown signal type(s) {unknown}; valid: {list(SIGNAL_TYPES)}")
+        if any(not math.isfinite(w) for w in value.values()):
+            raise ValueError("weights must be finite")
+        return {**DEFAULT_SIGNAL_WEIGHTS, **value}
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_known(cls, value: str) -> str:
+        if value.lower() not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("must be one of critical, error, warning, info, debug")
+        return value.lower()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @classmethod
+    def load(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from an optional config file overlaid by the environment."""
+        env = dict(os.environ if environ is None else environ)
+        file_values: dict[str, Any] = {}
+        if path := env.get("OVERDRIVE_CONFIG"):
+            file_values = _read_config_file(Path(path))
+        values = {**_file_to_aliases(file_values), **env}
+        for name in _JSON_SETTINGS:
+            if isinstance(values.get(name), str):
+                try:
+                    values[name] = json.loads(values[name])
+                except ValueError as exc:
+                    raise SettingsError(f"invalid setting {name}: not valid JSON ({exc})") from exc
+        return cls.model_validate(values)
+
+
+_JSON_SETTINGS = ("OVERDRIVE_RANKING_WEIGHTS", "OVERDRIVE_SIGNAL_WEIGHTS")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; `str()` is one line naming it, for start-up to print."""
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"OVERDRIVE_CONFIG: cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"OVERDRIVE_CONFIG: {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"OVERDRIVE_CONFIG: {path} must hold an object of settings")
+    return data
+
+
+def _file_to_aliases(values: dict[str, Any]) -> dict[str, Any]:
+    """Config files use field names (`ranking_weights`) or env names (`SERVICE_PORT`)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        field = Settings.model_fields.get(key)
+        alias = field.validation_alias.choices[0] if field is not None else key  # type: ignore[union-attr]
+        out[alias] = value
+    return out
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first invalid setting by its environment variable."""
+    err = exc.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "settings"
+    if (field := Settings.model_fields.get(name)) is not None:
+        name = field.validation_alias.choices[0]  # type: ignore[union-attr]
+    return f"invalid setting {name}: {err['msg']}"

@@ -1,0 +1,21 @@
+"""One exception tree for the whole service; the API maps each class to one HTTP status."""
+
+
+class OverdriveError(Exception):
+    """Base of every error Overdrive raises on purpose."""
+
+
+class InvalidInput(OverdriveError):
+    """The caller sent something we cannot accept (maps to 422). `field` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(OverdriveError):
+    """A named resource (item, user) does not exist (maps to 404)."""
+
+
+class BackendUnavailable(OverdriveError):
+    """A storage or streaming dependency cannot serve right now (maps to 503)."""

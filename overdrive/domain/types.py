@@ -1,0 +1,87 @@
+"""Value types shared by every layer. Times are float epoch seconds (UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The spec's ten signal types and weights; the defaults of `Settings.signal_weights`.
+SPEC_SIGNAL_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "like": 2.0,
+    "comment": 3.0,
+    "share": 4.0,
+    "follow": 5.0,
+    "bookmark": 2.5,
+    "click": 1.5,
+    "scroll": 0.5,
+    "dwell": 1.2,
+    "completion": 2.8,
+}
+# Negative feedback a feed needs; negative weights push items and their features down.
+NEGATIVE_SIGNAL_WEIGHTS: dict[str, float] = {
+    "skip": -0.5,
+    "hide": -3.0,
+    "dislike": -2.0,
+    "report": -5.0,
+}
+SIGNAL_TYPES: tuple[str, ...] = tuple(SPEC_SIGNAL_WEIGHTS) + tuple(NEGATIVE_SIGNAL_WEIGHTS)
+
+CONTENT_TYPES: tuple[str, ...] = ("text", "image", "video", "audio", "mixed")
+
+# The spec's ranking-weight names, in the order explanations list them.
+COMPONENTS: tuple[str, ...] = (
+    "content_based",
+    "collaborative",
+    "real_time",
+    "user_interests",
+    "freshness",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One user action on one item, as acknowledged by the service."""
+
+    user_id: str
+    signal_type: str
+    content_id: str
+    timestamp: float
+    duration: float | None = None
+    intensity: float = 1.0
+    signal_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A catalog item. Media fields hold an http(s) URL, a data URL or a file path."""
+
+    id: str
+    type: str = "text"
+    text: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+    audio_url: str | None = None
+    author_id: str | None = None
+    created_at: float | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def features(self) -> tuple[str, ...]:
+        """Sparse categorical features used for interest matching: tags, author, media type."""
+        feats = [f"tag:{t.lower()}" for t in self.tags]
+        if self.author_id:
+            feats.append(f"author:{self.author_id}")
+        feats.append(f"type:{self.type}")
+        return tuple(feats)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedItem:
+    """One ranked candidate: blended score, 1-based rank and each component's contribution."""
+
+    id: str
+    score: float
+    rank: int
+    scores: dict[str, float]

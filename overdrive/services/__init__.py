@@ -1,0 +1,1 @@
+"""Use cases the API calls: ingest signals, manage the catalog, rank feeds."""

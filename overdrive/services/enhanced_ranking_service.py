@@ -1,0 +1,141 @@
+"""EnhancedOverdriveRankingService: score candidates with every scorer, blend, explain.
+
+The blend is a weighted sum over the components that have something to say for this request,
+with their weights renormalised to sum to one; each item's `scores` holds every component's
+contribution (normalised weight × component score), so the contributions add up to `score`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from overdrive.domain.errors import InvalidInput
+from overdrive.domain.types import COMPONENTS, Item, RankedItem
+from overdrive.services.scorers import Scorer
+from overdrive.store.protocols import FeatureStore, ItemCatalog
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A candidate named by id, optionally carrying content that overrides the catalog's."""
+
+    id: str
+    content: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RankResult:
+    user_id: str
+    items: list[RankedItem]
+    strategy: str
+    request_id: str
+    processing_time_ms: float
+    candidates_considered: int
+
+
+class RankingObserver(Protocol):
+    """Told about every ranking (insights keep the recent ones per user)."""
+
+    def observe(self, result: RankResult) -> None: ...
+
+
+def strategies_from_weights(ranking_weights: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Named blends for A/B tests: the configured blend plus each component alone."""
+    named = {"enhanced": dict(ranking_weights)}
+    named.update({c: {c: 1.0} for c in COMPONENTS})
+    return named
+
+
+class EnhancedOverdriveRankingService:
+    def __init__(
+        self,
+        *,
+        scorers: Sequence[Scorer],
+        strategies: Mapping[str, Mapping[str, float]],
+        catalog: ItemCatalog,
+        features: FeatureStore,
+        catalog_candidates: int,
+        observers: Sequence[RankingObserver] = (),
+    ) -> None:
+        self._scorers = list(scorers)
+        self._strategies = {k: dict(v) for k, v in strategies.items()}
+        self._catalog = catalog
+        self._features = features
+        self._catalog_candidates = catalog_candidates
+        self._observers = list(observers)
+
+    @property
+    def strategies(self) -> dict[str, dict[str, float]]:
+        return {k: dict(v) for k, v in self._strategies.items()}
+
+    async def rank(
+        self,
+        *,
+        user_id: str,
+        candidates: Sequence[Candidate] | None,
+        limit: int,
+        strategy: str = "enhanced",
+        request_id: str | None = None,
+    ) -> RankResult:
+        started = time.perf_counter()
+        weights = self._strategies.get(strategy)
+        if weights is None:
+            raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self._strategies)}", field="strategy")
+        now = time.time()
+        items = await (self._resolve(candidates) if candidates is not None else self._from_catalog(now))
+        ranked = await self._blend(user_id, items, weights, now)
+        result = RankResult(
+            user_id=user_id,
+            items=ranked[:limit],
+            strategy=strategy,
+            request_id=request_id or uuid.uuid4().hex,
+            processing_time_ms=(time.perf_counter() - started) * 1000.0,
+            candidates_considered=len(items),
+        )
+        for observer in self._observers:
+            observer.observe(result)
+        return result
+
+    async def _resolve(self, candidates: Sequence[Candidate]) -> list[Item]:
+        stored = await self._catalog.get([c.id for c in candidates])
+        items = []
+        for c in candidates:
+            base = stored.get(c.id) or Item(id=c.id)
+            items.append(dataclasses.replace(base, **c.content) if c.content else base)
+        return items
+
+    async def _from_catalog(self, now: float) -> list[Item]:
+        """Popular-now and newest catalog items, de-duplicated."""
+        half = max(1, self._catalog_candidates // 2)
+        ids = dict.fromkeys(await self._features.top_engaged(half, now=now))
+        ids.update(dict.fromkeys(await self._catalog.newest(self._catalog_candidates)))
+        chosen = list(ids)[: self._catalog_candidates]
+        stored = await self._catalog.get(chosen)
+        return [stored[i] for i in chosen if i in stored]
+
+    async def _blend(self, user_id: str, items: list[Item], weights: Mapping[str, float], now: float) -> list[RankedItem]:
+        if not items:
+            return []
+        component_scores: dict[str, list[float]] = {}
+        for scorer in self._scorers:
+            if weights.get(scorer.name, 0.0) > 0.0:
+                scores = await scorer.score(user_id, items, now)
+                if scores is not None:
+                    component_scores[scorer.name] = scores
+        total = sum(weights[name] for name in component_scores)
+        rows = []
+        for idx, item in enumerate(items):
+            parts = {
+                name: weights[name] / total * scores[idx] for name, scores in component_scores.items()
+            }
+            rows.append((sum(parts.values()), idx, item.id, parts))
+        rows.sort(key=lambda r: (-r[0], r[1]))
+        return [
+            RankedItem(id=item_id, score=score, rank=pos, scores=parts)
+            for pos, (score, _, item_id, parts) in enumerate(rows, start=1)
+        ]

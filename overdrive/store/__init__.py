@@ -1,0 +1,5 @@
+"""Durable storage (SignalLog, ItemCatalog) and live derived state (FeatureStore)."""
+
+from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+
+__all__ = ["FeatureStore", "ItemCatalog", "SignalLog"]

@@ -1,0 +1,99 @@
+"""ItemCatalog on the embedded SQLite database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import orjson
+
+from overdrive.domain.types import Item
+from overdrive.store.sqlite_db import SqliteDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    text TEXT,
+    image_url TEXT,
+    video_url TEXT,
+    audio_url TEXT,
+    author_id TEXT,
+    created_at REAL,
+    tags BLOB NOT NULL,
+    metadata BLOB
+);
+CREATE INDEX IF NOT EXISTS items_created ON items (created_at);
+"""
+_COLUMNS = "id, type, text, image_url, video_url, audio_url, author_id, created_at, tags, metadata"
+_UPSERT = f"INSERT OR REPLACE INTO items ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _row(i: Item) -> tuple:
+    meta = orjson.dumps(i.metadata) if i.metadata else None
+    return (i.id, i.type, i.text, i.image_url, i.video_url, i.audio_url, i.author_id, i.created_at,
+            orjson.dumps(list(i.tags)), meta)
+
+
+def _item(row: tuple) -> Item:
+    iid, itype, text, image, video, audio, author, created, tags, meta = row
+    return Item(
+        id=iid, type=itype, text=text, image_url=image, video_url=video, audio_url=audio,
+        author_id=author, created_at=created, tags=tuple(orjson.loads(tags)),
+        metadata=orjson.loads(meta) if meta else {},
+    )
+
+
+class SqliteItemCatalog:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def put(self, items: Sequence[Item]) -> None:
+        rows = [_row(i) for i in items]
+        await self._db.write(lambda c: c.executemany(_UPSERT, rows))
+
+    async def get(self, item_ids: Sequence[str]) -> dict[str, Item]:
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+
+        def query(c) -> dict[str, Item]:
+            found: dict[str, Item] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in c.execute(f"SELECT {_COLUMNS} FROM items WHERE id IN ({marks})", chunk):
+                    found[row[0]] = _item(row)
+            return found
+
+        return await self._db.read(query)
+
+    async def delete(self, item_id: str) -> bool:
+        cur = await self._db.write(lambda c: c.execute("DELETE FROM items WHERE id = ?", (item_id,)))
+        return cur.rowcount > 0
+
+    async def newest(self, limit: int) -> list[str]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT id FROM items ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    async def count(self) -> int:
+        return await self._db.read(lambda c: c.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Item]]:
+        last = ""
+        while True:
+            rows = self._db.read_sync(
+                lambda c: c.execute(
+                    f"SELECT {_COLUMNS} FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, batch_size)
+                ).fetchall()
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_item(r) for r in rows]
+
+    async def close(self) -> None:
+        await self._db.close()

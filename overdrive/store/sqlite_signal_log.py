@@ -1,0 +1,112 @@
+"""SignalLog on the embedded SQLite database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+
+import orjson
+
+from overdrive.domain.types import Signal
+from overdrive.store.sqlite_db import SqliteDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS signals (
+    seq INTEGER PRIMARY KEY,
+    signal_id TEXT UNIQUE,
+    user_id TEXT NOT NULL,
+    content_id TEXT NOT NULL,
+    signal_type TEXT NOT NULL,
+    ts REAL NOT NULL,
+    duration REAL,
+    intensity REAL NOT NULL,
+    metadata BLOB
+);
+CREATE INDEX IF NOT EXISTS signals_user_ts ON signals (user_id, ts);
+"""
+_COLUMNS = "signal_id, user_id, content_id, signal_type, ts, duration, intensity, metadata"
+_INSERT = f"INSERT INTO signals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _row(s: Signal) -> tuple:
+    meta = orjson.dumps(s.metadata) if s.metadata else None
+    return (s.signal_id, s.user_id, s.content_id, s.signal_type, s.timestamp, s.duration, s.intensity, meta)
+
+
+def _signal(row: tuple) -> Signal:
+    sid, user, content, stype, ts, duration, intensity, meta = row
+    return Signal(
+        user_id=user,
+        signal_type=stype,
+        content_id=content,
+        timestamp=ts,
+        duration=duration,
+        intensity=intensity,
+        signal_id=sid,
+        metadata=orjson.loads(meta) if meta else {},
+    )
+
+
+class SqliteSignalLog:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def append(self, signals: Sequence[Signal]) -> list[Signal]:
+        return await self._db.write(lambda conn: _append(conn, signals))
+
+    async def user_signal_counts(self, user_id: str) -> dict[str, int]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT signal_type, COUNT(*) FROM signals WHERE user_id = ? GROUP BY signal_type",
+                (user_id,),
+            ).fetchall()
+        )
+        return dict(rows)
+
+    async def user_signals(self, user_id: str, *, limit: int, since: float | None = None) -> list[Signal]:
+        sql = f"SELECT {_COLUMNS} FROM signals WHERE user_id = ? AND ts >= ? ORDER BY ts DESC, seq DESC LIMIT ?"
+        args = (user_id, float("-inf") if since is None else since, limit)
+        rows = await self._db.read(lambda c: c.execute(sql, args).fetchall())
+        return [_signal(r) for r in rows]
+
+    async def count(self) -> int:
+        return await self._db.read(lambda c: c.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
+
+    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
+        last = 0
+        while True:
+            rows = self._db.read_sync(
+                lambda c: c.execute(
+                    f"SELECT seq, {_COLUMNS} FROM signals WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, batch_size),
+                ).fetchall()
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_signal(r[1:]) for r in rows]
+
+    async def ping(self) -> None:
+        await self._db.read(lambda c: c.execute("SELECT 1 FROM signals LIMIT 1").fetchall())
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def _append(conn: sqlite3.Connection, signals: Sequence[Signal]) -> list[Signal]:
+    """Insert the signals whose ids are new; runs inside the writer's transaction."""
+    ids = list({s.signal_id for s in signals if s.signal_id is not None})
+    seen: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        seen.update(r[0] for r in conn.execute(f"SELECT signal_id FROM signals WHERE signal_id IN ({marks})", chunk))
+    fresh: list[Signal] = []
+    for s in signals:
+        if s.signal_id is not None:
+            if s.signal_id in seen:
+                continue
+            seen.add(s.signal_id)
+        fresh.append(s)
+    conn.executemany(_INSERT, [_row(s) for s in fresh])
+    return fresh
