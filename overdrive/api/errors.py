@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound
 
@@ -52,6 +53,14 @@ def _unavailable(request: Request, exc: BackendUnavailable) -> JSONResponse:
     return JSONResponse(status_code=503, headers={"Retry-After": "1"}, content={"error": "unavailable", "message": str(exc)})
 
 
+def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.status_code,
+        headers=exc.headers,
+        content={"error": "http_error", "message": str(exc.detail)},
+    )
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(status_code=500, content={"error": "internal", "message": "internal error; see server log"})
@@ -59,6 +68,7 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidInput, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(BackendUnavailable, _unavailable)  # type: ignore[arg-type]

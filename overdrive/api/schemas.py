@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from overdrive.domain.types import CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
@@ -16,8 +17,29 @@ MAX_BATCH_SIGNALS = 10_000
 MAX_BATCH_ITEMS = 10_000
 MAX_CANDIDATES = 5_000
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _utf8(value: str) -> str:
+    """JSON may escape lone surrogates (\\ud800); they cannot be stored as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text (no lone surrogates)") from None
+    return value
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:  # e.g. integers beyond 64 bits, lone surrogates
+        raise ValueError(f"must be storable JSON: {exc}") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_utf8)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_utf8)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_json_object)]
 SignalType = Literal[SIGNAL_TYPES]  # type: ignore[valid-type]
 ContentType = Literal[CONTENT_TYPES]  # type: ignore[valid-type]
 
@@ -58,7 +80,7 @@ def _media_ref(value: str) -> str:
 
 
 Timestamp = Annotated[float | None, BeforeValidator(_epoch_seconds)]
-MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_media_ref)]
+MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_utf8), AfterValidator(_media_ref)]
 
 
 class _Wire(BaseModel):
@@ -73,7 +95,7 @@ class SignalIn(_Wire):
     intensity: float = Field(default=1.0, ge=0, le=100)
     timestamp: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds; default: now.")
     signal_id: Id | None = Field(default=None, description="Client id; a repeat is acknowledged, not re-counted.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     def to_domain(self, now: float) -> Signal:
         return Signal(
@@ -100,14 +122,14 @@ class SignalAck(BaseModel):
 
 
 class _Content(_Wire):
-    text: str | None = Field(default=None, max_length=100_000)
+    text: Text | None = Field(default=None, max_length=100_000)
     image_url: MediaRef | None = None
     video_url: MediaRef | None = None
     audio_url: MediaRef | None = None
     author_id: Id | None = None
     created_at: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds.")
     tags: list[Tag] = Field(default_factory=list, max_length=100)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class ItemIn(_Content):

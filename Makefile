@@ -1,0 +1,30 @@
+# Two commands: `make run` (set up and start the service on its embedded default)
+# and `make test` (set up and run the whole test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test bench clean
+
+run: $(VENV)/.deps-run
+	$(BIN)/python -m overdrive.app
+
+test: $(VENV)/.deps-dev
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.deps-dev
+	$(BIN)/python benchmarks/bench_foundation.py
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps-run: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.deps-run
+
+clean:
+	rm -rf $(VENV) overdrive-data

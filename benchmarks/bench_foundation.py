@@ -1,0 +1,109 @@
+"""Foundation benchmark: rank latency and signal ingest throughput against the real server.
+
+Starts `python -m overdrive.app` on the embedded default in a temporary data folder, loads a
+synthetic world, then measures over HTTP (one keep-alive connection, sequential requests):
+- rank latency for 100 catalog candidates (id only), limit 20;
+- single-signal ingest (`POST /signals/process`) and batch ingest (`POST /signals/batch`);
+- the baseline: `GET /health/live` on the same server and connection, the floor any request pays.
+
+    python benchmarks/bench_foundation.py [--users 2000 --items 10000 --requests 2000 --json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from overdrive.evaluation.server_process import ServerProcess
+from overdrive.evaluation.synthetic import WorldConfig, generate_world
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(np.asarray(ms), [50, 95, 99])
+    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
+
+
+def _timed(fn, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    world = generate_world(WorldConfig(n_users=args.users, n_items=args.items, signals_per_user=args.signals_per_user, seed=args.seed))
+    item_ids = [i["id"] for i in world.items]
+    users = sorted({s["user_id"] for s in world.signals})
+    rng = random.Random(args.seed)
+    results: dict = {"world": {"users": len(users), "items": len(item_ids), "signals": len(world.signals)}}
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(data_dir=Path(tmp) / "data") as server:
+        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+            t0 = time.perf_counter()
+            for start in range(0, len(world.items), 5000):
+                client.post("/items/batch", json={"items": world.items[start : start + 5000]}).raise_for_status()
+            results["items_batch_per_s"] = round(len(world.items) / (time.perf_counter() - t0))
+
+            t0 = time.perf_counter()
+            for start in range(0, len(world.signals), 5000):
+                client.post("/signals/batch", json={"signals": world.signals[start : start + 5000]}).raise_for_status()
+            results["signals_batch_per_s"] = round(len(world.signals) / (time.perf_counter() - t0))
+
+            live = _timed(lambda i: client.get("/health/live").raise_for_status(), args.requests)
+            results["baseline_health_live"] = _percentiles(live)
+
+            def one_signal(i: int) -> None:
+                client.post("/signals/process", json={
+                    "user_id": rng.choice(users), "signal_type": rng.choice(["view", "like", "click", "skip"]),
+                    "content_id": rng.choice(item_ids), "duration": 5.0, "signal_id": f"bench-single-{i}",
+                }).raise_for_status()
+
+            single = _timed(one_signal, args.requests)
+            results["signal_single"] = {**_percentiles(single), "per_s": round(len(single) / (sum(single) / 1000.0))}
+
+            def one_rank(i: int) -> None:
+                body = {"user_id": rng.choice(users), "limit": 20,
+                        "candidate_items": [{"id": x} for x in rng.sample(item_ids, 100)]}
+                client.post("/rank/for-you/enhanced", json=body).raise_for_status()
+
+            _timed(one_rank, 50)  # warm-up
+            rank = _timed(one_rank, args.requests)
+            results["rank_100_candidates"] = {**_percentiles(rank), "per_s": round(len(rank) / (sum(rank) / 1000.0))}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--items", type=int, default=10000)
+    parser.add_argument("--signals-per-user", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+    results = run(args)
+    if args.json:
+        print(json.dumps(results))
+        return
+    w = results["world"]
+    print(f"world: {w['users']} users, {w['items']} items, {w['signals']} signals (embedded default, one connection)")
+    print(f"items batch ingest        {results['items_batch_per_s']:>10,} items/s")
+    print(f"signals batch ingest      {results['signals_batch_per_s']:>10,} signals/s  (5,000 per request)")
+    for name, key in [("baseline GET /health/live", "baseline_health_live"),
+                      ("POST /signals/process", "signal_single"),
+                      ("rank, 100 candidates", "rank_100_candidates")]:
+        r = results[key]
+        rate = f"{r['per_s']:>7,} req/s" if "per_s" in r else " " * 13
+        print(f"{name:<25} {rate}  P50 {r['p50_ms']:6.2f} ms  P95 {r['p95_ms']:6.2f} ms  P99 {r['p99_ms']:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Shared fixtures: settings on a temporary data folder, and the app under FastAPI's TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from overdrive.api import create_app
+from overdrive.config import Settings
+from overdrive.wiring import build_services
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load({"OVERDRIVE_DATA_DIR": str(tmp_path / "data"), "MODEL_CACHE_DIR": str(tmp_path / "models")})
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(build_services(settings))) as c:
+        yield c

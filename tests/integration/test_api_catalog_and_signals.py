@@ -1,0 +1,179 @@
+"""The HTTP contract for the catalog and signal ingest, through the real app and store."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from overdrive.api import create_app
+from overdrive.config import Settings
+from overdrive.wiring import build_services
+
+
+def _signal(**over):
+    return {"user_id": "u1", "signal_type": "like", "content_id": "i1", **over}
+
+
+def _counts(client: TestClient, user: str = "u1") -> dict:
+    return client.get(f"/analytics/user/{user}").json()["signal_counts"]
+
+
+def test_item_roundtrip_replace_and_delete(client: TestClient) -> None:
+    item = {
+        "id": "i1", "text": "Goal!", "type": "video", "video_url": "https://cdn.example/v.mp4",
+        "image_url": "data:image/png;base64,AAAA", "audio_url": "/media/a.wav", "author_id": "a1",
+        "created_at": "2026-01-02T03:04:05Z", "tags": ["sports", "football"], "metadata": {"lang": "en"},
+    }
+    r = client.post("/items", json=item)
+    assert r.status_code == 201
+    got = client.get("/items/i1").json()
+    assert got["created_at"] == pytest.approx(1767323045.0)
+    assert {k: got[k] for k in item if k != "created_at"} == {k: v for k, v in item.items() if k != "created_at"}
+    client.post("/items", json={"id": "i1", "text": "replaced"})
+    assert client.get("/items/i1").json()["text"] == "replaced"
+    assert client.delete("/items/i1").status_code == 204
+    assert client.get("/items/i1").status_code == 404
+    assert client.delete("/items/i1").status_code == 404
+
+
+def test_item_batch_is_all_or_nothing(client: TestClient) -> None:
+    good = [{"id": f"b{i}", "text": "t"} for i in range(5)]
+    bad = [*good, {"id": "x" * 257}]
+    r = client.post("/items/batch", json={"items": bad})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "items[5].id"
+    assert client.get("/items/b0").status_code == 404
+    assert client.post("/items/batch", json={"items": good}).json() == {"stored": 5}
+    assert client.get("/performance/system").json()["store"]["items"] == 5
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"id": ""}, "id"),
+        ({"id": "a", "type": "hologram"}, "type"),
+        ({"id": "a", "image_url": "ftp://x/y.png"}, "image_url"),
+        ({"id": "a", "created_at": "yesterday-ish"}, "created_at"),
+        ({"id": "a", "tags": ["ok", ""]}, "tags[1]"),
+        ({"id": "a", "colour": "red"}, "colour"),
+    ],
+)
+def test_item_validation_names_the_field(client: TestClient, item: dict, field: str) -> None:
+    r = client.post("/items", json=item)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == field
+
+
+def test_signal_acknowledged_and_counted(client: TestClient) -> None:
+    r = client.post("/signals/process", json=_signal(duration=12.5, metadata={"scroll_position": 100}))
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    client.post("/signals/process", json=_signal(signal_type="view"))
+    assert _counts(client) == {"like": 1, "view": 1}
+
+
+def test_unknown_signal_type_lists_the_valid_ones(client: TestClient) -> None:
+    r = client.post("/signals/process", json=_signal(signal_type="poke"))
+    assert r.status_code == 422
+    err = r.json()["errors"][0]
+    assert err["field"] == "signal_type"
+    for valid in ("view", "completion", "skip", "report"):
+        assert valid in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"duration": -1}, "duration"),
+        ({"intensity": float("inf")}, "intensity"),
+        ({"user_id": "u" * 257}, "user_id"),
+        ({"timestamp": time.time() + 3 * 86400}, "timestamp"),
+        ({"timestamp": "not a time"}, "timestamp"),
+        ({"content_id": None}, "content_id"),
+    ],
+)
+def test_signal_validation_names_the_field(client: TestClient, over: dict, field: str) -> None:
+    r = client.post("/signals/process", content=_json(_signal(**over)), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field
+
+
+def _json(obj: dict) -> str:
+    import json
+
+    return json.dumps(obj)  # allows Infinity, as a careless client might send
+
+
+def test_timestamps_accept_iso_and_epoch(client: TestClient) -> None:
+    client.post("/signals/process", json=_signal(timestamp="2026-03-01T12:00:00+01:00"))
+    client.post("/signals/process", json=_signal(timestamp=1772362800))
+    recent = client.get("/analytics/user/u1").json()
+    assert recent["total_signals"] == 2
+    assert recent["last_signal_at"] == pytest.approx(1772362800.0)
+
+
+def test_duplicate_signal_ids_are_acknowledged_once(client: TestClient) -> None:
+    first = client.post("/signals/process", json=_signal(signal_id="s-1")).json()
+    again = client.post("/signals/process", json=_signal(signal_id="s-1")).json()
+    assert (first["accepted"], again["accepted"], again["duplicates"]) == (1, 0, 1)
+    batch = client.post("/signals/batch", json={"signals": [_signal(signal_id="s-2"), _signal(signal_id="s-2"), _signal(signal_id="s-1")]})
+    assert batch.json()["accepted"] == 1 and batch.json()["duplicates"] == 2
+    assert _counts(client) == {"like": 2}
+
+
+def test_rejected_batch_writes_nothing(client: TestClient) -> None:
+    signals = [_signal(signal_id=f"s{i}") for i in range(50)] + [_signal(signal_type="nope")]
+    r = client.post("/signals/batch", json={"signals": signals})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "signals[50].signal_type"
+    assert _counts(client) == {}
+    assert client.post("/signals/batch", json={"signals": signals[:50]}).json()["accepted"] == 50
+
+
+def test_batch_size_is_bounded(client: TestClient) -> None:
+    r = client.post("/signals/batch", json={"signals": [_signal()] * 10_001})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "signals"
+    assert client.post("/signals/batch", json={"signals": []}).status_code == 422
+
+
+def test_malformed_json_is_a_400(client: TestClient) -> None:
+    r = client.post("/signals/process", content=b'{"user_id": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_json" and r.json()["errors"][0]["field"] == "body"
+
+
+def test_body_over_the_limit_is_a_413(tmp_path) -> None:
+    settings = Settings.load({"OVERDRIVE_DATA_DIR": str(tmp_path), "OVERDRIVE_MAX_BODY_BYTES": "2048"})
+    with TestClient(create_app(build_services(settings))) as client:
+        big = {"signals": [_signal(metadata={"pad": "x" * 100}) for _ in range(40)]}
+        r = client.post("/signals/batch", json=big)
+        assert r.status_code == 413 and r.json()["field"] == "body"
+
+        def chunks():  # no Content-Length: the limit is enforced while streaming
+            for _ in range(10):
+                yield b" " * 1024
+
+        r = client.post("/signals/batch", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert _counts(client) == {}
+
+
+def test_path_ids_are_bounded(client: TestClient) -> None:
+    assert client.get("/items/" + "x" * 257).status_code == 422
+    assert client.get("/analytics/user/" + "x" * 257).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"),
+    [
+        ("/signals/process", '{"user_id":"u","signal_type":"like","content_id":"a","metadata":{"x":1180591620717411303424}}', "metadata"),
+        ("/signals/process", '{"user_id":"u\\ud800","signal_type":"like","content_id":"a"}', "user_id"),
+        ("/items", '{"id":"a","text":"bad \\udc00 text"}', "text"),
+        ("/items", '{"id":"a","tags":["\\udc00"]}', "tags[0]"),
+    ],
+)
+def test_unstorable_values_are_rejected_not_crashed_on(client: TestClient, path: str, raw: str, field: str) -> None:
+    r = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field
