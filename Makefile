@@ -18,12 +18,14 @@ bench: $(VENV)/.deps-dev
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.deps-run: requirements.txt | $(BIN)/python
+$(VENV)/.deps-run: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.deps-run
 
 clean:

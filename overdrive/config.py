@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     recent_signals_per_user: int = Field(default=200, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_RECENT_SIGNALS_PER_USER"))
     session_gap_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("OVERDRIVE_SESSION_GAP_MINUTES"))
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
+        """Only what `load` passes in: it has already merged the file and the environment."""
+        return (init_settings,)
+
     @field_validator("ranking_weights")
     @classmethod
     def _ranking_weights_known(cls, value: dict[str, float]) -> dict[str, float]:

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import COMPONENTS, Item, RankedItem
 from overdrive.services.scorers import Scorer
@@ -88,10 +90,10 @@ class EnhancedOverdriveRankingService:
             raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self._strategies)}", field="strategy")
         now = time.time()
         items = await (self._resolve(candidates) if candidates is not None else self._from_catalog(now))
-        ranked = await self._blend(user_id, items, weights, now)
+        ranked = await self._blend(user_id, items, weights, now, limit)
         result = RankResult(
             user_id=user_id,
-            items=ranked[:limit],
+            items=ranked,
             strategy=strategy,
             request_id=request_id or uuid.uuid4().hex,
             processing_time_ms=(time.perf_counter() - started) * 1000.0,
@@ -118,24 +120,28 @@ class EnhancedOverdriveRankingService:
         stored = await self._catalog.get(chosen)
         return [stored[i] for i in chosen if i in stored]
 
-    async def _blend(self, user_id: str, items: list[Item], weights: Mapping[str, float], now: float) -> list[RankedItem]:
+    async def _blend(
+        self, user_id: str, items: list[Item], weights: Mapping[str, float], now: float, limit: int
+    ) -> list[RankedItem]:
         if not items:
             return []
-        component_scores: dict[str, list[float]] = {}
+        parts: dict[str, np.ndarray] = {}
         for scorer in self._scorers:
             if weights.get(scorer.name, 0.0) > 0.0:
                 scores = await scorer.score(user_id, items, now)
                 if scores is not None:
-                    component_scores[scorer.name] = scores
-        total = sum(weights[name] for name in component_scores)
-        rows = []
-        for idx, item in enumerate(items):
-            parts = {
-                name: weights[name] / total * scores[idx] for name, scores in component_scores.items()
-            }
-            rows.append((sum(parts.values()), idx, item.id, parts))
-        rows.sort(key=lambda r: (-r[0], r[1]))
+                    parts[scorer.name] = np.asarray(scores, dtype=np.float64)
+        total_weight = sum(weights[name] for name in parts)
+        for name in parts:
+            parts[name] *= weights[name] / total_weight
+        blended = sum(parts.values()) if parts else np.zeros(len(items))
+        order = np.argsort(-blended, kind="stable")[:limit]  # stable: ties keep request order
         return [
-            RankedItem(id=item_id, score=score, rank=pos, scores=parts)
-            for pos, (score, _, item_id, parts) in enumerate(rows, start=1)
+            RankedItem(
+                id=items[idx].id,
+                score=float(blended[idx]),
+                rank=pos,
+                scores={name: float(contrib[idx]) for name, contrib in parts.items()},
+            )
+            for pos, idx in enumerate(order.tolist(), start=1)
         ]

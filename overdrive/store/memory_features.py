@@ -11,6 +11,7 @@ from overdrive.domain.decay import DecayedSum, decay_rate
 from overdrive.domain.types import Item, Signal
 from overdrive.domain.weighting import SignalWeighting
 
+# The most-engaged list may lag new signals by this much; it is a candidate source, not a score.
 _TOP_CACHE_SECONDS = 2.0
 
 
@@ -47,6 +48,7 @@ class MemoryFeatureStore:
 
     async def forget_item(self, item_id: str) -> None:
         self._engagement.pop(item_id, None)
+        self._top_cache = (-math.inf, 0, [])
 
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
         eng, rate = self._engagement, self._eng_rate
@@ -61,7 +63,7 @@ class MemoryFeatureStore:
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
         at, cached_limit, ids = self._top_cache
-        if now - at < _TOP_CACHE_SECONDS and cached_limit >= limit:
+        if 0.0 <= now - at < _TOP_CACHE_SECONDS and cached_limit >= limit:
             return ids[:limit]
         rate = self._eng_rate
         # All sums decay at one rate, so log(value) + rate * t_ref orders them at any `now`.

@@ -55,10 +55,17 @@ class SqliteDatabase:
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run `query` on a reader thread's own connection."""
+        if self._closed:
+            raise BackendUnavailable("store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self.read_sync, query)
+        try:
+            return await loop.run_in_executor(self._readers, self.read_sync, query)
+        except RuntimeError as exc:  # the reader pool shut down while we queued
+            raise BackendUnavailable("store is closed") from exc
 
     def read_sync(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise BackendUnavailable("store is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()

@@ -1,0 +1,179 @@
+"""FeatureStore contract: every backend must behave exactly like this.
+
+The backend comes from the `feature_store` fixture (tests/contract/conftest.py), configured with
+the spec's signal weights (view 1, like 2, share 4, hide -3, skip -0.5, …) and the half-lives in
+`feature_config`. Every read passes an explicit `now`, so nothing depends on the clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from overdrive.domain.types import Item, Signal
+from overdrive.store.protocols import FeatureStore
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_700_000_000.0
+
+CATS = Item(id="cats", type="video", author_id="ann", tags=("Cats", "pets"), created_at=T0)
+DOGS = Item(id="dogs", type="image", author_id="bob", tags=("dogs", "pets"), created_at=T0)
+ITEMS = {i.id: i for i in (CATS, DOGS)}
+
+
+def sig(content: str, stype: str = "like", *, at: float = T0, user: str = "u1", **extra) -> Signal:
+    return Signal(user_id=user, signal_type=stype, content_id=content, timestamp=at, **extra)
+
+
+def approx(x: float) -> object:
+    return pytest.approx(x, rel=1e-9, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------- engagement
+
+
+async def test_nothing_recorded(feature_store: FeatureStore) -> None:
+    assert await feature_store.item_engagement(["cats"], now=T0) == {}
+    assert await feature_store.item_engagement([], now=T0) == {}
+    assert await feature_store.user_interests("u1", now=T0) == {}
+    assert await feature_store.top_engaged(10, now=T0) == []
+
+
+async def test_engagement_is_the_weighted_sum(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("cats", "like"), sig("cats", "view", user="u2"), sig("dogs", "share")], ITEMS)
+    eng = await feature_store.item_engagement(["cats", "dogs", "never"], now=T0)
+    assert eng == {"cats": approx(3.0), "dogs": approx(4.0)}
+
+
+async def test_engagement_grows_with_positive_and_shrinks_with_negative(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("cats", "like")], ITEMS)
+    one = (await feature_store.item_engagement(["cats"], now=T0))["cats"]
+    await feature_store.record([sig("cats", "share", user="u2")], ITEMS)
+    two = (await feature_store.item_engagement(["cats"], now=T0))["cats"]
+    assert two > one > 0
+    await feature_store.record([sig("cats", "hide", user="u3")], ITEMS)
+    three = (await feature_store.item_engagement(["cats"], now=T0))["cats"]
+    assert three < two
+    assert three == approx(2.0 + 4.0 - 3.0)
+    await feature_store.record([sig("cats", "hide", user="u4"), sig("cats", "skip", user="u5")], ITEMS)
+    assert (await feature_store.item_engagement(["cats"], now=T0))["cats"] == approx(3.0 - 3.0 - 0.5)
+
+
+async def test_intensity_scales_strength(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("cats", "like", intensity=0.25)], ITEMS)
+    assert await feature_store.item_engagement(["cats"], now=T0) == {"cats": approx(0.5)}
+
+
+async def test_engagement_halves_after_one_half_life(feature_store: FeatureStore, feature_config) -> None:
+    hl = feature_config.engagement_half_life_s
+    await feature_store.record([sig("cats", "share")], ITEMS)
+    assert (await feature_store.item_engagement(["cats"], now=T0 + hl))["cats"] == approx(2.0)
+    assert (await feature_store.item_engagement(["cats"], now=T0 + 3 * hl))["cats"] == approx(0.5)
+    # Reading does not consume: an earlier `now` still sees the full value.
+    assert (await feature_store.item_engagement(["cats"], now=T0))["cats"] == approx(4.0)
+
+
+async def test_engagement_decay_accounts_for_each_signal_time(feature_store: FeatureStore, feature_config) -> None:
+    hl = feature_config.engagement_half_life_s
+    # Recorded out of order (a backfill arrives after a newer signal).
+    await feature_store.record([sig("cats", "share", at=T0 + hl)], ITEMS)
+    await feature_store.record([sig("cats", "share", at=T0)], ITEMS)
+    assert (await feature_store.item_engagement(["cats"], now=T0 + 2 * hl))["cats"] == approx(4.0 / 2 + 4.0 / 4)
+
+
+# -------------------------------------------------------------------------------- interests
+
+
+async def test_user_interests_are_keyed_by_item_features(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("cats", "like")], ITEMS)
+    assert await feature_store.user_interests("u1", now=T0) == {
+        "tag:cats": approx(2.0),
+        "tag:pets": approx(2.0),
+        "author:ann": approx(2.0),
+        "type:video": approx(2.0),
+    }
+    assert await feature_store.user_interests("u2", now=T0) == {}
+
+
+async def test_user_interests_accumulate_and_go_negative(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("cats", "like"), sig("dogs", "hide")], ITEMS)
+    got = await feature_store.user_interests("u1", now=T0)
+    assert got == {
+        "tag:cats": approx(2.0),
+        "author:ann": approx(2.0),
+        "type:video": approx(2.0),
+        "tag:pets": approx(2.0 - 3.0),
+        "tag:dogs": approx(-3.0),
+        "author:bob": approx(-3.0),
+        "type:image": approx(-3.0),
+    }
+
+
+async def test_user_interests_ignore_unknown_items(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("ghost", "share"), sig("cats", "view")], ITEMS)
+    got = await feature_store.user_interests("u1", now=T0)
+    assert set(got) == {"tag:cats", "tag:pets", "author:ann", "type:video"}
+    assert all(v == approx(1.0) for v in got.values())
+
+
+async def test_unknown_items_still_count_for_engagement(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("ghost", "share"), sig("ghost", "like", user="u2")], {})
+    assert await feature_store.item_engagement(["ghost"], now=T0) == {"ghost": approx(6.0)}
+    assert await feature_store.top_engaged(5, now=T0) == ["ghost"]
+    assert await feature_store.user_interests("u1", now=T0) == {}
+
+
+async def test_user_interests_decay_with_their_own_half_life(feature_store: FeatureStore, feature_config) -> None:
+    hl = feature_config.interest_half_life_s
+    await feature_store.record([sig("cats", "share")], ITEMS)
+    got = await feature_store.user_interests("u1", now=T0 + hl)
+    assert got["tag:cats"] == approx(2.0)
+    # Engagement fades on its own (much shorter) half-life.
+    eng_hl = feature_config.engagement_half_life_s
+    assert (await feature_store.item_engagement(["cats"], now=T0 + hl))["cats"] == approx(4.0 * 2 ** (-hl / eng_hl))
+
+
+async def test_user_interests_combine_signals_at_different_times(feature_store: FeatureStore, feature_config) -> None:
+    hl = feature_config.interest_half_life_s
+    await feature_store.record([sig("cats", "like", at=T0 + hl)], ITEMS)
+    await feature_store.record([sig("cats", "share", at=T0)], ITEMS)  # older, arrives later
+    got = await feature_store.user_interests("u1", now=T0 + 2 * hl)
+    assert got["tag:cats"] == approx(4.0 / 4 + 2.0 / 2)
+
+
+# ------------------------------------------------------------------------------ top_engaged
+
+
+async def test_top_engaged_best_first_with_limit(feature_store: FeatureStore) -> None:
+    signals = (
+        [sig("a", "share"), sig("a", "follow")]  # 9
+        + [sig("b", "share")]  # 4
+        + [sig("c", "like")]  # 2
+        + [sig("d", "view")]  # 1
+        + [sig("neg", "like"), sig("neg", "report")]  # -3
+    )
+    await feature_store.record(signals, {})
+    top = await feature_store.top_engaged(10, now=T0)
+    assert top[:4] == ["a", "b", "c", "d"]
+    assert set(top) <= {"a", "b", "c", "d", "neg"}
+    assert await feature_store.top_engaged(2, now=T0 + 1) == ["a", "b"]
+
+
+async def test_top_engaged_ranks_by_decayed_value(feature_store: FeatureStore, feature_config) -> None:
+    hl = feature_config.engagement_half_life_s
+    # "old" was big long ago (4 → 1 after two half-lives); "new" is smaller but recent (3 → 1.5).
+    await feature_store.record([sig("old", "share", at=T0 - hl)], {})
+    await feature_store.record([sig("new", "comment", at=T0 + hl)], {})
+    assert await feature_store.top_engaged(2, now=T0 + 2 * hl) == ["new", "old"]
+
+
+async def test_forget_item(feature_store: FeatureStore) -> None:
+    await feature_store.record([sig("cats", "share"), sig("dogs", "like")], ITEMS)
+    before = await feature_store.user_interests("u1", now=T0)
+    assert await feature_store.top_engaged(5, now=T0) == ["cats", "dogs"]
+    await feature_store.forget_item("cats")
+    await feature_store.forget_item("never-recorded")
+    assert await feature_store.item_engagement(["cats", "dogs"], now=T0) == {"dogs": approx(2.0)}
+    assert await feature_store.top_engaged(5, now=T0) == ["dogs"]
+    # Interests are about features, not the item: they stay.
+    assert await feature_store.user_interests("u1", now=T0) == before
