@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     # When a rank request names no candidates, how many catalog items to consider.
     catalog_candidates: int = Field(default=500, ge=1, le=5000, validation_alias=_env("OVERDRIVE_CATALOG_CANDIDATES"))
     recent_signals_per_user: int = Field(default=200, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_RECENT_SIGNALS_PER_USER"))
+    short_term_half_life_minutes: float = Field(default=60.0, gt=0, validation_alias=_env("OVERDRIVE_SHORT_TERM_HALF_LIFE_MINUTES"))
     session_gap_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("OVERDRIVE_SESSION_GAP_MINUTES"))
 
     @classmethod

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from overdrive.analytics.insights import RankingJournal
 from overdrive.analytics.performance import PerformanceMonitor
+from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
 from overdrive.analytics.user_analytics import UserAnalytics
 from overdrive.config import Settings, SettingsError
-from overdrive.domain.weighting import SignalWeighting
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
-from overdrive.store.protocols import ItemCatalog, SignalLog
+from overdrive.store.feature_config import FeatureConfig
+from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from overdrive.stream.protocols import SignalBus
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class Services:
     settings: Settings
     signal_log: SignalLog
     item_catalog: ItemCatalog
+    features: FeatureStore
+    bus: SignalBus
     signals: SignalService
     catalog: CatalogService
     ranker: EnhancedOverdriveRankingService
@@ -35,9 +38,7 @@ class Services:
     ready: bool = False
 
     async def start(self) -> None:
-        started = time.perf_counter()
-        replayed = await self.signals.replay()
-        log.info("replayed %d signals into live features in %.2fs", replayed, time.perf_counter() - started)
+        await self.bus.start()
         self.ready = True
 
     async def readiness(self) -> dict[str, dict]:
@@ -49,13 +50,25 @@ class Services:
             checks["store"] = {"ok": False, "backend": "sqlite", "error": str(exc)}
         checks["models"] = {
             "ok": self.ready,
-            "scorers": [s for s in ("real_time", "user_interests", "freshness")],
+            "scorers": ["real_time", "user_interests", "freshness"],
             "state": "ready" if self.ready else "replaying signal log",
         }
         return checks
 
     async def close(self) -> None:
+        await self.bus.close()
         await self.signal_log.close()
+
+
+def feature_config(settings: Settings) -> FeatureConfig:
+    return FeatureConfig(
+        signal_weights=settings.signal_weights,
+        engagement_half_life_s=settings.engagement_half_life_hours * 3600.0,
+        interest_half_life_s=settings.interest_half_life_days * 86400.0,
+        short_term_half_life_s=settings.short_term_half_life_minutes * 60.0,
+        session_gap_s=settings.session_gap_minutes * 60.0,
+        recent_per_user=settings.recent_signals_per_user,
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -68,14 +81,20 @@ def build_services(settings: Settings) -> Services:
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
+    from overdrive.stream.in_process import InProcessSignalBus
 
+    monitor = PerformanceMonitor()
     db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA + ITEMS_SCHEMA)
     signal_log, item_catalog = SqliteSignalLog(db), SqliteItemCatalog(db)
-    features = MemoryFeatureStore(
-        weighting=SignalWeighting(settings.signal_weights),
-        engagement_half_life_s=settings.engagement_half_life_hours * 3600.0,
-        interest_half_life_s=settings.interest_half_life_days * 86400.0,
+    features = MemoryFeatureStore(config=feature_config(settings))
+    processor = RealTimeSignalProcessor(
+        features=features,
+        catalog=item_catalog,
+        buffer_size=settings.signal_buffer_size,
+        workers=settings.max_workers,
+        monitor=monitor,
     )
+    bus = InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=item_catalog)
     journal = RankingJournal()
     ranker = EnhancedOverdriveRankingService(
         scorers=[
@@ -86,6 +105,7 @@ def build_services(settings: Settings) -> Services:
         strategies=strategies_from_weights(settings.ranking_weights),
         catalog=item_catalog,
         features=features,
+        bus=bus,
         catalog_candidates=settings.catalog_candidates,
         observers=[journal],
     )
@@ -93,15 +113,11 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         signal_log=signal_log,
         item_catalog=item_catalog,
-        signals=SignalService(log=signal_log, catalog=item_catalog, features=features),
+        features=features,
+        bus=bus,
+        signals=SignalService(bus=bus),
         catalog=CatalogService(catalog=item_catalog, features=features),
         ranker=ranker,
-        analytics=UserAnalytics(
-            log=signal_log,
-            features=features,
-            catalog=item_catalog,
-            journal=journal,
-            session_gap_s=settings.session_gap_minutes * 60.0,
-        ),
-        performance=PerformanceMonitor(),
+        analytics=UserAnalytics(features=features, bus=bus, journal=journal, session_gap_s=settings.session_gap_minutes * 60.0),
+        performance=monitor,
     )

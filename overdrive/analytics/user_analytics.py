@@ -1,4 +1,4 @@
-"""User behaviour figures computed from the stored signal log and live interest profiles."""
+"""User behaviour figures, computed from the live state every replica shares."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import time
 from collections import Counter
 
 from overdrive.analytics.insights import RankingJournal, summarise_rankings
-from overdrive.domain.types import Signal
-from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from overdrive.domain.types import Session
+from overdrive.domain.windows import WINDOWS_S
+from overdrive.store.protocols import FeatureStore
+from overdrive.stream.protocols import SignalBus
 
-WINDOWS_S: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "24h": 86400}
-_RECENT = 1000
-_REALTIME_CAP = 20_000
+_SETTLE_TIMEOUT_S = 0.5
 
 
 def _top_features(profile: dict[str, float], n: int, *, positive: bool) -> list[dict]:
@@ -20,91 +20,72 @@ def _top_features(profile: dict[str, float], n: int, *, positive: bool) -> list[
     return [{"feature": f, "weight": round(v, 6)} for f, v in keep]
 
 
-def _sessions(signals_newest_first: list[Signal], gap_s: float) -> list[list[Signal]]:
-    sessions: list[list[Signal]] = []
-    for s in reversed(signals_newest_first):
-        if sessions and s.timestamp - sessions[-1][-1].timestamp <= gap_s:
-            sessions[-1].append(s)
-        else:
-            sessions.append([s])
-    return sessions
+def _session(session: Session | None, now: float, gap_s: float) -> dict | None:
+    if session is None:
+        return None
+    return {
+        "started_at": session.started_at,
+        "last_signal_at": session.last_signal_at,
+        "signals": session.signals,
+        "duration_s": round(session.last_signal_at - session.started_at, 3),
+        "active": now - session.last_signal_at <= gap_s,
+    }
 
 
 class UserAnalytics:
-    def __init__(
-        self,
-        *,
-        log: SignalLog,
-        features: FeatureStore,
-        catalog: ItemCatalog,
-        journal: RankingJournal,
-        session_gap_s: float,
-    ) -> None:
-        self._log = log
+    def __init__(self, *, features: FeatureStore, bus: SignalBus, journal: RankingJournal, session_gap_s: float) -> None:
         self._features = features
-        self._catalog = catalog
+        self._bus = bus
         self._journal = journal
         self._session_gap_s = session_gap_s
 
     async def profile(self, user_id: str) -> dict:
+        await self._bus.settled(user_id, timeout_s=_SETTLE_TIMEOUT_S)  # read your own writes
         now = time.time()
-        counts = await self._log.user_signal_counts(user_id)
-        recent = await self._log.user_signals(user_id, limit=_RECENT)
+        activity = await self._features.user_activity(user_id, now=now)
         interests = await self._features.user_interests(user_id, now=now)
+        recent = activity.recent
         durations = [s.duration for s in recent if s.duration is not None]
-        sessions = _sessions(recent, self._session_gap_s)
         return {
             "user_id": user_id,
-            "known": bool(counts),
-            "total_signals": sum(counts.values()),
-            "signal_counts": counts,
+            "known": bool(activity.signal_counts),
+            "total_signals": sum(activity.signal_counts.values()),
+            "signal_counts": activity.signal_counts,
             "last_signal_at": recent[0].timestamp if recent else None,
+            "sessions_total": activity.sessions_total,
+            "recent_window": len(recent),
             "distinct_items_recent": len({s.content_id for s in recent}),
             "avg_duration_s": round(sum(durations) / len(durations), 3) if durations else None,
-            "sessions_recent": len(sessions),
-            "avg_signals_per_session": round(len(recent) / len(sessions), 3) if sessions else None,
+            "active_hours_utc": dict(Counter(int(s.timestamp // 3600 % 24) for s in recent).most_common(5)),
             "top_interests": _top_features(interests, 10, positive=True),
             "negative_interests": _top_features(interests, 5, positive=False),
-            "recent_window": len(recent),
         }
 
     async def realtime(self, user_id: str) -> dict:
+        await self._bus.settled(user_id, timeout_s=_SETTLE_TIMEOUT_S)  # read your own writes
         now = time.time()
-        day = await self._log.user_signals(user_id, limit=_REALTIME_CAP, since=now - WINDOWS_S["24h"])
-        windows = {}
-        for name, span in WINDOWS_S.items():
-            in_window = [s for s in day if s.timestamp >= now - span]
-            windows[name] = {"count": len(in_window), "by_type": dict(Counter(s.signal_type for s in in_window))}
-        sessions = _sessions(day, self._session_gap_s)
-        current = sessions[-1] if sessions and now - sessions[-1][-1].timestamp <= self._session_gap_s else None
-        hour = [s for s in day if s.timestamp >= now - WINDOWS_S["1h"]]
-        items = await self._catalog.get([s.content_id for s in hour])
-        short_term: Counter[str] = Counter()
-        for s in hour:
-            if s.content_id in items:
-                for feat in items[s.content_id].features():
-                    short_term[feat] += 1
+        activity = await self._features.user_activity(user_id, now=now)
+        windows = await self._features.windows("user", user_id, now=now)
+        short = await self._features.user_interests(user_id, now=now, term="short")
+        hour = [s for s in activity.recent if s.timestamp >= now - WINDOWS_S["1h"]]
         return {
             "user_id": user_id,
             "as_of": now,
             "windows": windows,
-            "current_session": None
-            if current is None
-            else {
-                "started_at": current[0].timestamp,
-                "last_signal_at": current[-1].timestamp,
-                "signals": len(current),
-                "duration_s": round(current[-1].timestamp - current[0].timestamp, 3),
-            },
-            "short_term_interests": [{"feature": f, "signals": c} for f, c in short_term.most_common(10)],
-            "truncated": len(day) >= _REALTIME_CAP,
+            "last_hour_by_type": dict(Counter(s.signal_type for s in hour)),
+            "session": _session(activity.session, now, self._session_gap_s),
+            "short_term_interests": _top_features(short, 10, positive=True),
         }
 
     async def insights(self, user_id: str) -> dict:
-        interests = await self._features.user_interests(user_id, now=time.time())
+        await self._bus.settled(user_id, timeout_s=_SETTLE_TIMEOUT_S)  # read your own writes
+        now = time.time()
+        interests = await self._features.user_interests(user_id, now=now)
+        short = await self._features.user_interests(user_id, now=now, term="short")
         return {
             "user_id": user_id,
             "top_interests": _top_features(interests, 10, positive=True),
+            "short_term_interests": _top_features(short, 5, positive=True),
             "avoids": _top_features(interests, 5, positive=False),
             **summarise_rankings(self._journal.recent(user_id)),
         }

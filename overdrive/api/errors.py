@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound
+from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,14 @@ def _unavailable(request: Request, exc: BackendUnavailable) -> JSONResponse:
     return JSONResponse(status_code=503, headers={"Retry-After": "1"}, content={"error": "unavailable", "message": str(exc)})
 
 
+def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+    return JSONResponse(
+        status_code=429,
+        headers={"Retry-After": str(max(1, round(exc.retry_after_s)))},
+        content={"error": "overloaded", "message": str(exc)},
+    )
+
+
 def _http(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse(
         status_code=exc.status_code,
@@ -72,4 +80,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInput, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(BackendUnavailable, _unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(Overloaded, _overloaded)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

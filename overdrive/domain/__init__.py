@@ -4,6 +4,7 @@ from overdrive.domain.errors import (
     BackendUnavailable,
     InvalidInput,
     NotFound,
+    Overloaded,
     OverdriveError,
 )
 from overdrive.domain.types import (
@@ -28,6 +29,7 @@ __all__ = [
     "Item",
     "NotFound",
     "OverdriveError",
+    "Overloaded",
     "RankedItem",
     "Signal",
 ]

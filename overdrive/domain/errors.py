@@ -19,3 +19,11 @@ class NotFound(OverdriveError):
 
 class BackendUnavailable(OverdriveError):
     """A storage or streaming dependency cannot serve right now (maps to 503)."""
+
+
+class Overloaded(OverdriveError):
+    """The signal buffer is full; the caller should retry after `retry_after_s` (maps to 429)."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -85,3 +85,22 @@ class RankedItem:
     score: float
     rank: int
     scores: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A run of a user's signals with no gap longer than the configured inactivity gap."""
+
+    started_at: float
+    last_signal_at: float
+    signals: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserActivity:
+    """What the live state knows about a user's behaviour."""
+
+    signal_counts: dict[str, int]
+    recent: list[Signal]  # newest first
+    session: Session | None  # the latest session (it may have ended)
+    sessions_total: int

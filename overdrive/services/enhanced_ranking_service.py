@@ -20,6 +20,10 @@ from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import COMPONENTS, Item, RankedItem
 from overdrive.services.scorers import Scorer
 from overdrive.store.protocols import FeatureStore, ItemCatalog
+from overdrive.stream.protocols import SignalBus
+
+# How long a ranking waits for the user's own just-acknowledged signals to be applied.
+READ_YOUR_WRITES_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class EnhancedOverdriveRankingService:
         strategies: Mapping[str, Mapping[str, float]],
         catalog: ItemCatalog,
         features: FeatureStore,
+        bus: SignalBus,
         catalog_candidates: int,
         observers: Sequence[RankingObserver] = (),
     ) -> None:
@@ -68,6 +73,7 @@ class EnhancedOverdriveRankingService:
         self._strategies = {k: dict(v) for k, v in strategies.items()}
         self._catalog = catalog
         self._features = features
+        self._bus = bus
         self._catalog_candidates = catalog_candidates
         self._observers = list(observers)
 
@@ -88,6 +94,7 @@ class EnhancedOverdriveRankingService:
         weights = self._strategies.get(strategy)
         if weights is None:
             raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self._strategies)}", field="strategy")
+        await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
         now = time.time()
         items = await (self._resolve(candidates) if candidates is not None else self._from_catalog(now))
         ranked = await self._blend(user_id, items, weights, now, limit)

@@ -30,18 +30,31 @@ def _scale_by_max_abs(values: list[float]) -> list[float] | None:
 
 
 class EngagementScorer:
-    """`real_time`: time-decayed weighted engagement per item, log-scaled against the best candidate."""
+    """`real_time`: decayed weighted engagement, lifted by velocity (trending against its own day).
+
+    Both parts are log-scaled against the best candidate; velocity adds at most a quarter.
+    """
 
     name = "real_time"
+    _VELOCITY_SHARE = 0.25
 
     def __init__(self, features: FeatureStore) -> None:
         self._features = features
 
     async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
-        eng = await self._features.item_engagement([i.id for i in items], now=now)
+        ids = [i.id for i in items]
+        eng = await self._features.item_engagement(ids, now=now)
         if not eng:
             return None
-        return _scale_by_max_abs([math.copysign(math.log1p(abs(eng.get(i.id, 0.0))), eng.get(i.id, 0.0)) for i in items])
+        engagement = _scale_by_max_abs([math.copysign(math.log1p(abs(e)), e) for e in (eng.get(i, 0.0) for i in ids)])
+        if engagement is None:
+            return None
+        vel = await self._features.item_velocity(ids, now=now)
+        lift = _scale_by_max_abs([max(0.0, math.log(vel.get(i, 1.0))) for i in ids])
+        if lift is None:
+            return engagement
+        share = self._VELOCITY_SHARE
+        return [(1 - share) * e + share * v for e, v in zip(engagement, lift, strict=True)]
 
 
 class FreshnessScorer:
@@ -62,9 +75,12 @@ class FreshnessScorer:
 
 
 class InterestScorer:
-    """`user_interests`: the user's decayed affinity to each item's tags, author and media type.
+    """`user_interests`: the user's affinity to each item's tags, author and media type.
 
-    Cosine between the user's feature profile and the item's binary feature vector, scaled so the
+    Cosine between a feature profile and the item's binary feature vector, for the long-term
+    profile (weeks) and the short-term one (this hour). The short-term cosine counts in proportion
+    to how much recent evidence there is (1 - e^-mass, mass = the profile's decayed total), so a
+    session's fresh interest shows at once and fades within hours. The sum is scaled so the
     best-matching candidate scores 1 (or -1 for the most disliked).
     """
 
@@ -74,12 +90,16 @@ class InterestScorer:
         self._features = features
 
     async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
-        profile = await self._features.user_interests(user_id, now=now)
-        norm = math.sqrt(sum(v * v for v in profile.values()))
-        if norm == 0.0:
-            return None
-        raw = []
-        for item in items:
-            feats = item.features()
-            raw.append(sum(profile.get(f, 0.0) for f in feats) / (norm * math.sqrt(len(feats))))
-        return _scale_by_max_abs(raw)
+        feats = [item.features() for item in items]
+        totals = [0.0] * len(items)
+        used = 0
+        for term in ("long", "short"):
+            profile = await self._features.user_interests(user_id, now=now, term=term)
+            norm = math.sqrt(sum(v * v for v in profile.values()))
+            if norm == 0.0:
+                continue
+            used += 1
+            confidence = 1.0 if term == "long" else 1.0 - math.exp(-sum(abs(v) for v in profile.values()))
+            for idx, fs in enumerate(feats):
+                totals[idx] += confidence * sum(profile.get(f, 0.0) for f in fs) / (norm * math.sqrt(len(fs)))
+        return _scale_by_max_abs(totals) if used else None

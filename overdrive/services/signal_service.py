@@ -1,4 +1,4 @@
-"""Signal ingest: durable append first, then fold into live features."""
+"""Signal ingest: acknowledged only once the bus has made the signals durable."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from overdrive.domain.types import Signal
-from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from overdrive.stream.protocols import SignalBus
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,27 +16,9 @@ class IngestResult:
 
 
 class SignalService:
-    def __init__(self, *, log: SignalLog, catalog: ItemCatalog, features: FeatureStore) -> None:
-        self._log = log
-        self._catalog = catalog
-        self._features = features
+    def __init__(self, *, bus: SignalBus) -> None:
+        self._bus = bus
 
     async def ingest(self, signals: Sequence[Signal]) -> IngestResult:
-        """Acknowledge only after the log has the signals on disk; then update live state.
-
-        A crash between the two steps loses nothing: start-up replays the log into the features.
-        """
-        fresh = await self._log.append(signals)
-        if fresh:
-            items = await self._catalog.get([s.content_id for s in fresh])
-            await self._features.record(fresh, items)
-        return IngestResult(accepted=len(fresh), duplicates=len(signals) - len(fresh))
-
-    async def replay(self) -> int:
-        """Rebuild live features from the whole log (embedded start-up). Returns signals replayed."""
-        total = 0
-        for batch in self._log.scan():
-            items = await self._catalog.get([s.content_id for s in batch])
-            await self._features.record(batch, items)
-            total += len(batch)
-        return total
+        accepted = await self._bus.publish(signals)
+        return IngestResult(accepted=len(accepted), duplicates=len(signals) - len(accepted))

@@ -4,62 +4,139 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import defaultdict
+import time
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from overdrive.domain.decay import DecayedSum, decay_rate
-from overdrive.domain.types import Item, Signal
+from overdrive.domain.types import Item, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
+from overdrive.domain.windows import WINDOWS_S, WindowCounts, velocity
+from overdrive.store.feature_config import FeatureConfig
 
-# The most-engaged list may lag new signals by this much; it is a candidate source, not a score.
-_TOP_CACHE_SECONDS = 2.0
+_TOP_CACHE_SECONDS = 2.0  # the most-engaged list may lag new signals by this much
+_PRUNE_EVERY = 50_000  # signals between sweeps that drop expired window buckets
+_DEDUPE_CAPACITY = 1_000_000
+
+
+@dataclass(slots=True)
+class _Entity:
+    engagement: DecayedSum = field(default_factory=DecayedSum)
+    windows: WindowCounts = field(default_factory=WindowCounts)
+
+
+@dataclass(slots=True)
+class _User:
+    counts: Counter = field(default_factory=Counter)
+    recent: deque = field(default_factory=deque)
+    long: dict = field(default_factory=dict)
+    short: dict = field(default_factory=dict)
+    windows: WindowCounts = field(default_factory=WindowCounts)
+    session_start: float = -math.inf
+    session_last: float = -math.inf
+    session_signals: int = 0
+    sessions_total: int = 0
 
 
 class MemoryFeatureStore:
-    def __init__(
-        self,
-        *,
-        weighting: SignalWeighting,
-        engagement_half_life_s: float,
-        interest_half_life_s: float,
-    ) -> None:
-        self._weighting = weighting
-        self._eng_rate = decay_rate(engagement_half_life_s)
-        self._int_rate = decay_rate(interest_half_life_s)
-        self._engagement: dict[str, DecayedSum] = defaultdict(DecayedSum)
-        self._interests: dict[str, dict[str, DecayedSum]] = defaultdict(lambda: defaultdict(DecayedSum))
+    def __init__(self, *, config: FeatureConfig) -> None:
+        self._cfg = config
+        self._weighting = SignalWeighting(config.signal_weights)
+        self._eng_rate = decay_rate(config.engagement_half_life_s)
+        self._long_rate = decay_rate(config.interest_half_life_s)
+        self._short_rate = decay_rate(config.short_term_half_life_s)
+        self._items: dict[str, _Entity] = {}
+        self._authors: dict[str, _Entity] = {}
+        self._users: dict[str, _User] = {}
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._hot: dict[str, float] = {}  # items with a signal in the last hour -> last signal time
         self._top_cache: tuple[float, int, list[str]] = (-math.inf, 0, [])
+        self._since_prune = 0
 
-    async def record(self, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
-        self.record_sync(signals, items)
+    async def apply(self, signals: Sequence[Signal], items: Mapping[str, Item], *, now: float | None = None) -> list[Signal]:
+        return self.apply_sync(signals, items, now=time.time() if now is None else now)
 
-    def record_sync(self, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
-        eng_rate, int_rate = self._eng_rate, self._int_rate
+    def apply_sync(self, signals: Sequence[Signal], items: Mapping[str, Item], *, now: float) -> list[Signal]:
+        applied = []
         for s in signals:
-            w = self._weighting.strength(s)
-            if w == 0.0:
+            if s.signal_id is not None and not self._first_sighting(s.signal_id, now):
                 continue
-            self._engagement[s.content_id].add(w, s.timestamp, eng_rate)
-            item = items.get(s.content_id)
-            if item is not None:
-                profile = self._interests[s.user_id]
+            applied.append(s)
+            self._apply_one(s, items.get(s.content_id), now)
+        self._since_prune += len(applied)
+        if self._since_prune >= _PRUNE_EVERY:
+            self._prune(now)
+        return applied
+
+    def _first_sighting(self, signal_id: str, now: float) -> bool:
+        seen = self._seen
+        if signal_id in seen:
+            return False
+        seen[signal_id] = now
+        if len(seen) > _DEDUPE_CAPACITY:
+            seen.popitem(last=False)
+        return True
+
+    def _apply_one(self, s: Signal, item: Item | None, now: float) -> None:
+        w = self._weighting.strength(s)
+        ts = s.timestamp
+        entity = self._items.get(s.content_id) or self._items.setdefault(s.content_id, _Entity())
+        entity.engagement.add(w, ts, self._eng_rate)
+        entity.windows.add(ts, w, now)
+        if ts >= now - WINDOWS_S["1h"]:
+            self._hot[s.content_id] = max(ts, self._hot.get(s.content_id, ts))
+
+        user = self._users.get(s.user_id) or self._users.setdefault(s.user_id, _User(recent=deque(maxlen=self._cfg.recent_per_user)))
+        user.counts[s.signal_type] += 1
+        user.windows.add(ts, w, now)
+        self._session(user, ts)
+        if not user.recent or ts >= user.recent[-1].timestamp:
+            user.recent.append(s)
+        else:  # backfill: keep `recent` ordered by time
+            ordered = sorted([*user.recent, s], key=lambda x: x.timestamp)
+            user.recent.clear()
+            user.recent.extend(ordered[-user.recent.maxlen :])
+
+        if item is not None:
+            if item.author_id:
+                author = self._authors.get(item.author_id) or self._authors.setdefault(item.author_id, _Entity())
+                author.engagement.add(w, ts, self._eng_rate)
+                author.windows.add(ts, w, now)
+            if w != 0.0:
                 for feat in item.features():
-                    profile[feat].add(w, s.timestamp, int_rate)
+                    (user.long.get(feat) or user.long.setdefault(feat, DecayedSum())).add(w, ts, self._long_rate)
+                    (user.short.get(feat) or user.short.setdefault(feat, DecayedSum())).add(w, ts, self._short_rate)
+
+    def _session(self, user: _User, ts: float) -> None:
+        if ts > user.session_last + self._cfg.session_gap_s:
+            user.session_start, user.session_signals = ts, 0
+            user.sessions_total += 1
+        if ts >= user.session_start:
+            user.session_signals += 1
+            user.session_last = max(user.session_last, ts)
+
+    def _prune(self, now: float) -> None:
+        self._since_prune = 0
+        for table in (self._items, self._authors):
+            for e in table.values():
+                e.windows.prune(now)
+        for u in self._users.values():
+            u.windows.prune(now)
+        hour_ago = now - WINDOWS_S["1h"]
+        self._hot = {k: v for k, v in self._hot.items() if v >= hour_ago}
+        horizon = now - self._cfg.dedupe_ttl_s
+        while self._seen and next(iter(self._seen.values())) < horizon:
+            self._seen.popitem(last=False)
 
     async def forget_item(self, item_id: str) -> None:
-        self._engagement.pop(item_id, None)
+        self._items.pop(item_id, None)
+        self._hot.pop(item_id, None)
         self._top_cache = (-math.inf, 0, [])
 
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
-        eng, rate = self._engagement, self._eng_rate
-        return {i: eng[i].at(now, rate) for i in item_ids if i in eng}
-
-    async def user_interests(self, user_id: str, *, now: float) -> dict[str, float]:
-        profile = self._interests.get(user_id)
-        if not profile:
-            return {}
-        rate = self._int_rate
-        return {f: v.at(now, rate) for f, v in profile.items()}
+        items, rate = self._items, self._eng_rate
+        return {i: items[i].engagement.at(now, rate) for i in item_ids if i in items}
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
         at, cached_limit, ids = self._top_cache
@@ -68,10 +145,52 @@ class MemoryFeatureStore:
         rate = self._eng_rate
         # All sums decay at one rate, so log(value) + rate * t_ref orders them at any `now`.
         keyed = (
-            (math.log(d.value) + rate * d.t_ref, item_id)
-            for item_id, d in self._engagement.items()
-            if d.value > 0
+            (math.log(e.engagement.value) + rate * e.engagement.t_ref, item_id)
+            for item_id, e in self._items.items()
+            if e.engagement.value > 0
         )
         ids = [item_id for _, item_id in heapq.nlargest(limit, keyed)]
         self._top_cache = (now, limit, ids)
         return ids
+
+    async def item_velocity(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
+        out = {}
+        for item_id in item_ids:
+            if item_id in self._hot:
+                windows = self._items[item_id].windows
+                out[item_id] = velocity(windows.window("1h", now)[0], windows.window("24h", now)[0])
+        return out
+
+    async def trending(self, limit: int, *, now: float) -> list[tuple[str, float]]:
+        scored = []
+        for item_id in self._hot:
+            windows = self._items[item_id].windows
+            c1, _ = windows.window("1h", now)
+            if c1:
+                scored.append((velocity(c1, windows.window("24h", now)[0]), item_id))
+        return [(i, v) for v, i in heapq.nlargest(limit, scored)]
+
+    async def windows(self, kind: str, entity_id: str, *, now: float) -> dict[str, dict[str, float]]:
+        table = {"item": self._items, "author": self._authors, "user": self._users}.get(kind)
+        if table is None:
+            raise ValueError(f"unknown entity kind {kind!r}")
+        entity = table.get(entity_id)
+        return (entity.windows if entity else WindowCounts()).all_windows(now)
+
+    async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
+        user = self._users.get(user_id)
+        if user is None:
+            return {}
+        profile, rate = (user.short, self._short_rate) if term == "short" else (user.long, self._long_rate)
+        return {f: v.at(now, rate) for f, v in profile.items()}
+
+    async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
+        user = self._users.get(user_id)
+        if user is None:
+            return UserActivity(signal_counts={}, recent=[], session=None, sessions_total=0)
+        return UserActivity(
+            signal_counts=dict(user.counts),
+            recent=list(reversed(user.recent)),
+            session=Session(started_at=user.session_start, last_signal_at=user.session_last, signals=user.session_signals),
+            sessions_total=user.sessions_total,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
-from overdrive.domain.types import Item, Signal
+from overdrive.domain.types import Item, Signal, UserActivity
 
 
 class SignalLog(Protocol):
@@ -17,12 +17,6 @@ class SignalLog(Protocol):
         A signal whose `signal_id` is already stored (or repeats within the call) is dropped, so
         clients may retry safely. When this returns, the new signals survive a crash.
         """
-
-    async def user_signal_counts(self, user_id: str) -> dict[str, int]:
-        """All-time count per signal type for one user."""
-
-    async def user_signals(self, user_id: str, *, limit: int, since: float | None = None) -> list[Signal]:
-        """A user's signals, newest first, optionally only those at or after `since`."""
 
     async def count(self) -> int:
         """How many signals are stored."""
@@ -60,10 +54,20 @@ class ItemCatalog(Protocol):
 
 
 class FeatureStore(Protocol):
-    """Live state derived from signals, read on every ranking: decayed engagement and interests."""
+    """Live state derived from signals, read by ranking and analytics.
 
-    async def record(self, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
-        """Fold acknowledged signals in; `items` holds the catalog entries they refer to."""
+    Decayed engagement, windowed counts (1m/5m/15m/1h/24h, see `overdrive.domain.windows`) per
+    item, author and user, long- and short-term interest profiles, sessions and all-time counts.
+    Embedded: in process memory, rebuilt from the SignalLog at start-up. Scaled: in Redis, shared
+    by every replica and worker.
+    """
+
+    async def apply(self, signals: Sequence[Signal], items: Mapping[str, Item], *, now: float) -> list[Signal]:
+        """Fold signals in; `items` holds the catalog entries they refer to. Returns those applied.
+
+        A signal whose `signal_id` was applied before (within the store's de-duplication
+        horizon) is skipped, so redelivery changes nothing.
+        """
 
     async def forget_item(self, item_id: str) -> None:
         """Drop an item's engagement (it left the catalog)."""
@@ -71,8 +75,20 @@ class FeatureStore(Protocol):
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
         """Time-decayed weighted engagement per item (absent: none recorded)."""
 
-    async def user_interests(self, user_id: str, *, now: float) -> dict[str, float]:
-        """Time-decayed affinity per item feature (`tag:x`, `author:y`, `type:z`); may be negative."""
-
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
-        """Item ids with the highest decayed engagement, best first."""
+        """Item ids with the highest decayed engagement, best first (may lag by a second or two)."""
+
+    async def item_velocity(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
+        """Last hour's signal rate against the item's own daily baseline (1 = as usual)."""
+
+    async def trending(self, limit: int, *, now: float) -> list[tuple[str, float]]:
+        """Items moving fastest against their own daily baseline: (id, velocity), best first."""
+
+    async def windows(self, kind: str, entity_id: str, *, now: float) -> dict[str, dict[str, float]]:
+        """Windowed counts and weights for an `item`, `author` or `user`."""
+
+    async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
+        """Decayed affinity per item feature (`tag:x`, `author:y`, `type:z`); `term` long or short."""
+
+    async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
+        """All-time counts per type, recent signals (newest first) and the latest session."""

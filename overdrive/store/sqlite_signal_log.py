@@ -22,7 +22,6 @@ CREATE TABLE IF NOT EXISTS signals (
     intensity REAL NOT NULL,
     metadata BLOB
 );
-CREATE INDEX IF NOT EXISTS signals_user_ts ON signals (user_id, ts);
 """
 _COLUMNS = "signal_id, user_id, content_id, signal_type, ts, duration, intensity, metadata"
 _INSERT = f"INSERT INTO signals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -53,21 +52,6 @@ class SqliteSignalLog:
 
     async def append(self, signals: Sequence[Signal]) -> list[Signal]:
         return await self._db.write(lambda conn: _append(conn, signals))
-
-    async def user_signal_counts(self, user_id: str) -> dict[str, int]:
-        rows = await self._db.read(
-            lambda c: c.execute(
-                "SELECT signal_type, COUNT(*) FROM signals WHERE user_id = ? GROUP BY signal_type",
-                (user_id,),
-            ).fetchall()
-        )
-        return dict(rows)
-
-    async def user_signals(self, user_id: str, *, limit: int, since: float | None = None) -> list[Signal]:
-        sql = f"SELECT {_COLUMNS} FROM signals WHERE user_id = ? AND ts >= ? ORDER BY ts DESC, seq DESC LIMIT ?"
-        args = (user_id, float("-inf") if since is None else since, limit)
-        rows = await self._db.read(lambda c: c.execute(sql, args).fetchall())
-        return [_signal(r) for r in rows]
 
     async def count(self) -> int:
         return await self._db.read(lambda c: c.execute("SELECT COUNT(*) FROM signals").fetchone()[0])

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
-from overdrive.domain.weighting import SignalWeighting
+from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
 
 # --------------------------------------------------------------------------------------------
@@ -71,24 +70,11 @@ ITEM_CATALOG_FACTORIES: list[ItemCatalogFactory] = [sqlite_item_catalog]
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureConfig:
-    """What every FeatureStore backend is configured with (mirrors Settings)."""
-
-    signal_weights: Mapping[str, float]
-    engagement_half_life_s: float
-    interest_half_life_s: float
-
-
 @asynccontextmanager
 async def memory_feature_store(location: Path, config: FeatureConfig) -> AsyncIterator[FeatureStore]:
     from overdrive.store.memory_features import MemoryFeatureStore
 
-    yield MemoryFeatureStore(
-        weighting=SignalWeighting(config.signal_weights),
-        engagement_half_life_s=config.engagement_half_life_s,
-        interest_half_life_s=config.interest_half_life_s,
-    )
+    yield MemoryFeatureStore(config=config)
 
 
 FeatureStoreFactory = Callable[[Path, FeatureConfig], AbstractAsyncContextManager[FeatureStore]]
@@ -98,10 +84,15 @@ FEATURE_STORE_FACTORIES: list[FeatureStoreFactory] = [memory_feature_store]
 # them up fails).
 ENGAGEMENT_HALF_LIFE_S = 3600.0
 INTEREST_HALF_LIFE_S = 7 * 86400.0
+SHORT_TERM_HALF_LIFE_S = 600.0
+SESSION_GAP_S = 1800.0
 FEATURE_CONFIG = FeatureConfig(
     signal_weights=dict(DEFAULT_SIGNAL_WEIGHTS),
     engagement_half_life_s=ENGAGEMENT_HALF_LIFE_S,
     interest_half_life_s=INTEREST_HALF_LIFE_S,
+    short_term_half_life_s=SHORT_TERM_HALF_LIFE_S,
+    session_gap_s=SESSION_GAP_S,
+    recent_per_user=5,
 )
 
 

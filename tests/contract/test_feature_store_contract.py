@@ -40,33 +40,33 @@ async def test_nothing_recorded(feature_store: FeatureStore) -> None:
 
 
 async def test_engagement_is_the_weighted_sum(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("cats", "like"), sig("cats", "view", user="u2"), sig("dogs", "share")], ITEMS)
+    await feature_store.apply([sig("cats", "like"), sig("cats", "view", user="u2"), sig("dogs", "share")], ITEMS, now=T0)
     eng = await feature_store.item_engagement(["cats", "dogs", "never"], now=T0)
     assert eng == {"cats": approx(3.0), "dogs": approx(4.0)}
 
 
 async def test_engagement_grows_with_positive_and_shrinks_with_negative(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("cats", "like")], ITEMS)
+    await feature_store.apply([sig("cats", "like")], ITEMS, now=T0)
     one = (await feature_store.item_engagement(["cats"], now=T0))["cats"]
-    await feature_store.record([sig("cats", "share", user="u2")], ITEMS)
+    await feature_store.apply([sig("cats", "share", user="u2")], ITEMS, now=T0)
     two = (await feature_store.item_engagement(["cats"], now=T0))["cats"]
     assert two > one > 0
-    await feature_store.record([sig("cats", "hide", user="u3")], ITEMS)
+    await feature_store.apply([sig("cats", "hide", user="u3")], ITEMS, now=T0)
     three = (await feature_store.item_engagement(["cats"], now=T0))["cats"]
     assert three < two
     assert three == approx(2.0 + 4.0 - 3.0)
-    await feature_store.record([sig("cats", "hide", user="u4"), sig("cats", "skip", user="u5")], ITEMS)
+    await feature_store.apply([sig("cats", "hide", user="u4"), sig("cats", "skip", user="u5")], ITEMS, now=T0)
     assert (await feature_store.item_engagement(["cats"], now=T0))["cats"] == approx(3.0 - 3.0 - 0.5)
 
 
 async def test_intensity_scales_strength(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("cats", "like", intensity=0.25)], ITEMS)
+    await feature_store.apply([sig("cats", "like", intensity=0.25)], ITEMS, now=T0)
     assert await feature_store.item_engagement(["cats"], now=T0) == {"cats": approx(0.5)}
 
 
 async def test_engagement_halves_after_one_half_life(feature_store: FeatureStore, feature_config) -> None:
     hl = feature_config.engagement_half_life_s
-    await feature_store.record([sig("cats", "share")], ITEMS)
+    await feature_store.apply([sig("cats", "share")], ITEMS, now=T0)
     assert (await feature_store.item_engagement(["cats"], now=T0 + hl))["cats"] == approx(2.0)
     assert (await feature_store.item_engagement(["cats"], now=T0 + 3 * hl))["cats"] == approx(0.5)
     # Reading does not consume: an earlier `now` still sees the full value.
@@ -76,8 +76,8 @@ async def test_engagement_halves_after_one_half_life(feature_store: FeatureStore
 async def test_engagement_decay_accounts_for_each_signal_time(feature_store: FeatureStore, feature_config) -> None:
     hl = feature_config.engagement_half_life_s
     # Recorded out of order (a backfill arrives after a newer signal).
-    await feature_store.record([sig("cats", "share", at=T0 + hl)], ITEMS)
-    await feature_store.record([sig("cats", "share", at=T0)], ITEMS)
+    await feature_store.apply([sig("cats", "share", at=T0 + hl)], ITEMS, now=T0)
+    await feature_store.apply([sig("cats", "share", at=T0)], ITEMS, now=T0)
     assert (await feature_store.item_engagement(["cats"], now=T0 + 2 * hl))["cats"] == approx(4.0 / 2 + 4.0 / 4)
 
 
@@ -85,7 +85,7 @@ async def test_engagement_decay_accounts_for_each_signal_time(feature_store: Fea
 
 
 async def test_user_interests_are_keyed_by_item_features(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("cats", "like")], ITEMS)
+    await feature_store.apply([sig("cats", "like")], ITEMS, now=T0)
     assert await feature_store.user_interests("u1", now=T0) == {
         "tag:cats": approx(2.0),
         "tag:pets": approx(2.0),
@@ -96,7 +96,7 @@ async def test_user_interests_are_keyed_by_item_features(feature_store: FeatureS
 
 
 async def test_user_interests_accumulate_and_go_negative(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("cats", "like"), sig("dogs", "hide")], ITEMS)
+    await feature_store.apply([sig("cats", "like"), sig("dogs", "hide")], ITEMS, now=T0)
     got = await feature_store.user_interests("u1", now=T0)
     assert got == {
         "tag:cats": approx(2.0),
@@ -110,14 +110,14 @@ async def test_user_interests_accumulate_and_go_negative(feature_store: FeatureS
 
 
 async def test_user_interests_ignore_unknown_items(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("ghost", "share"), sig("cats", "view")], ITEMS)
+    await feature_store.apply([sig("ghost", "share"), sig("cats", "view")], ITEMS, now=T0)
     got = await feature_store.user_interests("u1", now=T0)
     assert set(got) == {"tag:cats", "tag:pets", "author:ann", "type:video"}
     assert all(v == approx(1.0) for v in got.values())
 
 
 async def test_unknown_items_still_count_for_engagement(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("ghost", "share"), sig("ghost", "like", user="u2")], {})
+    await feature_store.apply([sig("ghost", "share"), sig("ghost", "like", user="u2")], {}, now=T0)
     assert await feature_store.item_engagement(["ghost"], now=T0) == {"ghost": approx(6.0)}
     assert await feature_store.top_engaged(5, now=T0) == ["ghost"]
     assert await feature_store.user_interests("u1", now=T0) == {}
@@ -125,7 +125,7 @@ async def test_unknown_items_still_count_for_engagement(feature_store: FeatureSt
 
 async def test_user_interests_decay_with_their_own_half_life(feature_store: FeatureStore, feature_config) -> None:
     hl = feature_config.interest_half_life_s
-    await feature_store.record([sig("cats", "share")], ITEMS)
+    await feature_store.apply([sig("cats", "share")], ITEMS, now=T0)
     got = await feature_store.user_interests("u1", now=T0 + hl)
     assert got["tag:cats"] == approx(2.0)
     # Engagement fades on its own (much shorter) half-life.
@@ -135,8 +135,8 @@ async def test_user_interests_decay_with_their_own_half_life(feature_store: Feat
 
 async def test_user_interests_combine_signals_at_different_times(feature_store: FeatureStore, feature_config) -> None:
     hl = feature_config.interest_half_life_s
-    await feature_store.record([sig("cats", "like", at=T0 + hl)], ITEMS)
-    await feature_store.record([sig("cats", "share", at=T0)], ITEMS)  # older, arrives later
+    await feature_store.apply([sig("cats", "like", at=T0 + hl)], ITEMS, now=T0)
+    await feature_store.apply([sig("cats", "share", at=T0)], ITEMS, now=T0)  # older, arrives later
     got = await feature_store.user_interests("u1", now=T0 + 2 * hl)
     assert got["tag:cats"] == approx(4.0 / 4 + 2.0 / 2)
 
@@ -152,7 +152,7 @@ async def test_top_engaged_best_first_with_limit(feature_store: FeatureStore) ->
         + [sig("d", "view")]  # 1
         + [sig("neg", "like"), sig("neg", "report")]  # -3
     )
-    await feature_store.record(signals, {})
+    await feature_store.apply(signals, {}, now=T0)
     top = await feature_store.top_engaged(10, now=T0)
     assert top[:4] == ["a", "b", "c", "d"]
     assert set(top) <= {"a", "b", "c", "d", "neg"}
@@ -162,13 +162,13 @@ async def test_top_engaged_best_first_with_limit(feature_store: FeatureStore) ->
 async def test_top_engaged_ranks_by_decayed_value(feature_store: FeatureStore, feature_config) -> None:
     hl = feature_config.engagement_half_life_s
     # "old" was big long ago (4 → 1 after two half-lives); "new" is smaller but recent (3 → 1.5).
-    await feature_store.record([sig("old", "share", at=T0 - hl)], {})
-    await feature_store.record([sig("new", "comment", at=T0 + hl)], {})
+    await feature_store.apply([sig("old", "share", at=T0 - hl)], {}, now=T0)
+    await feature_store.apply([sig("new", "comment", at=T0 + hl)], {}, now=T0)
     assert await feature_store.top_engaged(2, now=T0 + 2 * hl) == ["new", "old"]
 
 
 async def test_forget_item(feature_store: FeatureStore) -> None:
-    await feature_store.record([sig("cats", "share"), sig("dogs", "like")], ITEMS)
+    await feature_store.apply([sig("cats", "share"), sig("dogs", "like")], ITEMS, now=T0)
     before = await feature_store.user_interests("u1", now=T0)
     assert await feature_store.top_engaged(5, now=T0) == ["cats", "dogs"]
     await feature_store.forget_item("cats")

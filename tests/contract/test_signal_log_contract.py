@@ -56,8 +56,6 @@ def flat(batches: list[list[Signal]]) -> list[Signal]:
 async def test_empty_log(signal_log: SignalLog) -> None:
     assert await signal_log.count() == 0
     assert scan_all(signal_log) == []
-    assert await signal_log.user_signal_counts("nobody") == {}
-    assert await signal_log.user_signals("nobody", limit=10) == []
     assert await signal_log.append([]) == []
     await signal_log.ping()
 
@@ -75,7 +73,7 @@ async def test_duplicate_ids_across_calls_are_dropped(signal_log: SignalLog) -> 
     assert await signal_log.append(retry) == [sig(3)]
     assert await signal_log.count() == 3
     # The first write wins: the stored s1 is still a view.
-    assert await signal_log.user_signal_counts("u1") == {"view": 3}
+    assert [s.signal_type for s in flat(scan_all(signal_log))] == ["view", "view", "view"]
     assert await signal_log.append([sig(1), sig(2), sig(3)]) == []
     assert await signal_log.count() == 3
 
@@ -86,7 +84,6 @@ async def test_duplicate_ids_within_one_call_are_dropped(signal_log: SignalLog) 
     fresh = await signal_log.append(batch)
     assert fresh == [first, sig(2), sig(4)]
     assert await signal_log.count() == 3
-    assert await signal_log.user_signal_counts("u1") == {"view": 3}
 
 
 async def test_signals_without_id_are_never_deduplicated(signal_log: SignalLog) -> None:
@@ -94,7 +91,6 @@ async def test_signals_without_id_are_never_deduplicated(signal_log: SignalLog) 
     assert await signal_log.append([same, same]) == [same, same]
     assert await signal_log.append([same]) == [same]
     assert await signal_log.count() == 3
-    assert await signal_log.user_signal_counts("u1") == {"view": 3}
 
 
 async def test_large_batch_with_many_duplicates(signal_log: SignalLog) -> None:
@@ -120,47 +116,7 @@ async def test_every_field_roundtrips(signal_log: SignalLog) -> None:
     )
     bare = Signal(user_id="u-ü", signal_type="like", content_id="item/2", timestamp=T0 + 1)
     await signal_log.append([full, bare])
-    assert await signal_log.user_signals("u-ü", limit=10) == [bare, full]
     assert flat(scan_all(signal_log)) == [full, bare]
-
-
-# ------------------------------------------------------------------------------- per user
-
-
-async def test_user_signal_counts_per_type_and_per_user(signal_log: SignalLog) -> None:
-    await signal_log.append(
-        [
-            sig(1, stype="view"),
-            sig(2, stype="view"),
-            sig(3, stype="like"),
-            sig(4, stype="skip"),
-            sig(5, stype="view", user="u2"),
-            sig(6, stype="share", user="u2"),
-        ]
-    )
-    assert await signal_log.user_signal_counts("u1") == {"view": 2, "like": 1, "skip": 1}
-    assert await signal_log.user_signal_counts("u2") == {"view": 1, "share": 1}
-    assert await signal_log.user_signal_counts("u3") == {}
-
-
-async def test_user_signals_newest_first_with_limit(signal_log: SignalLog) -> None:
-    # Appended out of timestamp order; other users' signals interleaved.
-    await signal_log.append([sig(5), sig(1), sig(9, user="u2"), sig(3)])
-    await signal_log.append([sig(4), sig(2), sig(8, user="u2")])
-    got = await signal_log.user_signals("u1", limit=100)
-    assert [s.signal_id for s in got] == ["s5", "s4", "s3", "s2", "s1"]
-    top2 = await signal_log.user_signals("u1", limit=2)
-    assert [s.signal_id for s in top2] == ["s5", "s4"]
-    assert [s.signal_id for s in await signal_log.user_signals("u2", limit=1)] == ["s9"]
-
-
-async def test_user_signals_since_is_inclusive(signal_log: SignalLog) -> None:
-    await signal_log.append([sig(n) for n in range(1, 7)])
-    got = await signal_log.user_signals("u1", limit=100, since=T0 + 3)
-    assert [s.signal_id for s in got] == ["s6", "s5", "s4", "s3"]
-    got = await signal_log.user_signals("u1", limit=2, since=T0 + 3)
-    assert [s.signal_id for s in got] == ["s6", "s5"]
-    assert await signal_log.user_signals("u1", limit=10, since=T0 + 100) == []
 
 
 # ------------------------------------------------------------------------------- scan/count
@@ -195,7 +151,6 @@ async def test_data_survives_close_and_reopen(signal_log_factory, store_location
     async with signal_log_factory(store_location) as log:
         assert await log.count() == 3
         assert flat(scan_all(log)) == stored
-        assert await log.user_signal_counts("u1") == {"view": 2, "like": 1}
         # Deduplication remembers ids written before the restart.
         assert await log.append([sig(1), sig(4)]) == [sig(4)]
     async with signal_log_factory(store_location) as log:

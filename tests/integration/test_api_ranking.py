@@ -124,7 +124,8 @@ def test_analytics_insights_and_performance_reflect_activity(catalog: TestClient
     assert profile["signal_counts"] == {"view": 2, "like": 1, "skip": 1}
     assert profile["top_interests"][0]["feature"] in {"tag:sports", "author:s", "type:text"}
     realtime = catalog.get("/analytics/user/u1/realtime").json()
-    assert realtime["windows"]["1m"]["count"] == 4 and realtime["current_session"]["signals"] == 4
+    assert realtime["windows"]["1m"]["count"] == 4 and realtime["session"]["signals"] == 4
+    assert realtime["session"]["active"] is True and realtime["last_hour_by_type"]["view"] == 2
     _rank(catalog)
     insights = catalog.get("/insights/u1").json()
     assert insights["rankings_seen"] == 1 and insights["latest"]["top_items"]

@@ -1,4 +1,4 @@
-"""The ranking blend over real stores: MemoryFeatureStore + the SQLite catalog (no mocks)."""
+"""The ranking blend over real parts: SQLite log and catalog, the in-process bus and processor."""
 
 from __future__ import annotations
 
@@ -12,16 +12,20 @@ import pytest
 from overdrive.config import DEFAULT_RANKING_WEIGHTS, DEFAULT_SIGNAL_WEIGHTS
 from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import Item, Signal
-from overdrive.domain.weighting import SignalWeighting
+from overdrive.analytics.performance import PerformanceMonitor
+from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
 from overdrive.services.enhanced_ranking_service import (
     Candidate,
     EnhancedOverdriveRankingService,
     strategies_from_weights,
 )
 from overdrive.services.scorers import EngagementScorer, FreshnessScorer, InterestScorer
+from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.memory_features import MemoryFeatureStore
 from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
 from overdrive.store.sqlite_db import SqliteDatabase
+from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
+from overdrive.stream.in_process import InProcessSignalBus
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +38,7 @@ class World:
     ranker: EnhancedOverdriveRankingService
     catalog: SqliteItemCatalog
     features: MemoryFeatureStore
+    bus: InProcessSignalBus
     now: float
 
     async def add(self, *items: Item) -> None:
@@ -41,7 +46,8 @@ class World:
 
     async def signal(self, user: str, content: str, stype: str = "like", n: int = 1) -> None:
         signals = [Signal(user_id=user, signal_type=stype, content_id=content, timestamp=self.now) for _ in range(n)]
-        await self.features.record(signals, await self.catalog.get([content]))
+        await self.bus.publish(signals)
+        assert await self.bus.settled(user, timeout_s=5.0)  # others' signals apply asynchronously
 
     async def rank(self, user: str, ids: list[str] | None, *, limit: int = 100, strategy: str = "enhanced"):
         candidates = None if ids is None else [Candidate(id=i) for i in ids]
@@ -50,23 +56,30 @@ class World:
 
 @pytest.fixture
 async def world(anyio_backend: str, tmp_path: Path) -> AsyncIterator[World]:
-    db = SqliteDatabase(path=tmp_path / "catalog.sqlite3", schema=ITEMS_SCHEMA)
+    db = SqliteDatabase(path=tmp_path / "catalog.sqlite3", schema=ITEMS_SCHEMA + SIGNALS_SCHEMA)
     catalog = SqliteItemCatalog(db)
     features = MemoryFeatureStore(
-        weighting=SignalWeighting(DEFAULT_SIGNAL_WEIGHTS),
-        engagement_half_life_s=24 * HOUR,
-        interest_half_life_s=14 * 24 * HOUR,
+        config=FeatureConfig(
+            signal_weights=DEFAULT_SIGNAL_WEIGHTS, engagement_half_life_s=24 * HOUR, interest_half_life_s=14 * 24 * HOUR
+        )
     )
+    processor = RealTimeSignalProcessor(
+        features=features, catalog=catalog, buffer_size=1000, workers=2, monitor=PerformanceMonitor()
+    )
+    bus = InProcessSignalBus(signal_log=SqliteSignalLog(db), processor=processor, features=features, catalog=catalog)
+    await bus.start()
     ranker = EnhancedOverdriveRankingService(
         scorers=[EngagementScorer(features), InterestScorer(features), FreshnessScorer(half_life_s=48 * HOUR)],
         strategies=strategies_from_weights(DEFAULT_RANKING_WEIGHTS),
         catalog=catalog,
         features=features,
+        bus=bus,
         catalog_candidates=50,
     )
     try:
-        yield World(ranker=ranker, catalog=catalog, features=features, now=time.time())
+        yield World(ranker=ranker, catalog=catalog, features=features, bus=bus, now=time.time())
     finally:
+        await bus.close()
         await catalog.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from overdrive.api.deps import ServicesDep, UserIdPath
 
@@ -34,3 +34,9 @@ async def performance(services: ServicesDep) -> dict:
         },
         "ranking": {"strategies": services.ranker.strategies},
     }
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus exposition of request and signal-stage latencies, throughput and queue depth."""
+    return Response(services.performance.prometheus(), media_type="text/plain; version=0.0.4")
