@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 
 from overdrive.analytics.performance import PerformanceMonitor
 from overdrive.domain.errors import Overloaded
-from overdrive.domain.types import Signal
+from overdrive.domain.types import Item, Signal
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 
 log = logging.getLogger(__name__)
@@ -34,6 +33,9 @@ PRIORITY: dict[str, int] = {
     "view": 2, "click": 2, "dwell": 2, "skip": 2,
     "scroll": 3,
 }
+_LANES = max(PRIORITY.values()) + 1
+_ITEM_CACHE_TTL_S = 30.0  # a catalog edit reaches interest updates within this long
+_ITEM_CACHE_MAX = 200_000
 
 
 class RealTimeSignalProcessor:
@@ -53,18 +55,21 @@ class RealTimeSignalProcessor:
         self._workers_n = workers
         self._monitor = monitor
         self._batch_size = batch_size
-        self._queue: asyncio.PriorityQueue[tuple[int, int, float, Signal]] = asyncio.PriorityQueue()
-        self._seq = itertools.count()
+        # One FIFO lane per priority; workers always drain the strongest non-empty lane first.
+        self._lanes: list[deque[tuple[float, Signal]]] = [deque() for _ in range(_LANES)]
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._items = _ItemCache(catalog)
         self._reserved = 0
         self._pending: dict[str, int] = defaultdict(int)
         self._settled: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task] = []
-        monitor.gauge("signal_queue_depth", lambda: float(self._queue.qsize()))
+        monitor.gauge("signal_queue_depth", lambda: float(self._queued))
         monitor.gauge("signal_queue_capacity", lambda: float(self._buffer_size))
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() + self._reserved
+        return self._queued + self._reserved
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(), name=f"signal-worker-{i}") for i in range(self._workers_n)]
@@ -93,9 +98,13 @@ class RealTimeSignalProcessor:
     def submit(self, signals: Sequence[Signal]) -> None:
         """Queue durable signals for application (never blocks; room was reserved)."""
         enqueued = time.perf_counter()
+        lanes, pending = self._lanes, self._pending
         for s in signals:
-            self._pending[s.user_id] += 1
-            self._queue.put_nowait((PRIORITY.get(s.signal_type, 2), next(self._seq), enqueued, s))
+            pending[s.user_id] += 1
+            lanes[PRIORITY.get(s.signal_type, 2)].append((enqueued, s))
+        self._queued += len(signals)
+        if signals:
+            self._wakeup.set()
 
     async def settled(self, user_id: str, *, timeout_s: float = 1.0) -> bool:
         """Wait until every submitted signal of this user is applied (False on timeout)."""
@@ -113,23 +122,33 @@ class RealTimeSignalProcessor:
         while self._pending:
             await asyncio.sleep(0.001)
 
+    def _take(self) -> list[tuple[float, Signal]]:
+        batch: list[tuple[float, Signal]] = []
+        for lane in self._lanes:
+            while lane and len(batch) < self._batch_size:
+                batch.append(lane.popleft())
+        self._queued -= len(batch)
+        return batch
+
     async def _work(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = self._take()
+            if not batch:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
             try:
                 await self._apply(batch)
             except Exception:  # keep the worker alive; the log still holds the signals for replay
                 log.exception("applying %d signals failed", len(batch))
             finally:
-                self._done([entry[3] for entry in batch])
+                self._done([entry[1] for entry in batch])
 
-    async def _apply(self, batch: list[tuple[int, int, float, Signal]]) -> None:
+    async def _apply(self, batch: list[tuple[float, Signal]]) -> None:
         started = time.perf_counter()
-        self._monitor.record_stage("queue_wait", (started - min(e[2] for e in batch)) * 1000.0, len(batch))
-        signals = [e[3] for e in batch]
-        items = await self._catalog.get([s.content_id for s in signals])
+        self._monitor.record_stage("queue_wait", (started - min(e[0] for e in batch)) * 1000.0, len(batch))
+        signals = [e[1] for e in batch]
+        items = await self._items.get({s.content_id for s in signals})
         looked_up = time.perf_counter()
         self._monitor.record_stage("item_lookup", (looked_up - started) * 1000.0, len(signals))
         await self._features.apply(signals, items, now=time.time())
@@ -145,6 +164,36 @@ class RealTimeSignalProcessor:
             event = self._settled.pop(s.user_id, None)
             if event is not None:
                 event.set()
+
+
+class _ItemCache:
+    """Catalog entries the workers need, kept briefly: most signals hit a small hot set of items."""
+
+    def __init__(self, catalog: ItemCatalog) -> None:
+        self._catalog = catalog
+        self._entries: dict[str, tuple[float, Item | None]] = {}
+
+    async def get(self, item_ids: set[str]) -> dict[str, Item]:
+        now = time.monotonic()
+        found: dict[str, Item] = {}
+        missing = []
+        for item_id in item_ids:
+            entry = self._entries.get(item_id)
+            if entry is not None and now - entry[0] < _ITEM_CACHE_TTL_S:
+                if entry[1] is not None:
+                    found[item_id] = entry[1]
+            else:
+                missing.append(item_id)
+        if missing:
+            fetched = await self._catalog.get(missing)
+            if len(self._entries) + len(missing) > _ITEM_CACHE_MAX:
+                self._entries.clear()
+            for item_id in missing:
+                item = fetched.get(item_id)
+                self._entries[item_id] = (now, item)
+                if item is not None:
+                    found[item_id] = item
+        return found
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,25 @@ _PRUNE_EVERY = 50_000  # signals between sweeps that drop expired window buckets
 _DEDUPE_CAPACITY = 1_000_000
 
 
+def _fold(profile: dict[str, DecayedSum], feats: tuple[str, ...], w: float, ts: float, rate: float) -> None:
+    """DecayedSum.add for several features at once (the hot path of every signal, kept inline)."""
+    exp = math.exp
+    for feat in feats:
+        d = profile.get(feat)
+        if d is None:
+            d = profile[feat] = DecayedSum()
+            d.value, d.t_ref = w, ts
+        elif ts >= d.t_ref:
+            d.value = d.value * exp(-rate * (ts - d.t_ref)) + w
+            d.t_ref = ts
+        else:
+            d.value += w * exp(-rate * (d.t_ref - ts))
+
+
+def _timestamp(s: Signal) -> float:
+    return s.timestamp
+
+
 @dataclass(slots=True)
 class _Entity:
     engagement: DecayedSum = field(default_factory=DecayedSum)
@@ -29,7 +49,7 @@ class _Entity:
 @dataclass(slots=True)
 class _User:
     counts: Counter = field(default_factory=Counter)
-    recent: deque = field(default_factory=deque)
+    recent: list = field(default_factory=list)
     long: dict = field(default_factory=dict)
     short: dict = field(default_factory=dict)
     windows: WindowCounts = field(default_factory=WindowCounts)
@@ -87,16 +107,17 @@ class MemoryFeatureStore:
         if ts >= now - WINDOWS_S["1h"]:
             self._hot[s.content_id] = max(ts, self._hot.get(s.content_id, ts))
 
-        user = self._users.get(s.user_id) or self._users.setdefault(s.user_id, _User(recent=deque(maxlen=self._cfg.recent_per_user)))
+        user = self._users.get(s.user_id) or self._users.setdefault(s.user_id, _User())
         user.counts[s.signal_type] += 1
         user.windows.add(ts, w, now)
         self._session(user, ts)
-        if not user.recent or ts >= user.recent[-1].timestamp:
-            user.recent.append(s)
-        else:  # backfill: keep `recent` ordered by time
-            ordered = sorted([*user.recent, s], key=lambda x: x.timestamp)
-            user.recent.clear()
-            user.recent.extend(ordered[-user.recent.maxlen :])
+        recent = user.recent  # oldest first; priority lanes and backfill deliver out of time order
+        if not recent or ts >= recent[-1].timestamp:
+            recent.append(s)
+        else:
+            bisect.insort(recent, s, key=_timestamp)
+        if len(recent) > self._cfg.recent_per_user:
+            del recent[0]
 
         if item is not None:
             if item.author_id:
@@ -104,9 +125,9 @@ class MemoryFeatureStore:
                 author.engagement.add(w, ts, self._eng_rate)
                 author.windows.add(ts, w, now)
             if w != 0.0:
-                for feat in item.features():
-                    (user.long.get(feat) or user.long.setdefault(feat, DecayedSum())).add(w, ts, self._long_rate)
-                    (user.short.get(feat) or user.short.setdefault(feat, DecayedSum())).add(w, ts, self._short_rate)
+                feats = item.features()
+                _fold(user.long, feats, w, ts, self._long_rate)
+                _fold(user.short, feats, w, ts, self._short_rate)
 
     def _session(self, user: _User, ts: float) -> None:
         if ts > user.session_last + self._cfg.session_gap_s:

@@ -177,3 +177,114 @@ async def test_forget_item(feature_store: FeatureStore) -> None:
     assert await feature_store.top_engaged(5, now=T0) == ["dogs"]
     # Interests are about features, not the item: they stay.
     assert await feature_store.user_interests("u1", now=T0) == before
+
+
+# ------------------------------------------------------------------------------ de-duplication
+
+
+async def test_redelivered_signal_ids_change_nothing(feature_store: FeatureStore) -> None:
+    first = [sig("cats", "like", signal_id="a"), sig("cats", "share", user="u2", signal_id="b")]
+    assert await feature_store.apply(first, ITEMS, now=T0) == first
+    again = [sig("cats", "like", signal_id="a"), sig("dogs", "like", signal_id="c"), sig("dogs", "like", signal_id="c")]
+    applied = await feature_store.apply(again, ITEMS, now=T0)
+    assert [s.signal_id for s in applied] == ["c"]
+    assert (await feature_store.item_engagement(["cats", "dogs"], now=T0)) == {"cats": approx(6.0), "dogs": approx(2.0)}
+    activity = await feature_store.user_activity("u1", now=T0)
+    assert activity.signal_counts == {"like": 2}
+
+
+async def test_signals_without_ids_always_apply(feature_store: FeatureStore) -> None:
+    same = sig("cats", "view")
+    assert len(await feature_store.apply([same, same], ITEMS, now=T0)) == 2
+    assert (await feature_store.user_activity("u1", now=T0)).signal_counts == {"view": 2}
+
+
+# ------------------------------------------------------------------------------------ windows
+
+
+async def test_windows_count_per_item_author_and_user(feature_store: FeatureStore) -> None:
+    now = T0 + 86_400
+    await feature_store.apply(
+        [
+            sig("cats", "like", at=now - 30),  # in every window
+            sig("cats", "view", at=now - 200, user="u2"),  # 5m and up
+            sig("cats", "view", at=now - 2 * 3600),  # 24h only
+            sig("cats", "view", at=now - 3 * 86_400),  # too old for any window
+            sig("dogs", "share", at=now - 10),
+        ],
+        ITEMS,
+        now=now,
+    )
+    cats = await feature_store.windows("item", "cats", now=now)
+    assert [cats[w]["count"] for w in ("1m", "5m", "15m", "1h", "24h")] == [1, 2, 2, 2, 3]
+    assert cats["1m"]["weight"] == approx(2.0) and cats["24h"]["weight"] == approx(4.0)
+    ann = await feature_store.windows("author", "ann", now=now)
+    assert ann["24h"]["count"] == 3
+    u1 = await feature_store.windows("user", "u1", now=now)
+    assert [u1[w]["count"] for w in ("1m", "1h", "24h")] == [2, 2, 3]
+    empty = await feature_store.windows("item", "never", now=now)
+    assert all(v["count"] == 0 for v in empty.values())
+
+
+async def test_windows_slide_with_now(feature_store: FeatureStore) -> None:
+    await feature_store.apply([sig("cats", "like", at=T0)], ITEMS, now=T0)
+    assert (await feature_store.windows("item", "cats", now=T0 + 30))["1m"]["count"] == 1
+    later = await feature_store.windows("item", "cats", now=T0 + 120)
+    assert later["1m"]["count"] == 0 and later["5m"]["count"] == 1
+    assert (await feature_store.windows("item", "cats", now=T0 + 2 * 86_400))["24h"]["count"] == 0
+
+
+async def test_velocity_and_trending_favour_a_burst_over_a_steady_item(feature_store: FeatureStore) -> None:
+    now = T0 + 86_400
+    steady = [sig("dogs", "view", at=now - h * 3600 - 60, user=f"s{h}") for h in range(1, 24)]
+    burst = [sig("cats", "view", at=now - 60 - i, user=f"b{i}") for i in range(10)]
+    await feature_store.apply([*steady, sig("dogs", "view", at=now - 60, user="s0"), *burst], ITEMS, now=now)
+    vel = await feature_store.item_velocity(["cats", "dogs", "never"], now=now)
+    assert set(vel) <= {"cats", "dogs"} and vel["cats"] > vel.get("dogs", 1.0)
+    trending = await feature_store.trending(5, now=now)
+    assert [i for i, _ in trending] == ["cats", "dogs"]
+    assert trending[0][1] == approx(vel["cats"])
+
+
+# ------------------------------------------------------------------------- profiles & activity
+
+
+async def test_short_term_interests_fade_faster_than_long_term(feature_store: FeatureStore, feature_config) -> None:
+    await feature_store.apply([sig("cats", "like", at=T0)], ITEMS, now=T0)
+    short_now = await feature_store.user_interests("u1", now=T0, term="short")
+    assert short_now["tag:cats"] == approx(2.0)
+    later = T0 + feature_config.short_term_half_life_s
+    assert (await feature_store.user_interests("u1", now=later, term="short"))["tag:cats"] == approx(1.0)
+    assert (await feature_store.user_interests("u1", now=later))["tag:cats"] > 1.9
+
+
+async def test_user_activity_counts_recent_and_sessions(feature_store: FeatureStore, feature_config) -> None:
+    gap = feature_config.session_gap_s
+    signals = [
+        sig("cats", "view", at=T0),
+        sig("cats", "like", at=T0 + 10),
+        sig("dogs", "view", at=T0 + 20),
+        sig("dogs", "skip", at=T0 + gap + 100),  # a new session
+        sig("cats", "view", at=T0 + gap + 110),
+        sig("dogs", "view", at=T0 + gap + 120),
+    ]
+    await feature_store.apply(signals, ITEMS, now=T0 + gap + 200)
+    activity = await feature_store.user_activity("u1", now=T0 + gap + 200)
+    assert activity.signal_counts == {"view": 4, "like": 1, "skip": 1}
+    assert activity.sessions_total == 2
+    assert activity.session is not None
+    assert (activity.session.started_at, activity.session.last_signal_at, activity.session.signals) == (
+        T0 + gap + 100, T0 + gap + 120, 3,
+    )
+    recent = activity.recent
+    assert len(recent) == feature_config.recent_per_user == 5
+    assert [s.timestamp for s in recent] == sorted((s.timestamp for s in signals), reverse=True)[:5]
+    nobody = await feature_store.user_activity("nobody", now=T0)
+    assert (nobody.signal_counts, nobody.recent, nobody.session, nobody.sessions_total) == ({}, [], None, 0)
+
+
+async def test_backfilled_signals_keep_recent_in_time_order(feature_store: FeatureStore) -> None:
+    await feature_store.apply([sig("cats", "view", at=T0 + 100), sig("dogs", "view", at=T0 + 300)], ITEMS, now=T0 + 400)
+    await feature_store.apply([sig("cats", "like", at=T0 + 200)], ITEMS, now=T0 + 400)
+    recent = (await feature_store.user_activity("u1", now=T0 + 400)).recent
+    assert [s.timestamp for s in recent] == [T0 + 300, T0 + 200, T0 + 100]
