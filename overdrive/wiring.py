@@ -1,11 +1,18 @@
-"""The composition root: the one place that turns Settings into concrete stores and services."""
+"""The composition root: the one place that turns Settings into concrete stores and services.
+
+Backends are chosen here and nowhere else: the embedded default (SQLite log and catalog,
+in-memory live state, in-process bus) or, with `REDIS_URL` / `KAFKA_BOOTSTRAP_SERVERS`, the scaled
+ones. Backend modules are imported lazily, so the embedded default needs neither client library.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from overdrive.analytics.insights import RankingJournal
+from overdrive.analytics.item_analytics import ItemAnalytics
 from overdrive.analytics.performance import PerformanceMonitor
 from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
 from overdrive.analytics.user_analytics import UserAnalytics
@@ -15,10 +22,24 @@ from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRanking
 from overdrive.services.scorers import EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from overdrive.store.protocols import FeatureStore, ItemCatalog
 from overdrive.stream.protocols import SignalBus
 
 log = logging.getLogger(__name__)
+
+HealthCheck = Callable[[], Awaitable[dict]]
+
+
+@dataclass(slots=True)
+class Backends:
+    """The concrete stores and bus, with a health check per dependency and how to close them."""
+
+    catalog: ItemCatalog
+    features: FeatureStore
+    bus: SignalBus
+    checks: dict[str, HealthCheck]
+    signal_count: Callable[[], Awaitable[int]] | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -26,38 +47,43 @@ class Services:
     """Everything the API needs, built from settings; `start` before serving, `close` after."""
 
     settings: Settings
-    signal_log: SignalLog
-    item_catalog: ItemCatalog
-    features: FeatureStore
-    bus: SignalBus
+    backends: Backends
     signals: SignalService
     catalog: CatalogService
     ranker: EnhancedOverdriveRankingService
     analytics: UserAnalytics
+    item_analytics: ItemAnalytics
     performance: PerformanceMonitor
     ready: bool = False
 
     async def start(self) -> None:
-        await self.bus.start()
+        await self.backends.bus.start()
         self.ready = True
 
     async def readiness(self) -> dict[str, dict]:
         checks: dict[str, dict] = {}
-        try:
-            await self.signal_log.ping()
-            checks["store"] = {"ok": True, "backend": "sqlite", "path": str(self.settings.data_dir)}
-        except Exception as exc:  # any failure here is the dependency's, reported not raised
-            checks["store"] = {"ok": False, "backend": "sqlite", "error": str(exc)}
+        for name, check in self.backends.checks.items():
+            try:
+                checks[name] = {"ok": True, **await check()}
+            except Exception as exc:  # any failure here is the dependency's, reported not raised
+                checks[name] = {"ok": False, "error": str(exc) or type(exc).__name__}
         checks["models"] = {
             "ok": self.ready,
-            "scorers": ["real_time", "user_interests", "freshness"],
-            "state": "ready" if self.ready else "replaying signal log",
+            "scorers": [s.name for s in self.ranker.scorers],
+            "state": "ready" if self.ready else "starting",
         }
         return checks
 
+    async def store_sizes(self) -> dict[str, int]:
+        sizes = {"items": await self.backends.catalog.count()}
+        if self.backends.signal_count is not None:
+            sizes["signals"] = await self.backends.signal_count()
+        return sizes
+
     async def close(self) -> None:
-        await self.bus.close()
-        await self.signal_log.close()
+        await self.backends.bus.close()
+        for close in self.backends.closers:
+            await close()
 
 
 def feature_config(settings: Settings) -> FeatureConfig:
@@ -71,53 +97,73 @@ def feature_config(settings: Settings) -> FeatureConfig:
     )
 
 
-def build_services(settings: Settings) -> Services:
-    if settings.redis_url or settings.kafka_bootstrap_servers:
-        raise SettingsError(
-            "invalid setting REDIS_URL/KAFKA_BOOTSTRAP_SERVERS: the Redis and Kafka backends are not "
-            "part of this build yet; unset them to run on the embedded store"
-        )
+def _embedded_backends(settings: Settings, monitor: PerformanceMonitor) -> Backends:
     from overdrive.store.memory_features import MemoryFeatureStore
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
     from overdrive.stream.in_process import InProcessSignalBus
 
-    monitor = PerformanceMonitor()
     db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA + ITEMS_SCHEMA)
-    signal_log, item_catalog = SqliteSignalLog(db), SqliteItemCatalog(db)
+    signal_log, catalog = SqliteSignalLog(db), SqliteItemCatalog(db)
     features = MemoryFeatureStore(config=feature_config(settings))
     processor = RealTimeSignalProcessor(
         features=features,
-        catalog=item_catalog,
+        catalog=catalog,
         buffer_size=settings.signal_buffer_size,
         workers=settings.max_workers,
         monitor=monitor,
     )
-    bus = InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=item_catalog)
+
+    async def store_check() -> dict:
+        await signal_log.ping()
+        return {"backend": "sqlite", "path": str(settings.data_dir)}
+
+    return Backends(
+        catalog=catalog,
+        features=features,
+        bus=InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog),
+        checks={"store": store_check},
+        signal_count=signal_log.count,
+        closers=[signal_log.close],
+    )
+
+
+def _scaled_backends(settings: Settings, monitor: PerformanceMonitor) -> Backends:
+    raise SettingsError(
+        "invalid setting REDIS_URL/KAFKA_BOOTSTRAP_SERVERS: the Redis and Kafka backends are not "
+        "part of this build yet; unset them to run on the embedded store"
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    monitor = PerformanceMonitor()
+    scaled = settings.redis_url or settings.kafka_bootstrap_servers
+    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor)
     journal = RankingJournal()
     ranker = EnhancedOverdriveRankingService(
         scorers=[
-            EngagementScorer(features),
-            InterestScorer(features),
+            EngagementScorer(backends.features),
+            InterestScorer(backends.features),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
         ],
         strategies=strategies_from_weights(settings.ranking_weights),
-        catalog=item_catalog,
-        features=features,
-        bus=bus,
+        catalog=backends.catalog,
+        features=backends.features,
+        bus=backends.bus,
         catalog_candidates=settings.catalog_candidates,
         observers=[journal],
     )
     return Services(
         settings=settings,
-        signal_log=signal_log,
-        item_catalog=item_catalog,
-        features=features,
-        bus=bus,
-        signals=SignalService(bus=bus),
-        catalog=CatalogService(catalog=item_catalog, features=features),
+        backends=backends,
+        signals=SignalService(bus=backends.bus),
+        catalog=CatalogService(catalog=backends.catalog, features=backends.features),
         ranker=ranker,
-        analytics=UserAnalytics(features=features, bus=bus, journal=journal, session_gap_s=settings.session_gap_minutes * 60.0),
+        analytics=UserAnalytics(
+            features=backends.features, bus=backends.bus, journal=journal,
+            session_gap_s=settings.session_gap_minutes * 60.0,
+        ),
+        item_analytics=ItemAnalytics(features=backends.features, catalog=backends.catalog),
         performance=monitor,
     )

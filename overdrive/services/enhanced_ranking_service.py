@@ -78,6 +78,10 @@ class EnhancedOverdriveRankingService:
         self._observers = list(observers)
 
     @property
+    def scorers(self) -> list[Scorer]:
+        return list(self._scorers)
+
+    @property
     def strategies(self) -> dict[str, dict[str, float]]:
         return {k: dict(v) for k, v in self._strategies.items()}
 
@@ -119,9 +123,10 @@ class EnhancedOverdriveRankingService:
         return items
 
     async def _from_catalog(self, now: float) -> list[Item]:
-        """Popular-now and newest catalog items, de-duplicated."""
-        half = max(1, self._catalog_candidates // 2)
-        ids = dict.fromkeys(await self._features.top_engaged(half, now=now))
+        """Trending, popular-now and newest catalog items, de-duplicated."""
+        quarter = max(1, self._catalog_candidates // 4)
+        ids = dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now))
+        ids.update(dict.fromkeys(await self._features.top_engaged(quarter, now=now)))
         ids.update(dict.fromkeys(await self._catalog.newest(self._catalog_candidates)))
         chosen = list(ids)[: self._catalog_candidates]
         stored = await self._catalog.get(chosen)

@@ -50,6 +50,11 @@ def test_realtime_windows_trending_and_session(client: TestClient) -> None:
     assert rt["session"]["active"] is True
     assert rt["short_term_interests"][0]["feature"] in {"tag:x", "type:text"}
     assert client.get("/analytics/user/fan0").json()["sessions_total"] == 2
+    hot = client.get("/analytics/item/hot").json()
+    assert hot["windows"]["1m"]["count"] == 5 and hot["velocity"] > 1 and hot["engagement"] > 0
+    trending = client.get("/analytics/trending", params={"limit": 5}).json()["items"]
+    assert trending[0]["id"] == "hot" and "calm" not in {t["id"] for t in trending}
+    assert client.get("/analytics/trending", params={"limit": 0}).status_code == 422
 
 
 def test_metrics_and_stage_latencies(client: TestClient) -> None:

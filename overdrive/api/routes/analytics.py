@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
-from overdrive.api.deps import ServicesDep, UserIdPath
+from fastapi import APIRouter, Query, Response
+
+from overdrive.api.deps import ItemIdPath, ServicesDep, UserIdPath
 
 router = APIRouter(tags=["analytics"])
 
@@ -19,6 +21,18 @@ async def user_realtime(user_id: UserIdPath, services: ServicesDep) -> dict:
     return await services.analytics.realtime(user_id)
 
 
+@router.get("/analytics/item/{item_id}")
+async def item_analytics(item_id: ItemIdPath, services: ServicesDep) -> dict:
+    """Windowed activity (1m … 24h), decayed engagement and velocity of an item and its author."""
+    return await services.item_analytics.item(item_id)
+
+
+@router.get("/analytics/trending")
+async def trending(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict:
+    """Items whose last hour runs fastest against their own daily baseline."""
+    return await services.item_analytics.trending(limit)
+
+
 @router.get("/insights/{user_id}")
 async def insights(user_id: UserIdPath, services: ServicesDep) -> dict:
     return await services.analytics.insights(user_id)
@@ -28,10 +42,7 @@ async def insights(user_id: UserIdPath, services: ServicesDep) -> dict:
 async def performance(services: ServicesDep) -> dict:
     return {
         **services.performance.snapshot(),
-        "store": {
-            "signals": await services.signal_log.count(),
-            "items": await services.catalog.count(),
-        },
+        "store": await services.store_sizes(),
         "ranking": {"strategies": services.ranker.strategies},
     }
 
