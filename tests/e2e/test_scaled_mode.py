@@ -1,0 +1,238 @@
+"""Scaled mode end to end: API replicas and a worker as real processes, Tansu, and real Redis.
+
+- Read-your-writes across processes: likes sent to replica A lift their topic in the very next
+  ranking from replica B (the worker applied them; B waited on the Redis watermarks).
+- Worker SIGKILLed mid-stream and restarted: resumes from committed offsets; the all-time counts
+  equal the distinct acknowledged signals exactly (no loss, no double count).
+- Broker SIGSTOPped: the API answers 503 with Retry-After within a bounded time and readiness
+  names kafka; after SIGCONT the client's retries with the same ids succeed, counted once.
+- Redis killed and restarted (a private redis-server with an AOF, on the same port): readiness
+  names the store while it is down, signals acknowledged meanwhile are applied once it is back,
+  and writes work again — the clients reconnect on their own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from overdrive.evaluation.server_process import ServerProcess
+from tests import services
+
+pytestmark = pytest.mark.timeout(180)
+
+if (_why := services.tansu_missing() or services.shared_redis_missing() or services.redis_server_missing()) is not None:
+    pytest.skip(_why, allow_module_level=True)
+
+TOPIC = "overdrive-e2e"
+CATS = [{"id": f"cat{n}", "type": "video", "tags": ["cats"], "author_id": "kit"} for n in range(10)]
+OTHERS = [{"id": f"car{n}", "type": "text", "tags": ["cars"], "author_id": f"a{n % 3}"} for n in range(30)]
+
+
+@dataclass
+class Scaled:
+    broker: services.Tansu
+    replicas: list[ServerProcess]
+    worker: services.WorkerProcess
+    env: dict[str, str]
+    tmp: Path
+
+
+def _env(broker: services.Tansu, redis_url: str, prefix: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "OVERDRIVE_KAFKA_TOPIC": TOPIC,
+        "OVERDRIVE_KAFKA_PARTITIONS": "4",
+        "OVERDRIVE_REDIS_PREFIX": prefix,
+        "OVERDRIVE_KAFKA_DELIVERY_TIMEOUT_MS": "3000",
+        "OVERDRIVE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scaled]:
+    tmp = tmp_path_factory.mktemp("scaled")
+    broker = services.Tansu(log_dir=tmp).start()
+    broker.create_topic(TOPIC, partitions=4)
+    prefix = services.unique_prefix("e2e")
+    env = _env(broker, services.SHARED_REDIS_URL, prefix)
+    replicas: list[ServerProcess] = []
+    worker = services.WorkerProcess(env=env, log_path=tmp / "worker.log")
+    try:
+        replicas = [ServerProcess(data_dir=tmp / f"api{n}", env=env).start() for n in range(2)]
+        worker.start()
+        with httpx.Client(base_url=replicas[0].url, timeout=10.0) as client:  # wait for the group join
+            warm = {"user_id": "warm-up", "signal_type": "view", "content_id": "none", "signal_id": "warm-up"}
+            assert client.post("/signals/process", json=warm).status_code == 200
+            _wait_counts(client, {"warm-up": Counter(view=1)}, settle_s=0.0)
+        yield Scaled(broker, replicas, worker, env, tmp)
+    finally:
+        if broker.stopped_by_us:
+            broker.resume()
+        worker.kill()
+        for r in replicas:
+            r.stop()
+        broker.stop()
+        services.delete_prefix(services.SHARED_REDIS_URL, prefix)
+
+
+def _counts(client: httpx.Client, user: str) -> Counter:
+    return Counter(client.get(f"/analytics/user/{user}").json()["signal_counts"])
+
+
+def _wait_counts(client: httpx.Client, expected: dict[str, Counter], timeout_s: float = 40.0, settle_s: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = {u: _counts(client, u) for u in expected}
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == expected
+    time.sleep(settle_s)  # and nothing more arrives afterwards (no double counting)
+    assert {u: _counts(client, u) for u in expected} == expected
+
+
+def test_likes_on_one_replica_lift_the_topic_on_another(scaled: Scaled) -> None:
+    a, b = (httpx.Client(base_url=r.url, timeout=10.0) for r in scaled.replicas)
+    assert a.post("/items/batch", json={"items": CATS + OTHERS}).status_code == 201
+    rank = {"user_id": "fan", "candidate_items": [{"id": i["id"]} for i in OTHERS + CATS], "limit": 10}
+    before = [i["id"] for i in b.post("/rank/for-you/enhanced", json=rank).json()["items"]]
+    assert not set(before) & {i["id"] for i in CATS}, before
+    for n in range(3):
+        r = a.post("/signals/process", json={"user_id": "fan", "signal_type": "like", "content_id": f"cat{n}", "signal_id": f"fan-{n}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 1
+    ranked = b.post("/rank/for-you/enhanced", json=rank)
+    assert ranked.status_code == 200, ranked.text
+    top = [i["id"] for i in ranked.json()["items"]]
+    assert set(top) == {i["id"] for i in CATS}, top  # the liked topic fills the top, liked ones included
+    assert set(top[:3]) == {"cat0", "cat1", "cat2"}
+    assert _counts(b, "fan") == {"like": 3}
+    ready = b.get("/health/ready").json()
+    assert ready["checks"]["store"]["ok"] and ready["checks"]["kafka"]["ok"]
+
+
+def _applied(scaled: Scaled, users: list[str]) -> int:
+    """Signals of `users` in the live state, read straight from Redis (no read-your-writes wait)."""
+    import redis
+
+    client = redis.Redis.from_url(scaled.env["REDIS_URL"])
+    try:
+        prefix = scaled.env["OVERDRIVE_REDIS_PREFIX"]
+        return sum(int(v) for u in users for v in client.hvals(f"{prefix}{{u:{u}}}:c"))
+    finally:
+        client.close()
+
+
+def _stream(url: str, signals: list[dict], acked: list[dict], lock: threading.Lock, batch: int = 20) -> None:
+    """Send until done; a batch counts as acknowledged on 200 only (503s are retried as-is)."""
+    with httpx.Client(base_url=url, timeout=15.0) as client:
+        for start in range(0, len(signals), batch):
+            chunk = signals[start : start + batch]
+            for _ in range(100):
+                r = client.post("/signals/batch", json={"signals": chunk})
+                if r.status_code == 200:
+                    with lock:
+                        acked.extend(chunk)
+                    break
+                assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+                time.sleep(0.1)
+
+
+def test_worker_killed_mid_stream_resumes_without_loss_or_double_count(scaled: Scaled) -> None:
+    users = [f"k{n}" for n in range(8)]
+    kinds = ["view", "like", "share", "click", "skip"]
+    signals = [
+        {"user_id": users[n % 8], "signal_type": kinds[n % 5], "content_id": f"car{n % 30}", "signal_id": f"kill-{n}"}
+        for n in range(3000)
+    ]
+    acked: list[dict] = []
+    lock = threading.Lock()
+    lanes = [threading.Thread(target=_stream, args=(r.url, signals[i::2], acked, lock, 5)) for i, r in enumerate(scaled.replicas)]
+    for t in lanes:
+        t.start()
+    while _applied(scaled, users) < 300:  # kill while the worker is busy applying the stream
+        time.sleep(0.002)
+    scaled.worker.kill()  # SIGKILL: mid-batch, nothing flushed, nothing committed past state
+    time.sleep(0.5)
+    scaled.worker.start()
+    for t in lanes:
+        t.join(120)
+    assert len(acked) == len(signals)
+    expected: dict[str, Counter] = {}
+    for s in acked:
+        expected.setdefault(s["user_id"], Counter())[s["signal_type"]] += 1
+    with httpx.Client(base_url=scaled.replicas[0].url, timeout=10.0) as client:
+        _wait_counts(client, expected)
+
+
+def test_stalled_broker_answers_503_then_retries_count_once(scaled: Scaled) -> None:
+    url = scaled.replicas[1].url
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        sent = [{"user_id": "stall", "signal_type": "like", "content_id": f"cat{n}", "signal_id": f"stall-{n}"} for n in range(6)]
+        assert client.post("/signals/batch", json={"signals": sent[:2]}).status_code == 200
+        scaled.broker.pause()
+        try:
+            started = time.monotonic()
+            r = client.post("/signals/batch", json={"signals": sent[2:]})
+            elapsed = time.monotonic() - started
+            assert r.status_code == 503, r.text
+            assert int(r.headers["retry-after"]) >= 1
+            assert elapsed < 10.0  # delivery timeout 3 s, plus slack
+            ready = client.get("/health/ready")
+            assert ready.status_code == 503 and ready.json()["checks"]["kafka"]["ok"] is False
+            time.sleep(max(0.0, 6.0 - (time.monotonic() - started)))
+        finally:
+            scaled.broker.resume()
+        deadline = time.monotonic() + 30
+        while (r := client.post("/signals/batch", json={"signals": sent[2:]})).status_code != 200:
+            assert r.status_code == 503 and time.monotonic() < deadline, r.text
+            time.sleep(0.2)
+        assert client.get("/health/ready").status_code == 200
+        _wait_counts(client, {"stall": Counter(like=6)})
+
+
+def test_redis_restart_is_survived(tmp_path: Path) -> None:
+    redis = services.RedisServer(appendonly=True).start()
+    broker = services.Tansu(log_dir=tmp_path).start()
+    broker.create_topic(TOPIC, partitions=2)
+    env = _env(broker, redis.url, "od:")
+    worker = services.WorkerProcess(env=env, log_path=tmp_path / "worker.log")
+    api = ServerProcess(data_dir=tmp_path / "api", env=env)
+    try:
+        api.start()
+        worker.start()
+        with httpx.Client(base_url=api.url, timeout=15.0) as client:
+            def send(n: int) -> httpx.Response:
+                return client.post("/signals/process", json={"user_id": "r", "signal_type": "view", "content_id": "x", "signal_id": f"r{n}"})
+
+            assert send(0).status_code == 200
+            _wait_counts(client, {"r": Counter(view=1)})
+
+            redis.kill()
+            ready = client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["store"]["ok"] is False and ready.json()["checks"]["kafka"]["ok"] is True
+            assert send(1).status_code == 200  # Kafka holds it; the worker retries until Redis is back
+            assert client.post("/rank/for-you/enhanced", json={"user_id": "r", "candidate_items": [{"id": "x"}]}).status_code == 503
+
+            redis.start()
+            deadline = time.monotonic() + 20
+            while client.get("/health/ready").status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert send(2).status_code == 200
+            _wait_counts(client, {"r": Counter(view=3)})
+    finally:
+        worker.kill()
+        api.stop()
+        broker.stop()
+        redis.stop()
