@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,14 +68,19 @@ class Item:
     created_at: float | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
-
     def features(self) -> tuple[str, ...]:
         """Sparse categorical features used for interest matching: tags, author, media type."""
-        feats = [f"tag:{t.lower()}" for t in self.tags]
-        if self.author_id:
-            feats.append(f"author:{self.author_id}")
-        feats.append(f"type:{self.type}")
-        return tuple(feats)
+        return _item_features(self.tags, self.author_id, self.type)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _item_features(tags: tuple[str, ...], author_id: str | None, content_type: str) -> tuple[str, ...]:
+    # Memoised: every signal on an item needs these strings, and popular items repeat a lot.
+    feats = [f"tag:{t.lower()}" for t in tags]
+    if author_id:
+        feats.append(f"author:{author_id}")
+    feats.append(f"type:{content_type}")
+    return tuple(feats)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,11 @@ class SqliteItemCatalog:
 
     async def put(self, items: Sequence[Item]) -> None:
         rows = [_row(i) for i in items]
-        await self._db.write(lambda c: c.executemany(_UPSERT, rows))
+
+        def job(c) -> None:  # return nothing: a cursor must not leave the writer thread
+            c.executemany(_UPSERT, rows)
+
+        await self._db.write(job)
 
     async def get(self, item_ids: Sequence[str]) -> dict[str, Item]:
         ids = list(dict.fromkeys(item_ids))
@@ -68,8 +72,8 @@ class SqliteItemCatalog:
         return await self._db.read(query)
 
     async def delete(self, item_id: str) -> bool:
-        cur = await self._db.write(lambda c: c.execute("DELETE FROM items WHERE id = ?", (item_id,)))
-        return cur.rowcount > 0
+        deleted = await self._db.write(lambda c: c.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount)
+        return deleted > 0
 
     async def newest(self, limit: int) -> list[str]:
         rows = await self._db.read(
