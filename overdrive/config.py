@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     short_term_half_life_minutes: float = Field(default=60.0, gt=0, validation_alias=_env("OVERDRIVE_SHORT_TERM_HALF_LIFE_MINUTES"))
     session_gap_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("OVERDRIVE_SESSION_GAP_MINUTES"))
 
+    # Scaled mode (REDIS_URL / KAFKA_BOOTSTRAP_SERVERS): where state and signals live.
+    redis_prefix: str = Field(default="overdrive:", min_length=1, max_length=128, pattern=r"^[^{}]*$",
+                              validation_alias=_env("OVERDRIVE_REDIS_PREFIX"))
+    kafka_topic: str = Field(default="overdrive-signals", min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$",
+                             validation_alias=_env("OVERDRIVE_KAFKA_TOPIC"))
+    kafka_partitions: int = Field(default=12, ge=1, le=10_000, validation_alias=_env("OVERDRIVE_KAFKA_PARTITIONS"))
+    kafka_consumer_group: str = Field(default="overdrive-workers", min_length=1, validation_alias=_env("OVERDRIVE_KAFKA_GROUP"))
+    kafka_session_timeout_ms: int = Field(default=45_000, ge=1000, le=3_600_000, validation_alias=_env("OVERDRIVE_KAFKA_SESSION_TIMEOUT_MS"))
+    kafka_delivery_timeout_ms: int = Field(default=5000, ge=100, le=300_000, validation_alias=_env("OVERDRIVE_KAFKA_DELIVERY_TIMEOUT_MS"))
+    worker_batch_size: int = Field(default=1000, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_WORKER_BATCH_SIZE"))
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
         """Only what `load` passes in: it has already merged the file and the environment."""

@@ -130,10 +130,86 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor) -> Backe
 
 
 def _scaled_backends(settings: Settings, monitor: PerformanceMonitor) -> Backends:
-    raise SettingsError(
-        "invalid setting REDIS_URL/KAFKA_BOOTSTRAP_SERVERS: the Redis and Kafka backends are not "
-        "part of this build yet; unset them to run on the embedded store"
+    """Live state and catalog in Redis; signals through Kafka, or without it the local SQLite log.
+
+    With Kafka the API only produces; `python -m overdrive.worker` applies. Without Kafka each
+    replica applies its own signals (read-your-writes holds on the replica that took them).
+    """
+    if not settings.redis_url:
+        raise SettingsError("invalid setting REDIS_URL: required when KAFKA_BOOTSTRAP_SERVERS is set")
+    from overdrive.store.redis_catalog import RedisItemCatalog
+    from overdrive.store.redis_conn import RedisConnection
+    from overdrive.store.redis_features import RedisFeatureStore
+
+    redis = RedisConnection(settings.redis_url)
+    features = RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix)
+    catalog = RedisItemCatalog(connection=redis, prefix=settings.redis_prefix)
+    checks: dict[str, HealthCheck] = {"store": redis.ping}
+    closers: list[Callable[[], Awaitable[None]]] = [catalog.close, redis.close]
+    signal_count = None
+    if settings.kafka_bootstrap_servers:
+        from overdrive.store.redis_watermarks import RedisWatermarks
+        from overdrive.stream.kafka_bus import KafkaSignalBus
+
+        bus: SignalBus = KafkaSignalBus(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            partitions=settings.kafka_partitions,
+            delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
+            watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
+        )
+        checks["kafka"] = bus.check
+    else:
+        from overdrive.store.sqlite_db import SqliteDatabase
+        from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
+        from overdrive.stream.in_process import InProcessSignalBus
+
+        signal_log = SqliteSignalLog(SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA))
+        processor = RealTimeSignalProcessor(
+            features=features, catalog=catalog, buffer_size=settings.signal_buffer_size,
+            workers=settings.max_workers, monitor=monitor,
+        )
+        bus = InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog, replay=False)
+        checks["signal_log"] = _sqlite_check(signal_log, settings)
+        closers.insert(0, signal_log.close)
+        signal_count = signal_log.count
+    return Backends(catalog=catalog, features=features, bus=bus, checks=checks, signal_count=signal_count, closers=closers)
+
+
+def _sqlite_check(signal_log, settings: Settings) -> HealthCheck:
+    async def check() -> dict:
+        await signal_log.ping()
+        return {"backend": "sqlite", "path": str(settings.data_dir)}
+
+    return check
+
+
+def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives behind a lazy import
+    """The processor worker of scaled mode (`python -m overdrive.worker`): Kafka in, Redis out."""
+    if not settings.kafka_bootstrap_servers or not settings.redis_url:
+        raise SettingsError(
+            "invalid setting KAFKA_BOOTSTRAP_SERVERS/REDIS_URL: the worker needs both (it consumes "
+            "signals from Kafka and writes live state to Redis)"
+        )
+    from overdrive.store.redis_catalog import RedisItemCatalog
+    from overdrive.store.redis_conn import RedisConnection
+    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_watermarks import RedisWatermarks
+    from overdrive.stream.kafka_consumer import KafkaSignalWorker
+
+    redis = RedisConnection(settings.redis_url)
+    worker = KafkaSignalWorker(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic=settings.kafka_topic,
+        group=settings.kafka_consumer_group,
+        partitions=settings.kafka_partitions,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        batch_size=settings.worker_batch_size,
+        features=RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix),
+        catalog=RedisItemCatalog(connection=redis, prefix=settings.redis_prefix),
+        watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
     )
+    return worker, redis.close
 
 
 def build_services(settings: Settings) -> Services:

@@ -20,7 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 
 from overdrive.analytics.performance import PerformanceMonitor
-from overdrive.domain.errors import Overloaded
+from overdrive.domain.errors import BackendUnavailable, Overloaded
 from overdrive.domain.types import Item, Signal
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 
@@ -138,11 +138,23 @@ class RealTimeSignalProcessor:
                 await self._wakeup.wait()
                 continue
             try:
-                await self._apply(batch)
-            except Exception:  # keep the worker alive; the log still holds the signals for replay
+                await self._apply_until_stored(batch)
+            except Exception:  # a bug, not an outage: keep the worker alive, the log keeps the signals
                 log.exception("applying %d signals failed", len(batch))
             finally:
                 self._done([entry[1] for entry in batch])
+
+    async def _apply_until_stored(self, batch: list[tuple[float, Signal]]) -> None:
+        """Retry through a live-state outage (e.g. a Redis restart) instead of dropping the batch."""
+        delay = 0.05
+        while True:
+            try:
+                await self._apply(batch)
+                return
+            except BackendUnavailable as exc:
+                log.warning("live state unavailable (%s); retrying %d signals in %.2fs", exc, len(batch), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _apply(self, batch: list[tuple[float, Signal]]) -> None:
         started = time.perf_counter()

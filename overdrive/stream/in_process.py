@@ -21,7 +21,10 @@ class InProcessSignalBus:
         processor: RealTimeSignalProcessor,
         features: FeatureStore,
         catalog: ItemCatalog,
+        replay: bool = True,
     ) -> None:
+        """`replay=False` when the live state outlives the process (Redis): nothing to rebuild."""
+        self._replay = replay
         self._log = signal_log
         self._processor = processor
         self._features = features
@@ -38,6 +41,9 @@ class InProcessSignalBus:
 
     async def start(self) -> None:
         """Rebuild live state from the whole log (it lives in memory), then start processing."""
+        if not self._replay:
+            await self._processor.start()
+            return
         started, total = time.perf_counter(), 0
         for batch in self._log.scan():
             items = await self._catalog.get([s.content_id for s in batch])

@@ -11,7 +11,9 @@ test durability across close/reopen).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from tests import services
 
 # --------------------------------------------------------------------------------------------
 # SignalLog factories
@@ -62,8 +65,56 @@ async def sqlite_item_catalog(location: Path) -> AsyncIterator[ItemCatalog]:
         await catalog.close()
 
 
+# Redis backends: the key prefix is derived from the location, so reopening it sees the same
+# data; every prefix used is deleted at the end of the session (the shared Redis is never
+# flushed). The Cluster is three private redis-servers started on first use.
+_REDIS_PREFIXES: set[tuple[str, str]] = set()
+_SESSION = uuid.uuid4().hex[:8]  # pytest reuses tmp paths across runs; prefixes must not be
+
+
+def _redis_url(cluster: bool) -> str:
+    missing = services.redis_server_missing() if cluster else services.shared_redis_missing()
+    if missing:
+        pytest.skip(missing)
+    return services.shared_cluster().url if cluster else services.SHARED_REDIS_URL
+
+
+@asynccontextmanager
+async def _redis_connection(location: Path, cluster: bool) -> AsyncIterator[tuple[object, str]]:
+    from overdrive.store.redis_conn import RedisConnection
+
+    url = _redis_url(cluster)
+    prefix = f"odtest:contract:{_SESSION}:{hashlib.sha1(str(location).encode()).hexdigest()[:12]}:"
+    _REDIS_PREFIXES.add((url, prefix))
+    connection = RedisConnection(url)
+    try:
+        yield connection, prefix
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def redis_item_catalog(location: Path) -> AsyncIterator[ItemCatalog]:
+    from overdrive.store.redis_catalog import RedisItemCatalog
+
+    async with _redis_connection(location, cluster=False) as (connection, prefix):
+        catalog = RedisItemCatalog(connection=connection, prefix=prefix)
+        yield catalog
+        await catalog.close()
+
+
+@asynccontextmanager
+async def redis_cluster_item_catalog(location: Path) -> AsyncIterator[ItemCatalog]:
+    from overdrive.store.redis_catalog import RedisItemCatalog
+
+    async with _redis_connection(location, cluster=True) as (connection, prefix):
+        catalog = RedisItemCatalog(connection=connection, prefix=prefix)
+        yield catalog
+        await catalog.close()
+
+
 ItemCatalogFactory = Callable[[Path], AbstractAsyncContextManager[ItemCatalog]]
-ITEM_CATALOG_FACTORIES: list[ItemCatalogFactory] = [sqlite_item_catalog]
+ITEM_CATALOG_FACTORIES: list[ItemCatalogFactory] = [sqlite_item_catalog, redis_item_catalog, redis_cluster_item_catalog]
 
 # --------------------------------------------------------------------------------------------
 # FeatureStore factories
@@ -77,8 +128,24 @@ async def memory_feature_store(location: Path, config: FeatureConfig) -> AsyncIt
     yield MemoryFeatureStore(config=config)
 
 
+@asynccontextmanager
+async def redis_feature_store(location: Path, config: FeatureConfig) -> AsyncIterator[FeatureStore]:
+    from overdrive.store.redis_features import RedisFeatureStore
+
+    async with _redis_connection(location, cluster=False) as (connection, prefix):
+        yield RedisFeatureStore(connection=connection, config=config, prefix=prefix)
+
+
+@asynccontextmanager
+async def redis_cluster_feature_store(location: Path, config: FeatureConfig) -> AsyncIterator[FeatureStore]:
+    from overdrive.store.redis_features import RedisFeatureStore
+
+    async with _redis_connection(location, cluster=True) as (connection, prefix):
+        yield RedisFeatureStore(connection=connection, config=config, prefix=prefix)
+
+
 FeatureStoreFactory = Callable[[Path, FeatureConfig], AbstractAsyncContextManager[FeatureStore]]
-FEATURE_STORE_FACTORIES: list[FeatureStoreFactory] = [memory_feature_store]
+FEATURE_STORE_FACTORIES: list[FeatureStoreFactory] = [memory_feature_store, redis_feature_store, redis_cluster_feature_store]
 
 # Half-lives the feature-store contract is written against (distinct, so a backend that mixes
 # them up fails).
@@ -103,6 +170,18 @@ def _factory_id(factory: Callable) -> str:
 # --------------------------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_cleanup() -> Iterator[None]:
+    """Delete the keys the Redis factories wrote, then stop the test Cluster if one was started."""
+    yield
+    for url, prefix in sorted(_REDIS_PREFIXES):
+        try:
+            services.delete_prefix(url, prefix)
+        except Exception:  # noqa: BLE001 - cleanup must not fail the run
+            pass
+    services.stop_shared_cluster()
 
 
 @pytest.fixture

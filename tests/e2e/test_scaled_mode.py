@@ -8,7 +8,7 @@
   names kafka; after SIGCONT the client's retries with the same ids succeed, counted once.
 - Redis killed and restarted (a private redis-server with an AOF, on the same port): readiness
   names the store while it is down, signals acknowledged meanwhile are applied once it is back,
-  and writes work again — the clients reconnect on their own.
+  and writes work again — the clients reconnect on their own. SIGTERM stops the worker cleanly.
 """
 
 from __future__ import annotations
@@ -231,6 +231,8 @@ def test_redis_restart_is_survived(tmp_path: Path) -> None:
                 time.sleep(0.1)
             assert send(2).status_code == 200
             _wait_counts(client, {"r": Counter(view=3)})
+        assert worker.terminate() == 0  # SIGTERM: finish the batch, commit, leave the group
+        assert "worker stopped" in worker.log_path.read_text()
     finally:
         worker.kill()
         api.stop()

@@ -1,0 +1,204 @@
+"""Lua run inside Redis: one signal's state changes as one atomic, de-duplicated step.
+
+The math is `overdrive.domain.decay.DecayedSum` and `overdrive.domain.windows.WindowCounts`
+transcribed line for line, so the Redis store folds signals exactly as the memory store does.
+Numbers are stored with 17 significant digits (Lua's `tostring` keeps only 14).
+
+One script, four operations (ARGV[1]):
+- `full`   — standalone Redis: marker, user, item, author and global parts in one call.
+- `user`   — Cluster: the user's slot (marker + counts, session, recent, windows, interests).
+- `entity` — Cluster: an item's or author's slot (marker + engagement and windows).
+- `global` — Cluster: the top-engaged and hot sorted sets, updated from an entity's state and
+             version so that it is idempotent and order-proof (a stale version is ignored).
+Each part with a marker key applies only if `SET marker NX` succeeded, so redelivering a signal
+changes nothing. See `redis_features` for the key layout.
+"""
+
+from __future__ import annotations
+
+from overdrive.domain.windows import COARSE_BUCKET_S, COARSE_SPAN_S, FINE_BUCKET_S, FINE_SPAN_S, WINDOWS_S
+
+_COMMON = f"""
+local FINE_W, FINE_SPAN, COARSE_W, COARSE_SPAN = {FINE_BUCKET_S}, {FINE_SPAN_S}, {COARSE_BUCKET_S}, {COARSE_SPAN_S}
+local HOUR = {WINDOWS_S["1h"]}
+local function fmt(x) return string.format('%.17g', x) end
+
+-- DecayedSum.add on (value, t_ref); t_ref nil means empty.
+local function decay_add(v, t, w, at, rate)
+  if t == nil then return 0 + w, at end
+  if at >= t then return v * math.exp(-rate * (at - t)) + w, at end
+  return v + w * math.exp(-rate * (t - at)), t
+end
+
+local function prune(key, width, span, now, every)
+  local last = tonumber(redis.call('HGET', key, '_p') or '')
+  if last ~= nil and math.abs(now - last) < every then return end
+  redis.call('HSET', key, '_p', fmt(now))
+  local oldest = now - span - width
+  local dead = {{}}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local s = tonumber(string.sub(f, 2))
+    if s ~= nil and f ~= '_p' and s + width <= oldest then dead[#dead + 1] = f end
+    if #dead >= 500 then redis.call('HDEL', key, unpack(dead)); dead = {{}} end
+  end
+  if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
+end
+
+local function bump(key, width, span, ts, w, now)
+  local start = string.format('%d', math.floor(ts / width) * width)
+  redis.call('HINCRBY', key, 'c' .. start, 1)
+  redis.call('HINCRBYFLOAT', key, 'w' .. start, w)
+  redis.call('EXPIRE', key, span + width)
+  prune(key, width, span, now, width * 6)
+end
+
+-- WindowCounts.add
+local function windows_add(kf, kc, ts, w, now)
+  if ts < now - COARSE_SPAN - COARSE_W then return end
+  if ts >= now - FINE_SPAN - FINE_W then bump(kf, FINE_W, FINE_SPAN, ts, w, now) end
+  bump(kc, COARSE_W, COARSE_SPAN, ts, w, now)
+end
+
+local function first_sighting(marker, ttl)
+  if ttl <= 0 then return true end
+  return redis.call('SET', marker, '1', 'NX', 'EX', ttl) ~= false
+end
+
+-- engagement + windows of an item or author; returns value, t_ref, version
+local function entity(ke, kf, kc, ts, w, now, rate)
+  local h = redis.call('HMGET', ke, 'v', 't', 'n')
+  local v, t = decay_add(tonumber(h[1]) or 0, tonumber(h[2]), w, ts, rate)
+  local n = (tonumber(h[3]) or 0) + 1
+  redis.call('HSET', ke, 'v', fmt(v), 't', fmt(t), 'n', n)
+  windows_add(kf, kc, ts, w, now)
+  return v, t, n
+end
+
+local function global(ktop, khot, kver, item, v, t, n, rate, hot_ts)
+  if n > (tonumber(redis.call('HGET', kver, item) or '0') or 0) then
+    redis.call('HSET', kver, item, n)
+    if v > 0 then
+      redis.call('ZADD', ktop, fmt(math.log(v) + rate * t), item)
+    else
+      redis.call('ZREM', ktop, item)
+    end
+  end
+  if hot_ts ~= nil then redis.call('ZADD', khot, 'GT', fmt(hot_ts), item) end
+end
+
+local function session(ks, ts, gap)
+  local h = redis.call('HMGET', ks, 'start', 'last', 'n', 'total')
+  local start, last = tonumber(h[1]), tonumber(h[2])
+  local n, total = tonumber(h[3]) or 0, tonumber(h[4]) or 0
+  if last == nil or ts > last + gap then start, n, total = ts, 0, total + 1 end
+  if ts >= start then
+    n = n + 1
+    if last == nil or ts > last then last = ts end
+  end
+  redis.call('HSET', ks, 'start', fmt(start), 'last', fmt(last), 'n', n, 'total', total)
+end
+
+local function stamp(v) return tonumber(string.match(v, '^(%S+)')) end
+
+-- newest first, ordered by time; a later arrival goes before equal timestamps
+local function recent_add(kr, ts, val, maxlen)
+  local head = redis.call('LINDEX', kr, 0)
+  if not head or ts >= stamp(head) then
+    redis.call('LPUSH', kr, val)
+  else
+    local placed = false
+    for _, v in ipairs(redis.call('LRANGE', kr, 0, -1)) do
+      if stamp(v) <= ts then
+        redis.call('LINSERT', kr, 'BEFORE', v, val)
+        placed = true
+        break
+      end
+    end
+    if not placed then redis.call('RPUSH', kr, val) end
+  end
+  redis.call('LTRIM', kr, 0, maxlen - 1)
+end
+
+local function interest_add(k, feat, w, ts, rate)
+  local cur = redis.call('HGET', k, feat)
+  local v, t = 0, nil
+  if cur then
+    local a, b = string.match(cur, '^(%S+) (%S+)$')
+    v, t = tonumber(a), tonumber(b)
+  end
+  v, t = decay_add(v, t, w, ts, rate)
+  redis.call('HSET', k, feat, fmt(v) .. ' ' .. fmt(t))
+end
+
+-- KEYS from `first`: counts, session, recent, fine, coarse, long, short
+local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, feats)
+  local k = function(i) return KEYS[first + i] end
+  redis.call('HINCRBY', k(0), stype, 1)
+  windows_add(k(3), k(4), ts, w, now)
+  session(k(1), ts, gap)
+  recent_add(k(2), ts, val, maxlen)
+  if w ~= 0 then
+    for _, f in ipairs(feats) do
+      interest_add(k(5), f, w, ts, lrate)
+      interest_add(k(6), f, w, ts, srate)
+    end
+  end
+end
+"""
+
+# ARGV for full/user/entity: op, marker_ttl, ts, w, now, eng_rate, long_rate, short_rate,
+# session_gap, recent_max, signal_type, recent_value, item_id, has_author, feature...
+_MAIN = """
+local op = ARGV[1]
+if op == 'global' then
+  -- KEYS: top, hot, ver; ARGV: op, item, value, t_ref, version, rate, hot_ts ('' for none)
+  local hot_ts = nil
+  if ARGV[7] ~= '' then hot_ts = tonumber(ARGV[7]) end
+  global(KEYS[1], KEYS[2], KEYS[3], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), hot_ts)
+  return 1
+end
+
+local ttl, ts, w, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local eng_rate = tonumber(ARGV[6])
+local fresh = first_sighting(KEYS[1], ttl)
+
+if op == 'entity' then
+  -- KEYS: marker, engagement, fine, coarse; returns {applied, value, t_ref, version}
+  if fresh then
+    local v, t, n = entity(KEYS[2], KEYS[3], KEYS[4], ts, w, now, eng_rate)
+    return {1, fmt(v), fmt(t), n}
+  end
+  local h = redis.call('HMGET', KEYS[2], 'v', 't', 'n')
+  return {0, h[1] or '0', h[2] or '0', tonumber(h[3] or '0')}
+end
+
+if not fresh then return 0 end
+local feats = {}
+for i = 15, #ARGV do feats[#feats + 1] = ARGV[i] end
+-- KEYS: marker, user x7 (2..8)
+user(2, ARGV[11], ts, w, now, tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[12],
+     tonumber(ARGV[7]), tonumber(ARGV[8]), feats)
+if op == 'full' then
+  -- KEYS: item x3 (9..11), author x3 (12..14), top, hot, ver (15..17)
+  local v, t, n = entity(KEYS[9], KEYS[10], KEYS[11], ts, w, now, eng_rate)
+  if ARGV[14] == '1' then entity(KEYS[12], KEYS[13], KEYS[14], ts, w, now, eng_rate) end
+  local hot_ts = nil
+  if ts >= now - HOUR then hot_ts = ts end
+  global(KEYS[15], KEYS[16], KEYS[17], ARGV[13], v, t, n, eng_rate, hot_ts)
+end
+return 1
+"""
+
+SIGNAL_SCRIPT = _COMMON + _MAIN
+
+# KEYS[1]: a hash; ARGV: field, value, field, value, ... ; ARGV[last]: TTL seconds (0: none).
+# Each field is raised to the value if that is higher (offsets only ever move forward).
+MAX_SET_SCRIPT = """
+local ttl = tonumber(ARGV[#ARGV])
+for i = 1, #ARGV - 1, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '')
+  if cur == nil or tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+"""

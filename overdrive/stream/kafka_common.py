@@ -1,0 +1,63 @@
+"""What the Kafka producer (API) and consumer (worker) share: the wire format and the topic.
+
+A record is keyed by `user_id` (so one user's signals stay in order on one partition and one
+worker) and its value is the signal as orjson, always carrying a `signal_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from overdrive.domain.errors import BackendUnavailable
+from overdrive.domain.types import Signal
+
+log = logging.getLogger(__name__)
+
+
+def encode(s: Signal) -> bytes:
+    return orjson.dumps({
+        "user_id": s.user_id, "signal_type": s.signal_type, "content_id": s.content_id,
+        "timestamp": s.timestamp, "duration": s.duration, "intensity": s.intensity,
+        "signal_id": s.signal_id, "metadata": s.metadata,
+    })
+
+
+def decode(value: bytes) -> Signal:
+    return Signal(**orjson.loads(value))
+
+
+def ensure_topic(config: dict[str, Any], topic: str, partitions: int, *, timeout_s: float = 5.0) -> int:
+    """Create `topic` if the broker lacks it; returns its partition count. Blocking."""
+    admin = AdminClient(config)
+    try:
+        found = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+        if found is not None and found.error is None and found.partitions:
+            return len(found.partitions)
+        futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                                      operation_timeout=timeout_s, request_timeout=timeout_s)
+        try:
+            futures[topic].result(timeout_s)
+            log.info("created topic %s with %d partitions", topic, partitions)
+        except KafkaException as exc:  # created meanwhile by another replica is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+        return partitions
+    except KafkaException as exc:
+        raise BackendUnavailable(f"kafka: cannot reach or create topic {topic!r}: {exc}") from exc
+
+
+def check_topic(client: Any, topic: str, *, timeout_s: float = 1.0) -> dict:
+    """Health: the broker answers a metadata request for the topic within `timeout_s`. Blocking."""
+    try:
+        meta = client.list_topics(topic=topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise BackendUnavailable(f"kafka: broker did not answer within {timeout_s}s ({exc})") from exc
+    found = meta.topics.get(topic)
+    if found is None or found.error is not None:
+        raise BackendUnavailable(f"kafka: topic {topic!r} unavailable ({found.error if found else 'missing'})")
+    return {"backend": "kafka", "topic": topic, "partitions": len(found.partitions)}

@@ -1,0 +1,171 @@
+"""The processor worker's loop: consume signals in a group, write state, then commit.
+
+Per batch: poll up to `batch_size` records → look up their items → `FeatureStore.apply` (which
+skips signal ids it has seen, so redelivery changes nothing) → record applied offsets (for
+read-your-writes) → commit the offsets synchronously. Offsets are committed only after state is
+written, so a worker killed at any point resumes from the last commit and re-applies nothing
+twice. While the store is unavailable the batch is retried with backoff, uncommitted. Records
+are applied in log order (one user's signals are in order on one partition); the embedded
+queue's priority ordering has no meaning when a whole batch lands before its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from overdrive.domain.errors import BackendUnavailable
+from overdrive.store.protocols import FeatureStore, ItemCatalog
+from overdrive.stream.kafka_bus import Watermarks
+from overdrive.stream.kafka_common import decode, ensure_topic
+
+log = logging.getLogger(__name__)
+
+_RETRY_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+_REPORT_EVERY_S = 10.0
+
+
+class KafkaSignalWorker:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        group: str,
+        features: FeatureStore,
+        catalog: ItemCatalog,
+        watermarks: Watermarks,
+        partitions: int = 12,
+        session_timeout_ms: int = 45_000,
+        batch_size: int = 1000,
+        poll_timeout_s: float = 0.1,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._topic = topic
+        self._partitions = partitions
+        self._features = features
+        self._catalog = catalog
+        self._watermarks = watermarks
+        self._batch_size = batch_size
+        self._poll_timeout_s = poll_timeout_s
+        self._config = {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(100, session_timeout_ms // 4),
+            "enable.partition.eof": False,
+            "fetch.wait.max.ms": 10,  # the broker may hold a fetch this long: it bounds signal-to-visible
+            **(config or {}),
+        }
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-consumer")  # the client is not thread-safe
+        self.stats = {"batches": 0, "records": 0, "applied": 0, "skipped_duplicates": 0, "bad_records": 0}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the batch in hand is finished and committed first."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(BackendUnavailable):
+            await loop.run_in_executor(self._executor, ensure_topic, {"bootstrap.servers": self._config["bootstrap.servers"]},
+                                       self._topic, self._partitions)
+        consumer = Consumer(self._config)
+        await loop.run_in_executor(self._executor, lambda: consumer.subscribe(
+            [self._topic], on_assign=_log_partitions("assigned"), on_revoke=_log_partitions("revoked")))
+        log.info("worker started: topic=%s group=%s", self._topic, self._config["group.id"])
+        reported = time.monotonic()
+        try:
+            while not stop.is_set():
+                records = await loop.run_in_executor(self._executor, self._poll, consumer)
+                if records:
+                    await self._handle(consumer, records, stop)
+                if time.monotonic() - reported >= _REPORT_EVERY_S:
+                    reported = time.monotonic()
+                    log.info("worker progress: %s", " ".join(f"{k}={v}" for k, v in self.stats.items()))
+        finally:
+            await loop.run_in_executor(self._executor, consumer.close)
+            log.info("worker stopped: %s", " ".join(f"{k}={v}" for k, v in self.stats.items()))
+
+    def _poll(self, consumer: Any) -> list[Any]:
+        """Wait for one record, then take whatever else is already fetched (up to the batch size).
+
+        `consume(n, timeout)` alone waits out its timeout whenever fewer than n records come:
+        that wait would sit in every signal's path to visibility.
+        """
+        first = consumer.consume(1, self._poll_timeout_s)
+        if not first or self._batch_size == 1:
+            return first
+        return first + consumer.consume(self._batch_size - 1, 0)
+
+    async def _handle(self, consumer: Any, records: list[Any], stop: asyncio.Event) -> None:
+        signals, last = [], {}
+        for rec in records:
+            err = rec.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:  # noqa: SLF001 - the client's public constant
+                    log.warning("kafka consume error: %s", err)
+                continue
+            last[rec.partition()] = max(rec.offset(), last.get(rec.partition(), -1))
+            try:
+                signals.append(decode(rec.value()))
+            except (TypeError, ValueError) as exc:  # poison record: skip it (it is logged), never block the partition
+                self.stats["bad_records"] += 1
+                log.error("skipping undecodable record partition=%d offset=%d: %s", rec.partition(), rec.offset(), exc)
+        if not last:
+            return
+        started = time.perf_counter()
+        applied = await self._retrying(lambda: self._apply(signals), stop)
+        if applied is None:
+            return  # stopping while the store is down: leave the batch uncommitted
+        await self._retrying(lambda: self._watermarks.record_applied(last), stop, attempts=3)
+        offsets = [TopicPartition(self._topic, p, off + 1) for p, off in last.items()]
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: consumer.commit(offsets=offsets, asynchronous=False))
+        except KafkaException as exc:  # e.g. a rebalance took the partition: it is redelivered, and skipped
+            log.warning("offset commit failed (batch will be redelivered, de-duplicated): %s", exc)
+        self.stats["batches"] += 1
+        self.stats["records"] += len(signals)
+        self.stats["applied"] += applied
+        self.stats["skipped_duplicates"] += len(signals) - applied
+        if applied < len(signals):
+            log.info("skipped %d already-applied signals (redelivery or client retry)", len(signals) - applied)
+        log.debug("batch records=%d applied=%d partitions=%s ms=%.2f", len(signals), applied, sorted(last),
+                  (time.perf_counter() - started) * 1000.0)
+
+    async def _apply(self, signals: list) -> int:
+        if not signals:
+            return 0
+        items = await self._catalog.get([s.content_id for s in signals])
+        return len(await self._features.apply(signals, items, now=time.time()))
+
+    async def _retrying(self, step: Any, stop: asyncio.Event, *, attempts: int | None = None) -> Any:
+        """Run `step` until it succeeds; None if stopping (or out of attempts) while it cannot."""
+        n = 0
+        while True:
+            try:
+                return await step()
+            except BackendUnavailable as exc:
+                n += 1
+                if stop.is_set() or (attempts is not None and n >= attempts):
+                    log.warning("giving up on this batch for now: %s", exc)
+                    return None
+                delay = _RETRY_BACKOFF_S[min(n - 1, len(_RETRY_BACKOFF_S) - 1)]
+                log.warning("store unavailable, retrying in %.2fs (attempt %d): %s", delay, n, exc)
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _log_partitions(what: str) -> Any:
+    def report(consumer: Any, partitions: list[Any]) -> None:
+        log.info("partitions %s: %s", what, sorted(p.partition for p in partitions))
+
+    return report
