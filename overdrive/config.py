@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     catalog_candidates: int = Field(default=500, ge=1, le=5000, validation_alias=_env("OVERDRIVE_CATALOG_CANDIDATES"))
     recent_signals_per_user: int = Field(default=200, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_RECENT_SIGNALS_PER_USER"))
     short_term_half_life_minutes: float = Field(default=60.0, gt=0, validation_alias=_env("OVERDRIVE_SHORT_TERM_HALF_LIFE_MINUTES"))
+    cf_methods: str = Field(default="all", validation_alias=_env("OVERDRIVE_CF_METHODS"),
+                            description="comma-separated CF methods in the ensemble, or 'all'")
+    cf_tune: bool = Field(default=True, validation_alias=_env("OVERDRIVE_CF_TUNE"))
+    fold_in_every: int = Field(default=1000, ge=1, le=10_000_000, validation_alias=_env("OVERDRIVE_FOLD_IN_EVERY"))
+    retrain_interval_minutes: float = Field(default=60.0, ge=0, validation_alias=_env("OVERDRIVE_RETRAIN_INTERVAL_MINUTES"))
+    train_on_start: bool = Field(default=True, validation_alias=_env("OVERDRIVE_TRAIN_ON_START"))
     session_gap_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("OVERDRIVE_SESSION_GAP_MINUTES"))
 
     # Scaled mode (REDIS_URL / KAFKA_BOOTSTRAP_SERVERS): where state and signals live.
@@ -118,6 +124,26 @@ class Settings(BaseSettings):
         if any(not math.isfinite(w) for w in value.values()):
             raise ValueError("weights must be finite")
         return {**DEFAULT_SIGNAL_WEIGHTS, **value}
+
+    @field_validator("cf_methods")
+    @classmethod
+    def _cf_methods_known(cls, value: str) -> str:
+        from overdrive.models.collaborative_filtering.registry import METHODS  # no heavy imports
+
+        names = [m.strip() for m in value.split(",") if m.strip()]
+        if value.strip() != "all":
+            unknown = sorted(set(names) - set(METHODS))
+            if unknown or not names:
+                raise ValueError(f"unknown method(s) {unknown}; valid: 'all' or some of {sorted(METHODS)}")
+        return value.strip()
+
+    @property
+    def cf_method_list(self) -> tuple[str, ...]:
+        from overdrive.models.collaborative_filtering.registry import DEFAULT_METHODS
+
+        if self.cf_methods == "all":
+            return DEFAULT_METHODS
+        return tuple(m.strip() for m in self.cf_methods.split(",") if m.strip())
 
     @field_validator("log_level")
     @classmethod

@@ -17,12 +17,14 @@ from overdrive.analytics.performance import PerformanceMonitor
 from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
 from overdrive.analytics.user_analytics import UserAnalytics
 from overdrive.config import Settings, SettingsError
+from overdrive.domain.types import Signal
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
-from overdrive.services.scorers import EngagementScorer, FreshnessScorer, InterestScorer
+from overdrive.services.collaborative_service import CollaborativeModelService
+from overdrive.services.scorers import CollaborativeScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.protocols import FeatureStore, ItemCatalog
+from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
 from overdrive.stream.protocols import SignalBus
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class Backends:
     features: FeatureStore
     bus: SignalBus
     checks: dict[str, HealthCheck]
-    signal_count: Callable[[], Awaitable[int]] | None = None
+    signal_log: SignalLog | None = None  # the durable log, where this deployment keeps one
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -53,11 +55,13 @@ class Services:
     ranker: EnhancedOverdriveRankingService
     analytics: UserAnalytics
     item_analytics: ItemAnalytics
+    collaborative: CollaborativeModelService
     performance: PerformanceMonitor
     ready: bool = False
 
     async def start(self) -> None:
         await self.backends.bus.start()
+        await self.collaborative.start()
         self.ready = True
 
     async def readiness(self) -> dict[str, dict]:
@@ -67,20 +71,23 @@ class Services:
                 checks[name] = {"ok": True, **await check()}
             except Exception as exc:  # any failure here is the dependency's, reported not raised
                 checks[name] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        cf = self.collaborative.model()
         checks["models"] = {
             "ok": self.ready,
             "scorers": [s.name for s in self.ranker.scorers],
             "state": "ready" if self.ready else "starting",
+            "collaborative": {"version": cf.version, "fitted_at": cf.fitted_at} if cf else "not trained yet",
         }
         return checks
 
     async def store_sizes(self) -> dict[str, int]:
         sizes = {"items": await self.backends.catalog.count()}
-        if self.backends.signal_count is not None:
-            sizes["signals"] = await self.backends.signal_count()
+        if self.backends.signal_log is not None:
+            sizes["signals"] = await self.backends.signal_log.count()
         return sizes
 
     async def close(self) -> None:
+        await self.collaborative.close()
         await self.backends.bus.close()
         for close in self.backends.closers:
             await close()
@@ -97,7 +104,10 @@ def feature_config(settings: Settings) -> FeatureConfig:
     )
 
 
-def _embedded_backends(settings: Settings, monitor: PerformanceMonitor) -> Backends:
+AppliedHook = Callable[[list[Signal]], None]
+
+
+def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_applied: list[AppliedHook]) -> Backends:
     from overdrive.store.memory_features import MemoryFeatureStore
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
@@ -113,23 +123,19 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor) -> Backe
         buffer_size=settings.signal_buffer_size,
         workers=settings.max_workers,
         monitor=monitor,
+        on_applied=on_applied,
     )
-
-    async def store_check() -> dict:
-        await signal_log.ping()
-        return {"backend": "sqlite", "path": str(settings.data_dir)}
-
     return Backends(
         catalog=catalog,
         features=features,
         bus=InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog),
-        checks={"store": store_check},
-        signal_count=signal_log.count,
+        checks={"store": _sqlite_check(signal_log, settings)},
+        signal_log=signal_log,
         closers=[signal_log.close],
     )
 
 
-def _scaled_backends(settings: Settings, monitor: PerformanceMonitor) -> Backends:
+def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied: list[AppliedHook]) -> Backends:
     """Live state and catalog in Redis; signals through Kafka, or without it the local SQLite log.
 
     With Kafka the API only produces; `python -m overdrive.worker` applies. Without Kafka each
@@ -146,7 +152,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor) -> Backend
     catalog = RedisItemCatalog(connection=redis, prefix=settings.redis_prefix)
     checks: dict[str, HealthCheck] = {"store": redis.ping}
     closers: list[Callable[[], Awaitable[None]]] = [catalog.close, redis.close]
-    signal_count = None
+    signal_log = None
     if settings.kafka_bootstrap_servers:
         from overdrive.store.redis_watermarks import RedisWatermarks
         from overdrive.stream.kafka_bus import KafkaSignalBus
@@ -167,13 +173,12 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor) -> Backend
         signal_log = SqliteSignalLog(SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA))
         processor = RealTimeSignalProcessor(
             features=features, catalog=catalog, buffer_size=settings.signal_buffer_size,
-            workers=settings.max_workers, monitor=monitor,
+            workers=settings.max_workers, monitor=monitor, on_applied=on_applied,
         )
         bus = InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog, replay=False)
         checks["signal_log"] = _sqlite_check(signal_log, settings)
         closers.insert(0, signal_log.close)
-        signal_count = signal_log.count
-    return Backends(catalog=catalog, features=features, bus=bus, checks=checks, signal_count=signal_count, closers=closers)
+    return Backends(catalog=catalog, features=features, bus=bus, checks=checks, signal_log=signal_log, closers=closers)
 
 
 def _sqlite_check(signal_log, settings: Settings) -> HealthCheck:
@@ -212,13 +217,39 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
     return worker, redis.close
 
 
+def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModelService:
+    from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
+
+    factor_methods = ("nmf", "als", "bpr", "lightfm")
+    params = None if settings.cf_tune else {m: {"n_factors": settings.n_factors} for m in factor_methods}
+
+    def factory() -> AdvancedCollaborativeFiltering:
+        return AdvancedCollaborativeFiltering.from_settings(
+            settings, methods=settings.cf_method_list, tune=settings.cf_tune,
+            fold_in_every=settings.fold_in_every, params=params,
+        )
+
+    return CollaborativeModelService(
+        model_dir=settings.model_cache_dir / "collaborative",
+        factory=factory,
+        signal_log=backends.signal_log,
+        catalog=backends.catalog,
+        retrain_interval_s=settings.retrain_interval_minutes * 60.0 or None,
+        train_on_start=settings.train_on_start,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     monitor = PerformanceMonitor()
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
-    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor)
+    on_applied: list[AppliedHook] = []  # the processor calls these after each applied batch
+    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, on_applied)
+    collaborative = _collaborative(settings, backends)
+    on_applied.append(collaborative.observe)
     journal = RankingJournal()
     ranker = EnhancedOverdriveRankingService(
         scorers=[
+            CollaborativeScorer(collaborative),
             EngagementScorer(backends.features),
             InterestScorer(backends.features),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
@@ -241,5 +272,6 @@ def build_services(settings: Settings) -> Services:
             session_gap_s=settings.session_gap_minutes * 60.0,
         ),
         item_analytics=ItemAnalytics(features=backends.features, catalog=backends.catalog),
+        collaborative=collaborative,
         performance=monitor,
     )

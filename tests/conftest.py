@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from overdrive.api import create_app
 from overdrive.config import Settings
 from overdrive.wiring import build_services
+from tests.services import app_env
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.load({"OVERDRIVE_DATA_DIR": str(tmp_path / "data"), "MODEL_CACHE_DIR": str(tmp_path / "models")})
+    return Settings.load(app_env(tmp_path))
 
 
 @pytest.fixture

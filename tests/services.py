@@ -19,6 +19,17 @@ import time
 import uuid
 from pathlib import Path
 
+def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Settings for an app under test: its own folders, no background retrain unless asked."""
+    return {
+        "OVERDRIVE_DATA_DIR": str(tmp_path / "data"),
+        "MODEL_CACHE_DIR": str(tmp_path / "models"),
+        "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
+        "OVERDRIVE_TRAIN_ON_START": "false",
+        **extra,
+    }
+
+
 SHARED_REDIS_URL = os.environ.get("OVERDRIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

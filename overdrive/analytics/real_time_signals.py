@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from overdrive.analytics.performance import PerformanceMonitor
 from overdrive.domain.errors import BackendUnavailable, Overloaded
@@ -48,6 +48,7 @@ class RealTimeSignalProcessor:
         workers: int,
         monitor: PerformanceMonitor,
         batch_size: int = 1024,
+        on_applied: Sequence[Callable[[list[Signal]], None]] = (),
     ) -> None:
         self._features = features
         self._catalog = catalog
@@ -55,6 +56,7 @@ class RealTimeSignalProcessor:
         self._workers_n = workers
         self._monitor = monitor
         self._batch_size = batch_size
+        self._on_applied = on_applied  # kept by reference: wiring adds hooks (model fold-in) later
         # One FIFO lane per priority; workers always drain the strongest non-empty lane first.
         self._lanes: list[deque[tuple[float, Signal]]] = [deque() for _ in range(_LANES)]
         self._queued = 0
@@ -163,7 +165,9 @@ class RealTimeSignalProcessor:
         items = await self._items.get({s.content_id for s in signals})
         looked_up = time.perf_counter()
         self._monitor.record_stage("item_lookup", (looked_up - started) * 1000.0, len(signals))
-        await self._features.apply(signals, items, now=time.time())
+        applied = await self._features.apply(signals, items, now=time.time())
+        for hook in self._on_applied:
+            hook(applied)
         self._monitor.record_stage("apply", (time.perf_counter() - looked_up) * 1000.0, len(signals))
 
     def _done(self, signals: list[Signal]) -> None:

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from overdrive import __version__
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
-from overdrive.api.routes import analytics, health, items, ranking, signals
+from overdrive.api.routes import analytics, health, items, models, ranking, signals
 from overdrive.wiring import Services
 
 
@@ -32,7 +32,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for router in (ranking.router, signals.router, items.router, analytics.router, health.router):
+    for router in (ranking.router, signals.router, items.router, analytics.router, models.router, health.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

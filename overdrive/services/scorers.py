@@ -16,6 +16,10 @@ from overdrive.domain.types import Item
 from overdrive.store.protocols import FeatureStore
 
 
+class CollaborativeModel(Protocol):
+    async def score(self, user_id: str, item_ids: Sequence[str]) -> Sequence[float] | None: ...
+
+
 class Scorer(Protocol):
     name: str
 
@@ -55,6 +59,25 @@ class EngagementScorer:
             return engagement
         share = self._VELOCITY_SHARE
         return [(1 - share) * e + share * v for e, v in zip(engagement, lift, strict=True)]
+
+
+class CollaborativeScorer:
+    """`collaborative`: the CF ensemble's score, scaled so the best candidate scores 1.
+
+    Cold users get the ensemble's popularity prior, cold items content-neighbour scores; with no
+    trained model yet the component is left out.
+    """
+
+    name = "collaborative"
+
+    def __init__(self, model: CollaborativeModel) -> None:
+        self._model = model
+
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+        scores = await self._model.score(user_id, [i.id for i in items])
+        if scores is None or len(scores) == 0:
+            return None
+        return _scale_by_max_abs([float(x) for x in scores])
 
 
 class FreshnessScorer:

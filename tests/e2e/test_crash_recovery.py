@@ -39,7 +39,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     signals = world.signals
     assert all(s.get("signal_id") for s in signals)
     lanes = [signals[0::3], signals[1::3], signals[2::3]]
-    server = ServerProcess(data_dir=tmp_path / "data").start()
+    server = ServerProcess(data_dir=tmp_path / "data", env={"MODEL_CACHE_DIR": str(tmp_path / "models"), "OVERDRIVE_TRAIN_ON_START": "false"}).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30.0) as client:
             assert client.post("/items/batch", json={"items": world.items}).status_code == 201

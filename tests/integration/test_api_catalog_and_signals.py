@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from overdrive.api import create_app
 from overdrive.config import Settings
 from overdrive.wiring import build_services
+from tests.services import app_env
 
 
 def _signal(**over):
@@ -144,7 +145,7 @@ def test_malformed_json_is_a_400(client: TestClient) -> None:
 
 
 def test_body_over_the_limit_is_a_413(tmp_path) -> None:
-    settings = Settings.load({"OVERDRIVE_DATA_DIR": str(tmp_path), "OVERDRIVE_MAX_BODY_BYTES": "2048"})
+    settings = Settings.load(app_env(tmp_path, OVERDRIVE_MAX_BODY_BYTES="2048"))
     with TestClient(create_app(build_services(settings))) as client:
         big = {"signals": [_signal(metadata={"pad": "x" * 100}) for _ in range(40)]}
         r = client.post("/signals/batch", json=big)

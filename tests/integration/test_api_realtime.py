@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from overdrive.api import create_app
 from overdrive.config import Settings
 from overdrive.wiring import build_services
+from tests.services import app_env
 
 
 def _like(client: TestClient, user: str, item: str, **extra) -> None:
@@ -17,7 +18,7 @@ def _like(client: TestClient, user: str, item: str, **extra) -> None:
 
 
 def test_full_buffer_answers_429_with_retry_after_and_writes_nothing(tmp_path) -> None:
-    settings = Settings.load({"OVERDRIVE_DATA_DIR": str(tmp_path), "SIGNAL_BUFFER_SIZE": "5"})
+    settings = Settings.load(app_env(tmp_path, SIGNAL_BUFFER_SIZE="5"))
     with TestClient(create_app(build_services(settings))) as client:
         signals = [{"user_id": "u", "signal_type": "view", "content_id": f"i{n}"} for n in range(6)]
         r = client.post("/signals/batch", json={"signals": signals})

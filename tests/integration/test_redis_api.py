@@ -41,6 +41,7 @@ def _app(tmp: Path, prefix: str, redis_url: str) -> TestClient:
     settings = Settings.load({
         "REDIS_URL": redis_url, "OVERDRIVE_REDIS_PREFIX": prefix,
         "OVERDRIVE_DATA_DIR": str(tmp), "MODEL_CACHE_DIR": str(tmp / "models"),
+        "OVERDRIVE_TRAIN_ON_START": "false", "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
     })
     return TestClient(create_app(build_services(settings)))
 

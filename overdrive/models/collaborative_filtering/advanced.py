@@ -1,0 +1,461 @@
+"""`AdvancedCollaborativeFiltering`: every method, an ensemble that earns its weights, and live
+updates — the one object the service holds.
+
+Fit: a validation holdout is carved from the training matrix; each method fits on the rest (and
+tunes its own hyperparameters on a further holdout), its validation scores are z-scored per
+user, and the ensemble weights are fitted on validation NDCG@10 (`ensemble.fit_weights`). Then
+every method is refitted on the whole matrix with the configuration it chose.
+
+Live: `observe(signals)` accumulates each signal's decayed strength per (user, item); every
+`fold_in_every` signals the touched users are folded into every member (no refit) and items
+unknown at fit time get anchors — their nearest known items by content and by co-interaction —
+so they can be scored and recommended at once. `add_items` does the same for catalog items that
+arrive before any signal. Readers may call `score`/`recommend` while another thread observes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from overdrive.config import DEFAULT_SIGNAL_WEIGHTS, Settings
+from overdrive.domain.types import Item, Signal
+from overdrive.models.collaborative_filtering.base import (
+    BaseRecommender,
+    pack_sparse,
+    top_n,
+    unpack_sparse,
+)
+from overdrive.models.collaborative_filtering.content import (
+    ItemFeaturizer,
+    nearest_items,
+)
+from overdrive.models.collaborative_filtering.ensemble import (
+    EnsembleWeights,
+    fit_weights,
+    zscore_rows,
+)
+from overdrive.models.collaborative_filtering.matrix import (
+    InteractionMatrix,
+    SignalStrength,
+    items_by_id,
+    signal_from_wire,
+)
+from overdrive.models.collaborative_filtering.registry import (
+    DEFAULT_METHODS,
+    create,
+    recommender_class,
+)
+from overdrive.models.collaborative_filtering.tuning import holdout
+
+logger = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+_MAX_VALIDATION_CELLS = 40_000_000  # users × items × methods held in memory while fitting weights
+
+
+class AdvancedCollaborativeFiltering:
+    """The collaborative-filtering suite behind the `Recommender` seam, plus live fold-in."""
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        *,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        signal_weights: Mapping[str, float] | None = None,
+        half_life_days: float | None = 14.0,
+        fold_in_every: int = 1000,
+        tune: bool = True,
+        validation_fraction: float = 0.2,
+        max_validation_users: int = 1500,
+        content_neighbours: int = 20,
+        seed: int = 0,
+        show_progress: bool = False,
+    ) -> None:
+        if fold_in_every < 1:
+            raise ValueError("fold_in_every must be >= 1")
+        self.methods = tuple(methods)
+        self.params = {k: dict(v) for k, v in (params or {}).items()}
+        self.signal_weights = dict(signal_weights or DEFAULT_SIGNAL_WEIGHTS)
+        self.half_life_days = half_life_days
+        self.fold_in_every = fold_in_every
+        self.tune, self.validation_fraction, self.max_validation_users = tune, validation_fraction, max_validation_users
+        self.content_neighbours, self.seed, self.show_progress = content_neighbours, seed, show_progress
+        self.version: str | None = None  # set by ArtifactStore
+        self.members: dict[str, BaseRecommender] = {}
+        self.ensemble = EnsembleWeights(weights={})
+        self.fit_seconds: dict[str, float] = {}
+        self.fitted_at: float | None = None
+        self._strength = SignalStrength(signal_weights=self.signal_weights, half_life_days=half_life_days)
+        self._anchor_time = 0.0
+        self._item_ids: list[str] = []
+        self._item_index: dict[str, int] = {}
+        self._rows = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._user_index: dict[str, int] = {}
+        self._featurizer = ItemFeaturizer()
+        self._content = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._live: dict[str, dict[str, float]] = {}  # rows of users touched since fit
+        self._pending: dict[str, dict[str, float]] = {}  # deltas not yet folded in
+        self._since_fold = 0
+        self._folds = 0
+        self._last_fold_at: float | None = None
+        self._new_items: dict[str, Item] = {}  # catalog items added after fit
+        self._new_item_users: dict[str, set[str]] = {}  # unknown item → users who touched it
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> AdvancedCollaborativeFiltering:
+        """Signal weights and interest half-life from settings; anything else by keyword."""
+        kwargs: dict[str, Any] = {
+            "signal_weights": settings.signal_weights,
+            "half_life_days": settings.interest_half_life_days,
+        }
+        return cls(**{**kwargs, **overrides})
+
+    # ---- fitting -------------------------------------------------------------------------------
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.ensemble.weights)
+
+    def fit_signals(
+        self, signals: Iterable[Mapping[str, Any] | Signal], *, items: Iterable[Any] | Mapping[str, Item] | None = None,
+        now: float | None = None,
+    ) -> InteractionMatrix:
+        """Build the interaction matrix from raw signals (configured weights and decay) and fit."""
+        catalog = items_by_id(items)
+        matrix = InteractionMatrix.from_signals(
+            signals, signal_weights=self.signal_weights, half_life_days=self.half_life_days,
+            items=list(catalog), now=now,
+        )
+        self.fit(matrix, items=catalog)
+        return matrix
+
+    def fit(self, matrix: InteractionMatrix, *, items: Mapping[str, Item] | Iterable[Any] | None = None) -> None:
+        catalog = items_by_id(items)
+        started = time.perf_counter()
+        weights, configs, tune_seconds = self._fit_weights(matrix, catalog)
+        members: dict[str, BaseRecommender] = {}
+        fit_seconds: dict[str, float] = {}
+        for name in tqdm(self.methods, desc="fitting methods", disable=not self.show_progress, leave=False):
+            t0 = time.perf_counter()
+            member = recommender_class(configs[name][0])(**configs[name][1])
+            member.fit(matrix, items=catalog)
+            member.tuning = configs[name][2]
+            fit_seconds[name] = tune_seconds.get(name, 0.0) + time.perf_counter() - t0
+            members[name] = member
+        featurizer = ItemFeaturizer().fit(catalog.values())
+        content = featurizer.transform([catalog.get(i) for i in matrix.item_ids])
+        with self._lock:
+            self.members, self.ensemble, self.fit_seconds = members, weights, fit_seconds
+            self._featurizer, self._content = featurizer, content
+            self._rows, self._anchor_time = matrix.values, matrix.now
+            self._item_ids, self._item_index = list(matrix.item_ids), dict(matrix.item_index)
+            self._user_index = dict(matrix.user_index)
+            self._live, self._pending, self._since_fold = {}, {}, 0
+            self._new_items, self._new_item_users = {}, {}
+            self.fitted_at = time.time()
+        logger.info(
+            "collaborative filtering fitted on %d users × %d items (%d interactions) in %.1fs; weights %s",
+            *matrix.shape, matrix.nnz, time.perf_counter() - started,
+            {n: round(w, 3) for n, w in weights.weights.items() if w > 0},
+        )
+
+    def _fit_weights(self, matrix: InteractionMatrix, catalog: dict[str, Item]):
+        """Fit every method on a validation holdout; return fitted weights, each method's chosen
+        (class, frozen config, tuning) and the seconds it took."""
+        max_users = min(self.max_validation_users,
+                        max(50, _MAX_VALIDATION_CELLS // max(1, matrix.shape[1] * len(self.methods))))
+        split = holdout(matrix, fraction=self.validation_fraction, max_users=max_users, seed=self.seed)
+        candidates = split.candidates()
+        zscores: dict[str, np.ndarray] = {}
+        configs: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        seconds: dict[str, float] = {}
+        for name in tqdm(self.methods, desc="validation fits", disable=not self.show_progress, leave=False):
+            t0 = time.perf_counter()
+            member = create(name, tune=self.tune, seed=self.seed, show_progress=self.show_progress,
+                            **self.params.get(name, {}))
+            member.fit(split.train, items=catalog)
+            if split.users.size:
+                zscores[name] = zscore_rows(member.score_users(split.users), candidates)
+            configs[name] = (member.name, member.frozen_config(), dict(member.tuning))
+            seconds[name] = time.perf_counter() - t0
+        if not zscores:  # nobody to validate on: fall back to the first method alone
+            return EnsembleWeights(weights={n: float(n == self.methods[0]) for n in self.methods},
+                                   best_member=self.methods[0]), configs, seconds
+        return fit_weights(zscores, candidates, split.relevant), configs, seconds
+
+    # ---- scoring -------------------------------------------------------------------------------
+
+    def score(self, user_id: str, item_ids: Sequence[str]) -> np.ndarray:
+        """Blended, per-request z-scored member scores (higher is better; mean 0 over the
+        candidates). Items the user gave net negative feedback rank below every other candidate."""
+        ids = list(item_ids)
+        total = np.zeros(len(ids), dtype=np.float32)
+        if not ids:
+            return total
+        for name, w in self.ensemble.weights.items():
+            if w > 0:
+                total += w * zscore_rows(self.members[name].score(user_id, ids))
+        negative = self._negatives(user_id)
+        if negative:
+            hit = np.fromiter((i in negative for i in ids), dtype=bool, count=len(ids))
+            if hit.any():
+                total[hit] = total.min() - 1.0
+        return total
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        """Batch path for evaluation: (len(users), n_items) blended scores of fitted-user indices,
+        z-scored over each user's unseen items (seen items score 0; callers mask them)."""
+        first = next(iter(self.members.values()))
+        rows = first.user_matrix(np.asarray(users))
+        candidates = np.ones((len(users), len(self._item_ids)), dtype=bool)
+        candidates[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = False
+        total = np.zeros((len(users), len(self._item_ids)), dtype=np.float32)
+        for name, w in self.ensemble.weights.items():
+            if w > 0:
+                total += w * zscore_rows(self.members[name].score_users(users), candidates)
+        return total
+
+    def recommend(self, user_id: str, n: int = 10, *, exclude_seen: bool = True) -> list[tuple[str, float]]:
+        """Best n items over the fitted catalog plus items added since; cold users get popularity."""
+        ids: list[str] = []
+        n_known = len(self._item_ids)  # every member lists the fitted catalog first, in one order
+        seen = self._seen(user_id) if exclude_seen else set()
+        total: np.ndarray | None = None
+        for name, w in self.ensemble.weights.items():
+            if w <= 0:
+                continue
+            member_ids, scores = self.members[name].score_all(user_id)
+            if total is None:
+                ids = member_ids
+                mask = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids)) if seen else None
+                total = np.zeros(len(ids), dtype=np.float32)
+            elif member_ids[n_known:] != ids[n_known:]:  # items added since fit, listed differently
+                tail = self.members[name].score(user_id, ids[n_known:])
+                scores = np.concatenate([scores[:n_known], tail])
+            total += w * zscore_rows(scores[None, :], None if mask is None else mask[None, :])[0]
+        if total is None:
+            return []
+        if seen:
+            total[~mask] = -np.inf
+        return top_n(ids, total, n)
+
+    def _seen(self, user_id: str) -> set[str]:
+        with self._lock:
+            live = self._live.get(user_id)
+            if live is not None:
+                return set(live) | set(self._pending.get(user_id, {}))
+        return set(self._training_row(user_id)) | set(self._pending.get(user_id, {}))
+
+    def _negatives(self, user_id: str) -> set[str]:
+        row = self._live.get(user_id)
+        if row is None:
+            row = self._training_row(user_id)
+        return {i for i, v in row.items() if v < 0}
+
+    def _training_row(self, user_id: str) -> dict[str, float]:
+        u = self._user_index.get(user_id)
+        if u is None:
+            return {}
+        s, e = self._rows.indptr[u], self._rows.indptr[u + 1]
+        return {self._item_ids[i]: float(v) for i, v in zip(self._rows.indices[s:e], self._rows.data[s:e])}
+
+    # ---- live updates --------------------------------------------------------------------------
+
+    def observe(self, signals: Iterable[Mapping[str, Any] | Signal]) -> int:
+        """Take new signals; every `fold_in_every` of them, fold the touched users in.
+        Returns how many users were folded in by this call (0 until the threshold is crossed)."""
+        folded = 0
+        with self._lock:
+            for raw in signals:
+                s = signal_from_wire(raw)
+                delta = self._pending.setdefault(s.user_id, {})
+                delta[s.content_id] = delta.get(s.content_id, 0.0) + self._strength.weight(s, anchor=self._anchor_time)
+                self._since_fold += 1
+                if self._since_fold >= self.fold_in_every:
+                    folded += self._fold_in_locked()
+        return folded
+
+    def fold_in(self) -> int:
+        """Fold in everything observed so far, now. Returns the number of users folded in."""
+        with self._lock:
+            return self._fold_in_locked()
+
+    def add_items(self, items: Iterable[Any] | Mapping[str, Item]) -> None:
+        """Register catalog items that arrived after fit: scorable at once from their content."""
+        with self._lock:
+            fresh = {i: it for i, it in items_by_id(items).items() if i not in self._item_index}
+            self._new_items.update(fresh)
+            self._register_new(list(fresh))
+
+    def _fold_in_locked(self) -> int:
+        rows: dict[str, dict[str, float]] = {}
+        touched_new: set[str] = set()
+        for user_id, delta in self._pending.items():
+            live = self._live.get(user_id)
+            if live is None:
+                live = self._training_row(user_id)
+            for item_id, w in delta.items():
+                live[item_id] = live.get(item_id, 0.0) + w
+                if item_id not in self._item_index:
+                    self._new_item_users.setdefault(item_id, set()).add(user_id)
+                    touched_new.add(item_id)
+            self._live[user_id] = live
+            rows[user_id] = {i: v for i, v in live.items() if i in self._item_index}
+        if touched_new:
+            self._register_new(sorted(touched_new))
+        for member in self.members.values():
+            member.update_users(rows)
+        self._pending, self._since_fold = {}, 0
+        self._folds += 1
+        self._last_fold_at = time.time()
+        logger.debug("folded in %d users, %d new items", len(rows), len(touched_new))
+        return len(rows)
+
+    def _register_new(self, item_ids: list[str]) -> None:
+        if not item_ids or not self.members:
+            return
+        anchors = {i: self._anchors_for(i) for i in item_ids}
+        catalog = {i: self._new_items[i] for i in item_ids if i in self._new_items}
+        for member in self.members.values():
+            member.add_items({i: a for i, a in anchors.items() if a[0]}, items=catalog)
+
+    def _anchors_for(self, item_id: str) -> tuple[list[str], list[float]]:
+        """Nearest known items: by content (weight 1/(1+n)) and co-interaction (n/(1+n)), where
+        n is the number of users who touched the item — evidence from people wins as it grows."""
+        weights: dict[int, float] = {}
+        users = self._new_item_users.get(item_id, set())
+        co: dict[int, float] = {}
+        for user_id in users:
+            for other, v in self._live.get(user_id, {}).items():
+                j = self._item_index.get(other)
+                if j is not None and v > 0:
+                    co[j] = co.get(j, 0.0) + 1.0
+        content: dict[int, float] = {}
+        item = self._new_items.get(item_id)
+        if item is not None and self._featurizer.n_features and self._content.shape[0]:
+            idx, sims = nearest_items(self._content, self._featurizer.transform([item]), k=self.content_neighbours)[0]
+            content = dict(zip(idx.tolist(), sims.tolist()))
+        share_co = len(users) / (1.0 + len(users)) if co else 0.0
+        for part, share in ((content, 1.0 - share_co), (_top(co, self.content_neighbours), share_co)):
+            total = sum(part.values())
+            for j, v in part.items():
+                weights[j] = weights.get(j, 0.0) + share * v / total
+        return [self._item_ids[j] for j in weights], list(weights.values())
+
+    # ---- persistence and status ----------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole suite to a directory (members in subdirectories, no pickle)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            for name, member in self.members.items():
+                member.save(path / "members" / name)
+            arrays: dict[str, np.ndarray] = dict(self._featurizer.to_arrays())
+            pack_sparse(arrays, "rows", self._rows)
+            pack_sparse(arrays, "content", self._content)
+            with open(path / "state.npz", "wb") as fh:
+                np.savez(fh, **arrays)
+            manifest = {
+                "format": FORMAT_VERSION,
+                "config": self._config(),
+                "weights": self.ensemble.weights,
+                "validation_ndcg": self.ensemble.validation_ndcg,
+                "best_member": self.ensemble.best_member,
+                "n_validation_users": self.ensemble.n_validation_users,
+                "fit_seconds": self.fit_seconds,
+                "fitted_at": self.fitted_at,
+                "anchor_time": self._anchor_time,
+                "item_ids": self._item_ids,
+                "user_ids": list(self._user_index),
+                "live": self._live,
+                "pending": self._pending,
+                "since_fold": self._since_fold,
+                "folds": self._folds,
+                "new_items": {i: _item_to_wire(it) for i, it in self._new_items.items()},
+                "new_item_users": {i: sorted(u) for i, u in self._new_item_users.items()},
+            }
+        (path / "manifest.json").write_text(json.dumps(manifest))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AdvancedCollaborativeFiltering:
+        path = Path(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported model format {manifest.get('format')!r}")
+        obj = cls(**manifest["config"])
+        obj.members = {n: BaseRecommender.load(path / "members" / n) for n in obj.methods}
+        obj.ensemble = EnsembleWeights(
+            weights=manifest["weights"], validation_ndcg=manifest["validation_ndcg"],
+            best_member=manifest["best_member"], n_validation_users=manifest["n_validation_users"],
+        )
+        with np.load(path / "state.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        obj._featurizer = ItemFeaturizer.from_arrays(arrays)
+        obj._rows, obj._content = unpack_sparse(arrays, "rows"), unpack_sparse(arrays, "content")
+        obj.fit_seconds, obj.fitted_at = manifest["fit_seconds"], manifest["fitted_at"]
+        obj._anchor_time = manifest["anchor_time"]
+        obj._item_ids = manifest["item_ids"]
+        obj._item_index = {i: n for n, i in enumerate(obj._item_ids)}
+        obj._user_index = {u: n for n, u in enumerate(manifest["user_ids"])}
+        obj._live, obj._pending = manifest["live"], manifest["pending"]
+        obj._since_fold, obj._folds = manifest["since_fold"], manifest["folds"]
+        obj._new_items = items_by_id(manifest["new_items"].values())
+        obj._new_item_users = {i: set(u) for i, u in manifest["new_item_users"].items()}
+        return obj
+
+    def status(self) -> dict[str, Any]:
+        """What is being served: version, sizes, fit times, weights, validation and live counters."""
+        first = next(iter(self.members.values()), None)
+        return {
+            "version": self.version,
+            "fitted": bool(self.members),
+            "fitted_at": self.fitted_at,
+            "methods": list(self.methods),
+            "weights": {n: round(w, 4) for n, w in self.ensemble.weights.items()},
+            "best_member": self.ensemble.best_member,
+            "validation_ndcg@10": {n: round(v, 4) for n, v in self.ensemble.validation_ndcg.items()},
+            "n_validation_users": self.ensemble.n_validation_users,
+            "fit_seconds": {n: round(s, 3) for n, s in self.fit_seconds.items()},
+            "tuning": {n: m.tuning for n, m in self.members.items() if m.tuning},
+            "n_users": len(first.user_ids) if first else 0,
+            "n_items": len(self._item_ids) + len(self._new_items),
+            "n_interactions": int(self._rows.nnz),
+            "fold_in_every": self.fold_in_every,
+            "pending_interactions": self._since_fold,
+            "folds": self._folds,
+            "last_fold_at": self._last_fold_at,
+            "items_added_since_fit": len(set(self._new_items) | set(self._new_item_users)),
+        }
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "methods": list(self.methods), "params": self.params, "signal_weights": self.signal_weights,
+            "half_life_days": self.half_life_days, "fold_in_every": self.fold_in_every, "tune": self.tune,
+            "validation_fraction": self.validation_fraction, "max_validation_users": self.max_validation_users,
+            "content_neighbours": self.content_neighbours, "seed": self.seed,
+        }
+
+
+def _top(d: dict[int, float], k: int) -> dict[int, float]:
+    return dict(sorted(d.items(), key=lambda kv: -kv[1])[:k])
+
+
+def _item_to_wire(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id, "type": item.type, "text": item.text, "author_id": item.author_id,
+        "created_at": item.created_at, "tags": list(item.tags), "metadata": item.metadata,
+    }

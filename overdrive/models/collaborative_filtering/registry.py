@@ -1,0 +1,46 @@
+"""Methods registered by name and imported lazily, so `implicit`/`lightfm` load only when used."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from overdrive.models.collaborative_filtering.base import BaseRecommender
+
+_PKG = "overdrive.models.collaborative_filtering"
+# name → (module, class, default keyword arguments)
+METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "popularity": ("popularity", "PopularityRecommender", {}),
+    "nmf": ("nmf", "NMFRecommender", {}),
+    "item_cosine": ("neighbourhood", "NeighbourhoodRecommender", {"kind": "item", "weighting": "cosine"}),
+    "item_bm25": ("neighbourhood", "NeighbourhoodRecommender", {"kind": "item", "weighting": "bm25"}),
+    "user_cosine": ("neighbourhood", "NeighbourhoodRecommender", {"kind": "user", "weighting": "cosine"}),
+    "user_bm25": ("neighbourhood", "NeighbourhoodRecommender", {"kind": "user", "weighting": "bm25"}),
+    "als": ("implicit_models", "ALSRecommender", {}),
+    "bpr": ("implicit_models", "BPRRecommender", {}),
+    "lightfm": ("lightfm_hybrid", "LightFMRecommender", {}),
+    "ease": ("ease", "EASERecommender", {}),
+}
+DEFAULT_METHODS: tuple[str, ...] = tuple(METHODS)
+
+
+def recommender_class(class_name: str) -> type[BaseRecommender]:
+    """The class whose `name` (the saved `class` field) is `class_name`."""
+    for module, cls_name, _ in METHODS.values():
+        cls = getattr(importlib.import_module(f"{_PKG}.{module}"), cls_name)
+        if cls.name == class_name:
+            return cls
+    raise KeyError(f"unknown recommender class {class_name!r}")
+
+
+def create(method: str, **params: Any) -> BaseRecommender:
+    """A fresh, unfitted recommender for `method` (a key of METHODS). Shared settings such as
+    n_factors, seed, tune and show_progress are passed only to methods that take them."""
+    if method not in METHODS:
+        raise KeyError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+    module, cls_name, defaults = METHODS[method]
+    cls = getattr(importlib.import_module(f"{_PKG}.{module}"), cls_name)
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {**defaults, **{k: v for k, v in params.items() if k in accepted}}
+    return cls(**kwargs)

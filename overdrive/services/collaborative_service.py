@@ -1,0 +1,156 @@
+"""Serving the collaborative-filtering ensemble: load, retrain in the background, fold in, report.
+
+The served model lives behind a `ModelHandle`: a request sees the old version or the new one,
+never a mix. At start-up the current artifact version in `MODEL_CACHE_DIR/collaborative` is loaded
+(no retraining after a restart). Full retrains read the whole signal log and catalog in a worker
+thread, on a schedule and on `POST /models/train`; signals that arrive while a retrain runs are
+replayed into the new model before it is published. Every applied signal is also handed to the
+served model, which folds the touched users in every `fold_in_every` interactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from overdrive.domain.errors import BackendUnavailable
+from overdrive.domain.types import Signal
+from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
+from overdrive.store.protocols import ItemCatalog, SignalLog
+
+log = logging.getLogger(__name__)
+
+
+class CollaborativeModelService:
+    def __init__(
+        self,
+        *,
+        model_dir: Path,
+        factory: Callable[[], AdvancedCollaborativeFiltering],
+        signal_log: SignalLog | None,
+        catalog: ItemCatalog,
+        retrain_interval_s: float | None,
+        train_on_start: bool,
+    ) -> None:
+        self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
+        self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
+        self._factory = factory
+        self._log = signal_log
+        self._catalog = catalog
+        self._interval = retrain_interval_s
+        self._train_on_start = train_on_start
+        self._trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cf-train")
+        self._updater = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cf-update")  # keeps order
+        self._scorer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cf-score")
+        self._training: asyncio.Task | None = None
+        self._schedule: asyncio.Task | None = None
+        self._during_training: list[Signal] | None = None  # collecting while a retrain runs
+        self._swap_lock = threading.Lock()
+        self._last_job: dict[str, Any] = {"state": "never run"}
+
+    def model(self) -> AdvancedCollaborativeFiltering | None:
+        return self._handle.get()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        loaded = await loop.run_in_executor(self._trainer, self._handle.refresh)
+        if loaded:
+            log.info("serving collaborative model version %s", self._handle.get().version)  # type: ignore[union-attr]
+        elif self._train_on_start and self._log is not None and await self._log.count() > 0:
+            self.train(reason="start-up: no saved model")
+        if self._interval:
+            self._schedule = asyncio.create_task(self._retrain_every(self._interval))
+
+    def train(self, *, reason: str) -> dict[str, Any]:
+        """Start a full retrain in the background unless one is running; returns the job state."""
+        if self._log is None:
+            raise BackendUnavailable("no signal log to train from in this deployment (Kafka mode)")
+        if self._training is None or self._training.done():
+            self._last_job = {"state": "running", "reason": reason, "started_at": time.time()}
+            with self._swap_lock:
+                self._during_training = []
+            self._training = asyncio.create_task(self._train())
+        return dict(self._last_job)
+
+    async def _train(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            version, stats = await loop.run_in_executor(self._trainer, self._fit_and_publish)
+            self._last_job.update(state="done", version=version, finished_at=time.time(), **stats)
+            log.info("collaborative model %s published (%s)", version, stats)
+        except Exception as exc:  # reported in /models/status; the served model stays as it was
+            log.exception("collaborative retrain failed")
+            self._last_job.update(state="failed", error=str(exc), finished_at=time.time())
+
+    def _fit_and_publish(self) -> tuple[str, dict[str, Any]]:
+        assert self._log is not None
+        started = time.perf_counter()
+        signals = [s for batch in self._log.scan() for s in batch]
+        items = {i.id: i for batch in self._catalog.scan() for i in batch}
+        if not signals:
+            raise ValueError("no signals to train on")
+        model = self._factory()
+        try:
+            model.fit_signals(signals, items=items)
+            version = self._store.save(model)
+        except BaseException:
+            with self._swap_lock:
+                self._during_training = None
+            raise
+        # Signals applied while fitting are not in the log snapshot: fold them in, then serve.
+        with self._swap_lock:
+            late, self._during_training = self._during_training or [], None
+            model.observe(late)
+            self._handle.swap(model)
+        return version, {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
+                         "seconds": round(time.perf_counter() - started, 3)}
+
+    async def _retrain_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                self.train(reason="schedule")
+            except BackendUnavailable:
+                return
+
+    def observe(self, signals: Sequence[Signal]) -> None:
+        """Hand applied signals to the served model (folded in on its own thread, in order)."""
+        with self._swap_lock:
+            if self._during_training is not None:
+                self._during_training.extend(signals)
+            model = self._handle.get()
+        if model is not None:
+            self._updater.submit(model.observe, list(signals))
+
+    async def score(self, user_id: str, item_ids: Sequence[str]) -> np.ndarray | None:
+        model = self._handle.get()
+        if model is None:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._scorer, model.score, user_id, list(item_ids))
+
+    def status(self) -> dict[str, Any]:
+        model = self._handle.get()
+        return {
+            "collaborative": {
+                "serving": model.status() if model is not None else None,
+                "artifacts": self._handle.status(),
+                "last_training": dict(self._last_job),
+                "retrain_interval_s": self._interval,
+            }
+        }
+
+    async def close(self) -> None:
+        for task in (self._schedule, self._training):
+            if task is not None:
+                task.cancel()
+        for pool in (self._trainer, self._updater, self._scorer):
+            pool.shutdown(wait=False, cancel_futures=True)
