@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     catalog_candidates: int = Field(default=500, ge=1, le=5000, validation_alias=_env("OVERDRIVE_CATALOG_CANDIDATES"))
     recent_signals_per_user: int = Field(default=200, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_RECENT_SIGNALS_PER_USER"))
     short_term_half_life_minutes: float = Field(default=60.0, gt=0, validation_alias=_env("OVERDRIVE_SHORT_TERM_HALF_LIFE_MINUTES"))
+    content_features: bool = Field(default=True, validation_alias=_env("OVERDRIVE_CONTENT_FEATURES"),
+                                   description="multi-modal content features, vector index, content_based scorer")
+    compiled_models_dir: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_COMPILED_MODELS_DIR"),
+                                             description="where the text model is compiled for ONNX Runtime; default MODEL_CACHE_DIR/compiled")
     cf_methods: str = Field(default="all", validation_alias=_env("OVERDRIVE_CF_METHODS"),
                             description="comma-separated CF methods in the ensemble, or 'all'")
     cf_tune: bool = Field(default=True, validation_alias=_env("OVERDRIVE_CF_TUNE"))

@@ -20,8 +20,10 @@ from overdrive.config import Settings, SettingsError
 from overdrive.domain.types import Signal
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
+from overdrive.domain.weighting import SignalWeighting
 from overdrive.services.collaborative_service import CollaborativeModelService
-from overdrive.services.scorers import CollaborativeScorer, EngagementScorer, FreshnessScorer, InterestScorer
+from overdrive.services.content_service import ContentService
+from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
@@ -56,12 +58,15 @@ class Services:
     analytics: UserAnalytics
     item_analytics: ItemAnalytics
     collaborative: CollaborativeModelService
+    content: ContentService | None
     performance: PerformanceMonitor
     ready: bool = False
 
     async def start(self) -> None:
         await self.backends.bus.start()
         await self.collaborative.start()
+        if self.content is not None:
+            await self.content.start()
         self.ready = True
 
     async def readiness(self) -> dict[str, dict]:
@@ -77,6 +82,7 @@ class Services:
             "scorers": [s.name for s in self.ranker.scorers],
             "state": "ready" if self.ready else "starting",
             "collaborative": {"version": cf.version, "fitted_at": cf.fitted_at} if cf else "not trained yet",
+            "content": self.content.health() if self.content is not None else "disabled (OVERDRIVE_CONTENT_FEATURES=false)",
         }
         return checks
 
@@ -87,6 +93,8 @@ class Services:
         return sizes
 
     async def close(self) -> None:
+        if self.content is not None:
+            await self.content.close()
         await self.collaborative.close()
         await self.backends.bus.close()
         for close in self.backends.closers:
@@ -239,6 +247,33 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
     )
 
 
+def _content(settings: Settings, backends: Backends) -> ContentService:
+    import onnxruntime  # noqa: F401 - its first import crashes when made off the main thread (seen with 1.32)
+
+    from overdrive.features.cache import FeatureCache
+    from overdrive.features.extractor import MultiModalFeatureExtractor
+    from overdrive.features.text import SentenceTextEncoder
+    from overdrive.index.usearch_index import UsearchIndex
+
+    cache = FeatureCache(path=settings.data_dir / "features.sqlite3")
+    text = SentenceTextEncoder(model_cache_dir=settings.model_cache_dir, compiled_dir=settings.compiled_models_dir)
+    extractor = MultiModalFeatureExtractor(
+        model_cache_dir=settings.model_cache_dir, item_embedding_dim=settings.item_embedding_dim,
+        text_encoder=text, cache=cache,
+    )
+    return ContentService(
+        extractor=extractor,
+        cache=cache,
+        index=UsearchIndex(dim=settings.item_embedding_dim, path=settings.data_dir / "vector-index", autosave_every=1000),
+        journal_path=settings.data_dir / "feature-journal.sqlite3",
+        features=backends.features,
+        catalog=backends.catalog,
+        weighting=SignalWeighting(settings.signal_weights),
+        long_half_life_s=settings.interest_half_life_days * 86400.0,
+        short_half_life_s=settings.short_term_half_life_minutes * 60.0,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     monitor = PerformanceMonitor()
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
@@ -246,9 +281,11 @@ def build_services(settings: Settings) -> Services:
     backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, on_applied)
     collaborative = _collaborative(settings, backends)
     on_applied.append(collaborative.observe)
+    content = _content(settings, backends) if settings.content_features else None
     journal = RankingJournal()
     ranker = EnhancedOverdriveRankingService(
         scorers=[
+            *([ContentScorer(content)] if content is not None else []),
             CollaborativeScorer(collaborative),
             EngagementScorer(backends.features),
             InterestScorer(backends.features),
@@ -260,12 +297,13 @@ def build_services(settings: Settings) -> Services:
         bus=backends.bus,
         catalog_candidates=settings.catalog_candidates,
         observers=[journal],
+        retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend],
     )
     return Services(
         settings=settings,
         backends=backends,
         signals=SignalService(bus=backends.bus),
-        catalog=CatalogService(catalog=backends.catalog, features=backends.features),
+        catalog=CatalogService(catalog=backends.catalog, features=backends.features, content=content),
         ranker=ranker,
         analytics=UserAnalytics(
             features=backends.features, bus=backends.bus, journal=journal,
@@ -273,5 +311,6 @@ def build_services(settings: Settings) -> Services:
         ),
         item_analytics=ItemAnalytics(features=backends.features, catalog=backends.catalog),
         collaborative=collaborative,
+        content=content,
         performance=monitor,
     )

@@ -19,6 +19,10 @@ import time
 import uuid
 from pathlib import Path
 
+# The text model's ONNX compilation (~15 s) is kept between tests and runs.
+COMPILED_MODELS_DIR = Path(tempfile.gettempdir()) / "overdrive-test-compiled-models"
+
+
 def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Settings for an app under test: its own folders, no background retrain unless asked."""
     return {
@@ -26,6 +30,8 @@ def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "MODEL_CACHE_DIR": str(tmp_path / "models"),
         "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
         "OVERDRIVE_TRAIN_ON_START": "false",
+        "OVERDRIVE_CONTENT_FEATURES": "false",
+        "OVERDRIVE_COMPILED_MODELS_DIR": str(COMPILED_MODELS_DIR),
         **extra,
     }
 

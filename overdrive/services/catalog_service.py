@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from overdrive.domain.errors import NotFound
 from overdrive.domain.types import Item
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 
 
+class ContentIndexer(Protocol):
+    async def submit(self, items: Sequence[Item]) -> None: ...
+
+    async def forget(self, item_id: str) -> None: ...
+
+
 class CatalogService:
-    def __init__(self, *, catalog: ItemCatalog, features: FeatureStore) -> None:
+    def __init__(self, *, catalog: ItemCatalog, features: FeatureStore, content: ContentIndexer | None = None) -> None:
         self._catalog = catalog
         self._features = features
+        self._content = content
 
     async def put(self, items: Sequence[Item]) -> None:
+        """Durable first; content features follow in the background (never awaited here)."""
         await self._catalog.put(items)
+        if self._content is not None:
+            await self._content.submit(items)
 
     async def get(self, item_id: str) -> Item:
         found = await self._catalog.get([item_id])
@@ -27,6 +38,8 @@ class CatalogService:
         if not await self._catalog.delete(item_id):
             raise NotFound(f"item {item_id!r} not found")
         await self._features.forget_item(item_id)
+        if self._content is not None:
+            await self._content.forget(item_id)
 
     async def count(self) -> int:
         return await self._catalog.count()

@@ -137,6 +137,15 @@ class CollaborativeModelService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._scorer, model.score, user_id, list(item_ids))
 
+    async def recommend(self, user_id: str, limit: int, now: float) -> list[str]:
+        """The ensemble's top items for the user (unseen ones), for candidate retrieval."""
+        model = self._handle.get()
+        if model is None:
+            return []
+        loop = asyncio.get_running_loop()
+        ranked = await loop.run_in_executor(self._scorer, model.recommend, user_id, limit)
+        return [item_id for item_id, _ in ranked]
+
     def status(self) -> dict[str, Any]:
         model = self._handle.get()
         return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +44,9 @@ class RankResult:
     candidates_considered: int
 
 
+Retriever = Callable[[str, int, float], Awaitable[list[str]]]  # (user_id, limit, now) -> item ids
+
+
 class RankingObserver(Protocol):
     """Told about every ranking (insights keep the recent ones per user)."""
 
@@ -68,6 +71,7 @@ class EnhancedOverdriveRankingService:
         bus: SignalBus,
         catalog_candidates: int,
         observers: Sequence[RankingObserver] = (),
+        retrievers: Sequence[Retriever] = (),
     ) -> None:
         self._scorers = list(scorers)
         self._strategies = {k: dict(v) for k, v in strategies.items()}
@@ -76,6 +80,7 @@ class EnhancedOverdriveRankingService:
         self._bus = bus
         self._catalog_candidates = catalog_candidates
         self._observers = list(observers)
+        self._retrievers = list(retrievers)  # personal candidate sources (content, collaborative)
 
     @property
     def scorers(self) -> list[Scorer]:
@@ -100,7 +105,7 @@ class EnhancedOverdriveRankingService:
             raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self._strategies)}", field="strategy")
         await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
         now = time.time()
-        items = await (self._resolve(candidates) if candidates is not None else self._from_catalog(now))
+        items = await (self._resolve(candidates) if candidates is not None else self._from_catalog(user_id, now))
         ranked = await self._blend(user_id, items, weights, now, limit)
         result = RankResult(
             user_id=user_id,
@@ -122,13 +127,18 @@ class EnhancedOverdriveRankingService:
             items.append(dataclasses.replace(base, **c.content) if c.content else base)
         return items
 
-    async def _from_catalog(self, now: float) -> list[Item]:
-        """Trending, popular-now and newest catalog items, de-duplicated."""
-        quarter = max(1, self._catalog_candidates // 4)
-        ids = dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now))
+    async def _from_catalog(self, user_id: str, now: float) -> list[Item]:
+        """A de-duplicated union: the user's nearest items by content and collaborative top-N,
+        then trending, popular-now and newest catalog items."""
+        n = self._catalog_candidates
+        quarter = max(1, n // 4)
+        ids: dict[str, None] = {}
+        for retrieve in self._retrievers:
+            ids.update(dict.fromkeys(await retrieve(user_id, quarter, now)))
+        ids.update(dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now)))
         ids.update(dict.fromkeys(await self._features.top_engaged(quarter, now=now)))
-        ids.update(dict.fromkeys(await self._catalog.newest(self._catalog_candidates)))
-        chosen = list(ids)[: self._catalog_candidates]
+        ids.update(dict.fromkeys(await self._catalog.newest(n)))
+        chosen = list(ids)[:n]
         stored = await self._catalog.get(chosen)
         return [stored[i] for i in chosen if i in stored]
 

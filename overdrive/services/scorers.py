@@ -16,6 +16,10 @@ from overdrive.domain.types import Item
 from overdrive.store.protocols import FeatureStore
 
 
+class ContentModel(Protocol):
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None: ...
+
+
 class CollaborativeModel(Protocol):
     async def score(self, user_id: str, item_ids: Sequence[str]) -> Sequence[float] | None: ...
 
@@ -59,6 +63,19 @@ class EngagementScorer:
             return engagement
         share = self._VELOCITY_SHARE
         return [(1 - share) * e + share * v for e, v in zip(engagement, lift, strict=True)]
+
+
+class ContentScorer:
+    """`content_based`: cosine of each item's fused content embedding with the user's long- and
+    short-term interest embeddings; cold items (never interacted with) rank by content alone."""
+
+    name = "content_based"
+
+    def __init__(self, model: ContentModel) -> None:
+        self._model = model
+
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+        return await self._model.score(user_id, items, now)
 
 
 class CollaborativeScorer:

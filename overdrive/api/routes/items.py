@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from overdrive.api.deps import ItemIdPath, ServicesDep
 from overdrive.api.schemas import ItemBatchIn, ItemIn, ItemOut
+from overdrive.domain.errors import NotFound
 from overdrive.domain.types import Item
 
 router = APIRouter(prefix="/items", tags=["catalog"])
@@ -36,6 +39,26 @@ async def put_items(batch: ItemBatchIn, services: ServicesDep) -> dict:
 @router.get("/{item_id}", response_model=ItemOut)
 async def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
     return _out(await services.catalog.get(item_id))
+
+
+@router.get("/{item_id}/similar")
+async def similar_items(
+    item_id: ItemIdPath, services: ServicesDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> dict:
+    """Nearest items by fused content embedding (the vector index)."""
+    return await _content(services).similar(item_id, k)
+
+
+@router.get("/{item_id}/features")
+async def item_features(item_id: ItemIdPath, services: ServicesDep) -> dict:
+    """What content understanding made of the item: modalities, sentiment, language, quality, media stats."""
+    return await _content(services).describe(item_id)
+
+
+def _content(services: ServicesDep):  # noqa: ANN202 - ContentService lives behind wiring
+    if services.content is None:
+        raise NotFound("content features are disabled (OVERDRIVE_CONTENT_FEATURES=false)")
+    return services.content
 
 
 @router.delete("/{item_id}", status_code=204)

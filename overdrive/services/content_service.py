@@ -1,0 +1,157 @@
+"""Content understanding in the service: features at ingest, the vector index, content scores.
+
+Item writes hand items to a `FeaturePipeline` (journaled, batched, in the background, cached by
+content hash), so a write never waits on an encoder. Its sink puts each fused embedding into the
+`VectorIndex`, which then serves `/items/{id}/similar`, candidate retrieval and content scores.
+A user's long- and short-term interest embeddings are computed on demand from their recent
+signals in the live state (decayed, signal-weighted sums of item embeddings), so they need no
+state of their own and hold in every deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from overdrive.domain.errors import NotFound
+from overdrive.domain.types import Item
+from overdrive.domain.weighting import SignalWeighting
+from overdrive.features.cache import FeatureCache, content_hash
+from overdrive.features.extractor import MultiModalFeatureExtractor
+from overdrive.features.interest import content_scores, interest_query
+from overdrive.features.pipeline import FeaturePipeline
+from overdrive.features.types import ItemFeatures
+from overdrive.index.protocols import VectorIndex
+from overdrive.store.protocols import FeatureStore, ItemCatalog
+
+log = logging.getLogger(__name__)
+_MIN_SHORT_TERM_MASS = 0.5  # below this much recent evidence the session profile stays out
+
+
+class ContentService:
+    def __init__(
+        self,
+        *,
+        extractor: MultiModalFeatureExtractor,
+        cache: FeatureCache,
+        index: VectorIndex,
+        journal_path: Path,
+        features: FeatureStore,
+        catalog: ItemCatalog,
+        weighting: SignalWeighting,
+        long_half_life_s: float,
+        short_half_life_s: float,
+    ) -> None:
+        self._extractor = extractor
+        self._cache = cache
+        self._index = index
+        self._features = features
+        self._catalog = catalog
+        self._weighting = weighting
+        self._long_rate = math.log(2.0) / long_half_life_s
+        self._short_rate = math.log(2.0) / short_half_life_s
+        self._pipeline = FeaturePipeline(extractor=extractor, sink=self._store, journal_path=journal_path)
+
+    async def start(self) -> None:
+        self._pipeline.start()
+
+    def _store(self, computed: list[ItemFeatures]) -> None:
+        """Pipeline sink (its own thread): index the fused embeddings; no content → no vector."""
+        if computed:
+            self._index.upsert([f.item_id for f in computed], np.stack([f.embedding for f in computed]))
+
+    async def submit(self, items: Sequence[Item]) -> None:
+        await asyncio.to_thread(self._pipeline.submit, list(items))
+
+    async def forget(self, item_id: str) -> None:
+        await asyncio.to_thread(self._index.remove, item_id)
+
+    async def similar(self, item_id: str, k: int) -> dict[str, Any]:
+        if not (await self._catalog.get([item_id])):
+            raise NotFound(f"item {item_id!r} not found")
+        vector = self._index.get(item_id)
+        if vector is None:
+            return {"item_id": item_id, "features_pending": True, "items": []}
+        hits = await asyncio.to_thread(self._index.search, vector, k, exclude={item_id})
+        return {"item_id": item_id, "features_pending": False,
+                "items": [{"id": i, "score": round(float(s), 6)} for i, s in hits]}
+
+    async def describe(self, item_id: str) -> dict[str, Any]:
+        """What content understanding made of an item: modalities, descriptors, degraded parts."""
+        item = (await self._catalog.get([item_id])).get(item_id)
+        if item is None:
+            raise NotFound(f"item {item_id!r} not found")
+        fingerprint = await asyncio.to_thread(self._extractor.fingerprint)  # may load the models
+        key = content_hash(item, fingerprint=fingerprint)
+        found = (await asyncio.to_thread(self._cache.get_many, [key])).get(key)
+        if found is None:
+            return {"item_id": item_id, "features_pending": True}
+        return {
+            "item_id": item_id,
+            "features_pending": False,
+            "content_hash": found.content_hash,
+            "modalities": list(found.modalities),
+            "degraded": list(found.degraded),
+            "descriptors": found.descriptors,
+            "errors": found.errors,
+            "indexed": self._index.get(item_id) is not None,
+        }
+
+    async def _profile(self, user_id: str, now: float) -> tuple[np.ndarray | None, np.ndarray | None, set[str]]:
+        """Long- and short-term interest embeddings from the user's recent signals, and their items."""
+        activity = await self._features.user_activity(user_id, now=now)
+        long = np.zeros(self._index.dim, dtype=np.float32)
+        short = np.zeros(self._index.dim, dtype=np.float32)
+        short_mass, used = 0.0, False
+        for s in activity.recent:
+            vector = self._index.get(s.content_id)
+            weight = self._weighting.strength(s)
+            if vector is None or weight == 0.0:
+                continue
+            age = max(0.0, now - s.timestamp)
+            long += weight * math.exp(-self._long_rate * age) * vector
+            short_decay = math.exp(-self._short_rate * age)
+            short += weight * short_decay * vector
+            short_mass += abs(weight) * short_decay
+            used = True
+        seen = {s.content_id for s in activity.recent}
+        if not used:
+            return None, None, seen
+        return long, (short if short_mass >= _MIN_SHORT_TERM_MASS else None), seen
+
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+        long, short, _ = await self._profile(user_id, now)
+        if long is None:
+            return None
+        matrix = np.zeros((len(items), self._index.dim), dtype=np.float32)
+        for row, item in enumerate(items):
+            vector = self._index.get(item.id)
+            if vector is not None:
+                matrix[row] = vector
+        scores = content_scores(matrix, long_term=long, short_term=short)
+        return None if scores is None else scores.tolist()
+
+    async def retrieve(self, user_id: str, limit: int, now: float) -> list[str]:
+        """Catalog items nearest the user's interest embedding, excluding what they acted on."""
+        long, short, seen = await self._profile(user_id, now)
+        query = interest_query(long_term=long, short_term=short)
+        if query is None:
+            return []
+        hits = await asyncio.to_thread(self._index.search, query, limit, exclude=seen)
+        return [item_id for item_id, _ in hits]
+
+    def health(self) -> dict[str, Any]:
+        report = self._extractor.health()
+        return {"encoders": report, "pipeline": self._pipeline.stats(), "indexed_items": len(self._index)}
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._pipeline.close)
+        await asyncio.to_thread(self._index.save)
+        self._cache.close()
+        self._extractor.close()
