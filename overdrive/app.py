@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from overdrive.api import create_app
 from overdrive.config import Settings, SettingsError, describe_error
+from overdrive.store.data_dir_lock import DataDirInUse
 from overdrive.wiring import build_services
 
 
@@ -19,7 +20,7 @@ def main() -> None:
         services = build_services(settings)
     except ValidationError as exc:
         sys.exit(f"overdrive: {describe_error(exc)}")
-    except SettingsError as exc:
+    except (SettingsError, DataDirInUse) as exc:
         sys.exit(f"overdrive: {exc}")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(

@@ -25,6 +25,7 @@ from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.services.content_service import ContentService
 from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
+from overdrive.store.data_dir_lock import DataDirLock
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
 from overdrive.stream.protocols import SignalBus
@@ -122,6 +123,7 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_appli
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
     from overdrive.stream.in_process import InProcessSignalBus
 
+    lock = DataDirLock(settings.data_dir).acquire()
     db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA + ITEMS_SCHEMA)
     signal_log, catalog = SqliteSignalLog(db), SqliteItemCatalog(db)
     features = MemoryFeatureStore(config=feature_config(settings))
@@ -139,7 +141,7 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_appli
         bus=InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog),
         checks={"store": _sqlite_check(signal_log, settings)},
         signal_log=signal_log,
-        closers=[signal_log.close],
+        closers=[signal_log.close, _released(lock)],
     )
 
 
@@ -187,6 +189,13 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
         checks["signal_log"] = _sqlite_check(signal_log, settings)
         closers.insert(0, signal_log.close)
     return Backends(catalog=catalog, features=features, bus=bus, checks=checks, signal_log=signal_log, closers=closers)
+
+
+def _released(lock: DataDirLock) -> Callable[[], Awaitable[None]]:
+    async def release() -> None:
+        lock.release()
+
+    return release
 
 
 def _sqlite_check(signal_log, settings: Settings) -> HealthCheck:

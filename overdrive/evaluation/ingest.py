@@ -3,6 +3,7 @@
     python -m overdrive.evaluation.ingest --url http://127.0.0.1:8000 --format synthetic --users 2000
     python -m overdrive.evaluation.ingest --format movielens --data ./ml-100k --rebase-time
     python -m overdrive.evaluation.ingest --format csv --items items.csv --interactions events.csv
+    python -m overdrive.evaluation.ingest --format synthetic --users 2000 --direct ./overdrive-data
 
 Batches travel over keep-alive connections, two signal batches in flight by default so the
 service can validate one while it commits the other. A batch that meets a connection error, a
@@ -31,8 +32,10 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
+from overdrive.evaluation.direct_load import load_directly
 from overdrive.evaluation.importers import Dataset, load_csv, load_jsonl, load_movielens, rebased
 from overdrive.evaluation.synthetic import World, WorldConfig, generate_world
+from overdrive.store.data_dir_lock import DataDirInUse
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +229,8 @@ def _len(rows: Iterable) -> int | None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m overdrive.evaluation.ingest", description=__doc__.split("\n")[0])
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the running service (default %(default)s)")
+    p.add_argument("--direct", type=Path, metavar="DATA_DIR",
+                   help="offline bulk path: write into this embedded data folder instead (service stopped)")
     p.add_argument("--format", required=True, choices=("synthetic", "movielens", "csv", "jsonl"))
     p.add_argument("--data", type=Path, help="movielens: the folder holding u.data / ratings.dat / ratings.csv")
     p.add_argument("--items", type=Path, help="csv/jsonl: the items file")
@@ -287,11 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         items, signals = _source(args, p)
         if args.no_post:
             return 0
+        if args.direct is not None:
+            done = load_directly(args.direct, items, signals)
+            print(f"loaded {done['items']:,} items in {done['items_s']:.2f}s, {done['signals']:,} signals in "
+                  f"{done['signals_s']:.2f}s ({done['signals'] / max(done['signals_s'], 1e-9):,.0f} signals/s; "
+                  f"{done['duplicates']:,} duplicates) into {args.direct}")
+            return 0
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
         with httpx.Client(base_url=args.url, timeout=args.timeout, limits=limits) as client:
             report = post_world(client, items, signals, batch_size=args.batch_size, concurrency=args.concurrency,
                                 progress=not args.no_progress, retry=Retry(attempts=args.retries))
-    except (IngestError, ValueError, OSError) as exc:
+    except (IngestError, ValueError, OSError, DataDirInUse) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
