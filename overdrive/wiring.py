@@ -257,8 +257,6 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
 
 
 def _content(settings: Settings, backends: Backends) -> ContentService:
-    import onnxruntime  # noqa: F401 - its first import crashes when made off the main thread (seen with 1.32)
-
     from overdrive.features.cache import FeatureCache
     from overdrive.features.extractor import MultiModalFeatureExtractor
     from overdrive.features.text import SentenceTextEncoder

@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 _MANIFEST = "MANIFEST.json"
 
 
+def _onnxruntime_first() -> None:
+    """Load onnxruntime (when installed) before usearch: the other order crashes the process in
+    onnxruntime's native initialisation (seen with usearch 2.26 and onnxruntime 1.32)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+
+
 class UsearchIndex:
     """Persistent cosine-similarity HNSW index keyed by item id (see module docstring)."""
 
@@ -44,6 +53,7 @@ class UsearchIndex:
         expansion_search: int = 64,
         autosave_every: int | None = None,
     ) -> None:
+        _onnxruntime_first()
         from usearch.index import Index
 
         if dim < 1:
@@ -141,6 +151,16 @@ class UsearchIndex:
                 return None
             vec = self._index.get(key)
         return None if vec is None else np.asarray(vec, dtype=np.float32).reshape(-1)
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of the known ids among `item_ids`, in one call to the index."""
+        with self._lock:
+            known = [(i, self._keys[i]) for i in dict.fromkeys(item_ids) if i in self._keys]
+            if not known:
+                return {}
+            rows = np.asarray(self._index.get(np.array([k for _, k in known], dtype=np.uint64)), dtype=np.float32)
+        rows = rows.reshape(len(known), self._dim)
+        return {item_id: rows[n] for n, (item_id, _) in enumerate(known)}
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -109,8 +109,9 @@ class ContentService:
         long = np.zeros(self._index.dim, dtype=np.float32)
         short = np.zeros(self._index.dim, dtype=np.float32)
         short_mass, used = 0.0, False
+        vectors = self._index.get_many([s.content_id for s in activity.recent])
         for s in activity.recent:
-            vector = self._index.get(s.content_id)
+            vector = vectors.get(s.content_id)
             weight = self._weighting.strength(s)
             if vector is None or weight == 0.0:
                 continue
@@ -130,8 +131,9 @@ class ContentService:
         if long is None:
             return None
         matrix = np.zeros((len(items), self._index.dim), dtype=np.float32)
+        vectors = self._index.get_many([item.id for item in items])
         for row, item in enumerate(items):
-            vector = self._index.get(item.id)
+            vector = vectors.get(item.id)
             if vector is not None:
                 matrix[row] = vector
         scores = content_scores(matrix, long_term=long, short_term=short)

@@ -118,3 +118,18 @@ def test_autosave(tmp_path: Path, vectors) -> None:
     index = UsearchIndex(dim=DIM, path=tmp_path / "ix", autosave_every=20)
     index.upsert(ids[:25], mat[:25])
     assert len(UsearchIndex(dim=DIM, path=tmp_path / "ix")) == 25
+
+
+def test_get_many_matches_get(tmp_path) -> None:
+    import numpy as np
+
+    from overdrive.index.usearch_index import UsearchIndex
+
+    index = UsearchIndex(dim=4)
+    vectors = np.eye(4, dtype=np.float32)
+    index.upsert(["a", "b", "c"], vectors[:3])
+    got = index.get_many(["c", "zz", "a", "a"])
+    assert set(got) == {"a", "c"}
+    for item_id in got:
+        assert np.allclose(got[item_id], index.get(item_id))
+    assert index.get_many([]) == {}
