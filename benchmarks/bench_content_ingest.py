@@ -1,0 +1,103 @@
+"""Content ingest under load: 10,000 text items into a running service while it keeps ranking.
+
+Starts the real server (embedded default, content features on), posts N short text items in
+batches, and measures how long until the background pipeline has computed and indexed every
+item's features — while a second client sends rank requests the whole time. Prints the ingest
+time, items/s, and rank latency during ingest against rank latency on the idle service (the
+baseline, same server, same requests).
+
+    python benchmarks/bench_content_ingest.py [--items 10000 --words 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from overdrive.evaluation.server_process import ServerProcess
+from overdrive.evaluation.synthetic import topic_vocabulary
+
+
+def _items(n: int, words: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    _, vocab, tag_sets = topic_vocabulary(8, seed)
+    out = []
+    for i in range(n):
+        topic = rng.randrange(8)
+        text = " ".join(rng.choice(list(vocab[topic])) for _ in range(words))
+        out.append({"id": f"c{i}", "text": text, "tags": [rng.choice(list(tag_sets[topic]))], "created_at": time.time() - i})
+    return out
+
+
+def _ranker(url: str, ids: list[str], stop: threading.Event, out: list[float], errors: list[int]) -> None:
+    rng = random.Random(1)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while not stop.is_set():
+            body = {"user_id": f"u{rng.randrange(50)}", "limit": 20, "candidate_items": [{"id": i} for i in rng.sample(ids, 100)]}
+            t0 = time.perf_counter()
+            r = client.post("/rank/for-you/enhanced", json=body)
+            out.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                errors.append(r.status_code)
+
+
+def _pct(ms: list[float]) -> str:
+    p50, p95, p99 = np.percentile(np.asarray(ms), [50, 95, 99])
+    return f"P50 {p50:.2f} ms  P95 {p95:.2f} ms  P99 {p99:.2f} ms  ({len(ms)} requests)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--words", type=int, default=8, help="words per item text")
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    items = _items(args.items, args.words, args.seed)
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(data_dir=Path(tmp) / "data",
+                                                             env={"MODEL_CACHE_DIR": str(Path(tmp) / "models")}) as server:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            warm = items[:200]  # loads the models; these items are the idle baseline's candidates
+            client.post("/items/batch", json={"items": warm}).raise_for_status()
+            while client.get("/health/ready").json()["checks"]["models"]["content"]["indexed_items"] < len(warm):
+                time.sleep(0.2)
+            idle: list[float] = []
+            stop, errors = threading.Event(), []
+            t = threading.Thread(target=_ranker, args=(server.url, [i["id"] for i in warm], stop, idle, errors))
+            t.start()
+            time.sleep(10)
+            stop.set()
+            t.join()
+
+            busy: list[float] = []
+            stop = threading.Event()
+            t = threading.Thread(target=_ranker, args=(server.url, [i["id"] for i in warm], stop, busy, errors))
+            t.start()
+            started = time.perf_counter()
+            rest = items[len(warm):]
+            for i in range(0, len(rest), 1000):
+                client.post("/items/batch", json={"items": rest[i : i + 1000]}).raise_for_status()
+            acked = time.perf_counter() - started
+            while True:
+                content = client.get("/health/ready").json()["checks"]["models"]["content"]
+                if content["indexed_items"] >= len(items) and content["pipeline"]["backlog"] == 0:
+                    break
+                time.sleep(0.2)
+            done = time.perf_counter() - started
+            stop.set()
+            t.join()
+    print(f"{len(rest):,} text items of {args.words} words: acknowledged in {acked:.1f} s, "
+          f"features computed and indexed in {done:.1f} s ({len(rest) / done:,.0f} items/s)")
+    print(f"rank, 100 candidates, idle service (baseline): {_pct(idle)}")
+    print(f"rank, 100 candidates, during ingest:          {_pct(busy)}")
+    print(f"rank errors during the run: {len(errors)}")
+
+
+if __name__ == "__main__":
+    main()
