@@ -6,7 +6,7 @@ item's features — while a second client sends rank requests the whole time. Pr
 time, items/s, and rank latency during ingest against rank latency on the idle service (the
 baseline, same server, same requests).
 
-    python benchmarks/bench_content_ingest.py [--items 10000 --words 8]
+    python benchmarks/bench_content_ingest.py [--items 10000 --words 8 --rank-rate 20]
 """
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ def _items(n: int, words: int, seed: int) -> list[dict]:
     return out
 
 
-def _ranker(url: str, ids: list[str], stop: threading.Event, out: list[float], errors: list[int]) -> None:
+def _ranker(url: str, ids: list[str], stop: threading.Event, out: list[float], errors: list[int], rate: float) -> None:
+    """Rank requests back to back (rate 0) or paced at `rate` per second."""
     rng = random.Random(1)
     with httpx.Client(base_url=url, timeout=30) as client:
         while not stop.is_set():
+            if rate:
+                stop.wait(1.0 / rate)
             body = {"user_id": f"u{rng.randrange(50)}", "limit": 20, "candidate_items": [{"id": i} for i in rng.sample(ids, 100)]}
             t0 = time.perf_counter()
             r = client.post("/rank/for-you/enhanced", json=body)
@@ -58,18 +61,20 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--words", type=int, default=8, help="words per item text")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--rank-rate", type=float, default=0.0,
+                        help="rank requests per second during the run; 0 (default): back to back")
     args = parser.parse_args()
-    items = _items(args.items, args.words, args.seed)
+    items = _items(args.items + 200, args.words, args.seed)
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(data_dir=Path(tmp) / "data",
                                                              env={"MODEL_CACHE_DIR": str(Path(tmp) / "models")}) as server:
         with httpx.Client(base_url=server.url, timeout=120) as client:
-            warm = items[:200]  # loads the models; these items are the idle baseline's candidates
+            warm = items[:200]  # loads the models; these extra items are the rank requests' candidates
             client.post("/items/batch", json={"items": warm}).raise_for_status()
             while client.get("/health/ready").json()["checks"]["models"]["content"]["indexed_items"] < len(warm):
                 time.sleep(0.2)
             idle: list[float] = []
             stop, errors = threading.Event(), []
-            t = threading.Thread(target=_ranker, args=(server.url, [i["id"] for i in warm], stop, idle, errors))
+            t = threading.Thread(target=_ranker, args=(server.url, [i["id"] for i in warm], stop, idle, errors, args.rank_rate))
             t.start()
             time.sleep(10)
             stop.set()
@@ -77,7 +82,7 @@ def main() -> None:
 
             busy: list[float] = []
             stop = threading.Event()
-            t = threading.Thread(target=_ranker, args=(server.url, [i["id"] for i in warm], stop, busy, errors))
+            t = threading.Thread(target=_ranker, args=(server.url, [i["id"] for i in warm], stop, busy, errors, args.rank_rate))
             t.start()
             started = time.perf_counter()
             rest = items[len(warm):]
