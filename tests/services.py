@@ -23,6 +23,16 @@ from pathlib import Path
 COMPILED_MODELS_DIR = Path(tempfile.gettempdir()) / "overdrive-test-compiled-models"
 
 
+def unavailable(why: str) -> None:
+    """Skip for a missing real dependency — or fail where one is required (CI sets
+    OVERDRIVE_REQUIRE_SERVICES=1, so a missing Redis or broker can never pass as a skip)."""
+    import pytest
+
+    if os.environ.get("OVERDRIVE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required test service unavailable: {why}", pytrace=False)
+    pytest.skip(why, allow_module_level=True)
+
+
 def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Settings for an app under test: its own folders, no background retrain unless asked."""
     return {

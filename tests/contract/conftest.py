@@ -75,7 +75,7 @@ _SESSION = uuid.uuid4().hex[:8]  # pytest reuses tmp paths across runs; prefixes
 def _redis_url(cluster: bool) -> str:
     missing = services.redis_server_missing() if cluster else services.shared_redis_missing()
     if missing:
-        pytest.skip(missing)
+        services.unavailable(missing)
     return services.shared_cluster().url if cluster else services.SHARED_REDIS_URL
 
 

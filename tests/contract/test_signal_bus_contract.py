@@ -57,7 +57,7 @@ async def in_process_bus(tmp: Path) -> AsyncIterator[BusRig]:
 @asynccontextmanager
 async def kafka_bus(tmp: Path) -> AsyncIterator[BusRig]:
     if (why := services.tansu_missing() or services.shared_redis_missing()) is not None:
-        pytest.skip(why)
+        services.unavailable(why)
     from overdrive.store.redis_catalog import RedisItemCatalog
     from overdrive.store.redis_conn import RedisConnection
     from overdrive.store.redis_features import RedisFeatureStore

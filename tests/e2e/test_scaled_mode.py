@@ -29,7 +29,7 @@ from tests import services
 pytestmark = pytest.mark.timeout(180)
 
 if (_why := services.tansu_missing() or services.shared_redis_missing() or services.redis_server_missing()) is not None:
-    pytest.skip(_why, allow_module_level=True)
+    services.unavailable(_why)
 
 TOPIC = "overdrive-e2e"
 CATS = [{"id": f"cat{n}", "type": "video", "tags": ["cats"], "author_id": "kit"} for n in range(10)]

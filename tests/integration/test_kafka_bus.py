@@ -24,7 +24,7 @@ from tests import services
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 if (_why := services.tansu_missing() or services.shared_redis_missing()) is not None:
-    pytest.skip(_why, allow_module_level=True)
+    services.unavailable(_why)
 
 TOPIC = "signals"
 

@@ -18,7 +18,7 @@ from overdrive.wiring import build_services
 from tests import services
 
 if (_why := services.shared_redis_missing()) is not None:
-    pytest.skip(_why, allow_module_level=True)
+    services.unavailable(_why)
 
 
 @pytest.fixture(params=["standalone", "cluster"])
@@ -26,7 +26,7 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     if request.param == "standalone":
         return services.SHARED_REDIS_URL
     if (why := services.redis_server_missing()) is not None:
-        pytest.skip(why)
+        services.unavailable(why)
     return services.shared_cluster().url
 
 

@@ -56,11 +56,11 @@ async def redis_store(request: pytest.FixtureRequest) -> AsyncIterator:
 
     if request.param == "cluster":
         if (why := services.redis_server_missing()) is not None:
-            pytest.skip(why)
+            services.unavailable(why)
         url = services.shared_cluster().url
     else:
         if (why := services.shared_redis_missing()) is not None:
-            pytest.skip(why)
+            services.unavailable(why)
         url = services.SHARED_REDIS_URL
     prefix = services.unique_prefix("feat")
     connection = RedisConnection(url)
