@@ -18,11 +18,11 @@ from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
 from overdrive.analytics.user_analytics import UserAnalytics
 from overdrive.config import Settings, SettingsError
 from overdrive.domain.types import Signal
-from overdrive.services.catalog_service import CatalogService
-from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.domain.weighting import SignalWeighting
+from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.services.content_service import ContentService
+from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
 from overdrive.store.data_dir_lock import DataDirLock
