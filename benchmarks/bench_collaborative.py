@@ -30,20 +30,7 @@ from overdrive.models.collaborative_filtering.matrix import (
     aggregate_signals,
     items_by_id,
 )
-
-
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(np.asarray(ms), [50, 95, 99])
-    return {"p50_ms": round(float(p50), 4), "p95_ms": round(float(p95), 4), "p99_ms": round(float(p99), 4)}
-
-
-def _timed(fn, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn(i)
-        out.append((time.perf_counter() - t0) * 1000.0)
-    return out
+from timing import percentiles, timed  # benchmarks/timing.py
 
 
 def _world(n_users: int, n_items: int, interactions: int, seed: int):
@@ -79,22 +66,22 @@ def bench_models(args: argparse.Namespace) -> dict:
     scoring, folding = {}, {}
     for label, (model, _) in fits.items():
         model.score(matrix.user_ids[0], candidates[0])  # warm up
-        scoring[label] = _percentiles(_timed(
-            lambda i, m=model: m.score(matrix.user_ids[users[i]], candidates[i % len(candidates)]), args.requests))
+        scoring[label] = percentiles(timed(
+            lambda i, m=model: m.score(matrix.user_ids[users[i]], candidates[i % len(candidates)]), args.requests), 4)
         rows = []
         for i in range(args.requests):
             row = matrix.user_row(matrix.user_ids[users[i]])
             for j in rng.choice(len(item_ids), size=5, replace=False):  # five new interactions each
                 row[item_ids[j]] = row.get(item_ids[j], 0.0) + 2.0
             rows.append(row)
-        folding[label] = _percentiles(_timed(
-            lambda i, m=model, rows=rows: m.update_user(matrix.user_ids[users[i]], rows[i]), args.requests))
+        folding[label] = percentiles(timed(
+            lambda i, m=model, rows=rows: m.update_user(matrix.user_ids[users[i]], rows[i]), args.requests), 4)
     out["score_1000_candidates"] = scoring
     out["fold_in_one_user"] = folding
     als_model = fits[f"als n_factors={args.factors[0]}"][0]
     u = int(users[0])
     idx = np.sort(rng.choice(len(item_ids), size=1000, replace=False))
-    out["als_numpy_score_1000_only"] = _percentiles(_timed(lambda i: als_model._score_items(u, idx), args.requests))
+    out["als_numpy_score_1000_only"] = percentiles(timed(lambda i: als_model._score_items(u, idx), args.requests), 4)
     return out
 
 
@@ -108,11 +95,11 @@ def bench_ensemble(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     users = rng.choice(matrix.shape[0], size=200)
     candidates = [[matrix.item_ids[j] for j in rng.choice(matrix.shape[1], size=1000, replace=False)] for _ in range(20)]
-    score = _percentiles(_timed(lambda i: model.score(matrix.user_ids[users[i]], candidates[i % 20]), 200))
-    recommend = _percentiles(_timed(lambda i: model.recommend(matrix.user_ids[users[i]], 10), 200))
+    score = percentiles(timed(lambda i: model.score(matrix.user_ids[users[i]], candidates[i % 20]), 200), 4)
+    recommend = percentiles(timed(lambda i: model.recommend(matrix.user_ids[users[i]], 10), 200), 4)
     signals = [{"user_id": matrix.user_ids[users[i]], "content_id": matrix.item_ids[(i * 7) % matrix.shape[1]],
                 "signal_type": "like", "timestamp": matrix.now} for i in range(200)]
-    fold = _percentiles(_timed(lambda i: (model.observe([signals[i]]), model.fold_in()), 200))
+    fold = percentiles(timed(lambda i: (model.observe([signals[i]]), model.fold_in()), 200), 4)
     return {"data": {"users": matrix.shape[0], "items": matrix.shape[1], "interactions": matrix.nnz},
             "fit_s": round(fit_s, 1), "weights": {n: round(w, 3) for n, w in model.weights.items() if w > 0},
             "score_1000_candidates": score, "recommend_top10": recommend, "observe_and_fold_in_one_user": fold}

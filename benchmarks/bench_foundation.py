@@ -24,20 +24,7 @@ import numpy as np
 
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.evaluation.synthetic import WorldConfig, generate_world
-
-
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(np.asarray(ms), [50, 95, 99])
-    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
-
-
-def _timed(fn, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn(i)
-        out.append((time.perf_counter() - t0) * 1000.0)
-    return out
+from timing import percentiles, timed  # benchmarks/timing.py
 
 
 def _wait_for_content(client: httpx.Client, n: int, since: float, timeout_s: float = 1800.0) -> float | None:
@@ -71,8 +58,8 @@ def run(args: argparse.Namespace) -> dict:
                 client.post("/signals/batch", json={"signals": world.signals[start : start + 5000]}).raise_for_status()
             results["signals_batch_per_s"] = round(len(world.signals) / (time.perf_counter() - t0))
 
-            live = _timed(lambda i: client.get("/health/live").raise_for_status(), args.requests)
-            results["baseline_health_live"] = _percentiles(live)
+            live = timed(lambda i: client.get("/health/live").raise_for_status(), args.requests)
+            results["baseline_health_live"] = percentiles(live)
 
             def one_signal(i: int) -> None:
                 client.post("/signals/process", json={
@@ -80,17 +67,17 @@ def run(args: argparse.Namespace) -> dict:
                     "content_id": rng.choice(item_ids), "duration": 5.0, "signal_id": f"bench-single-{i}",
                 }).raise_for_status()
 
-            single = _timed(one_signal, args.requests)
-            results["signal_single"] = {**_percentiles(single), "per_s": round(len(single) / (sum(single) / 1000.0))}
+            single = timed(one_signal, args.requests)
+            results["signal_single"] = {**percentiles(single), "per_s": round(len(single) / (sum(single) / 1000.0))}
 
             def one_rank(i: int) -> None:
                 body = {"user_id": rng.choice(users), "limit": 20,
                         "candidate_items": [{"id": x} for x in rng.sample(item_ids, 100)]}
                 client.post("/rank/for-you/enhanced", json=body).raise_for_status()
 
-            _timed(one_rank, 50)  # warm-up
-            rank = _timed(one_rank, args.requests)
-            results["rank_100_candidates"] = {**_percentiles(rank), "per_s": round(len(rank) / (sum(rank) / 1000.0))}
+            timed(one_rank, 50)  # warm-up
+            rank = timed(one_rank, args.requests)
+            results["rank_100_candidates"] = {**percentiles(rank), "per_s": round(len(rank) / (sum(rank) / 1000.0))}
     return results
 
 
