@@ -125,10 +125,7 @@ def load_movielens(path: str | Path) -> Dataset:
 def read_ml100k_items(path: str | Path) -> Iterator[dict]:
     """`u.item`: id|title|release date|video release date|IMDb URL|19 genre flags (latin-1)."""
     path = Path(path)
-    for lineno, line in _lines(path, "latin-1"):
-        parts = line.split("|")
-        if len(parts) != 5 + len(ML_100K_GENRES):
-            raise _bad(path, lineno, "genres", f"expected {5 + len(ML_100K_GENRES)} '|'-separated fields, got {len(parts)}")
+    for lineno, parts in _fields(path, "|", 5 + len(ML_100K_GENRES), last="genres"):
         flags = parts[5:]
         if any(f not in ("0", "1") for f in flags):
             raise _bad(path, lineno, "genres", "genre flags must be 0 or 1")
@@ -156,30 +153,21 @@ def read_ml100k_items(path: str | Path) -> Iterator[dict]:
 def read_ml100k_ratings(path: str | Path) -> Iterator[dict]:
     """`u.data`: user id, item id, rating, timestamp, tab-separated."""
     path = Path(path)
-    for lineno, line in _lines(path, "latin-1"):
-        parts = line.split("\t")
-        if len(parts) != 4:
-            raise _bad(path, lineno, "timestamp", f"expected 4 tab-separated fields, got {len(parts)}")
+    for lineno, parts in _fields(path, "\t", 4, last="timestamp"):
         yield _rating_row(path, lineno, *parts)
 
 
 def read_ml1m_items(path: str | Path) -> Iterator[dict]:
     """`movies.dat`: MovieID::Title (Year)::Genre|Genre (latin-1)."""
     path = Path(path)
-    for lineno, line in _lines(path, "latin-1"):
-        parts = line.split("::")
-        if len(parts) != 3:
-            raise _bad(path, lineno, "genres", f"expected 3 '::'-separated fields, got {len(parts)}")
+    for lineno, parts in _fields(path, "::", 3, last="genres"):
         yield _movie(path, lineno, *parts)
 
 
 def read_ml1m_ratings(path: str | Path) -> Iterator[dict]:
     """`ratings.dat`: UserID::MovieID::Rating::Timestamp."""
     path = Path(path)
-    for lineno, line in _lines(path, "latin-1"):
-        parts = line.split("::")
-        if len(parts) != 4:
-            raise _bad(path, lineno, "timestamp", f"expected 4 '::'-separated fields, got {len(parts)}")
+    for lineno, parts in _fields(path, "::", 4, last="timestamp"):
         yield _rating_row(path, lineno, *parts)
 
 
@@ -337,6 +325,16 @@ def _interaction(path: Path, lineno: int, row: dict[str, Any], now: float) -> di
 
 def _bad(path: Path, lineno: int, field: str, problem: str) -> ValueError:
     return ValueError(f"{path}, line {lineno}, field {field!r}: {problem}")
+
+
+def _fields(path: Path, sep: str, count: int, *, last: str) -> Iterator[tuple[int, list[str]]]:
+    """MovieLens' latin-1 lines split on `sep`; a short or long row names its `last` field."""
+    shown = "tab" if sep == "\t" else f"'{sep}'"
+    for lineno, line in _lines(path, "latin-1"):
+        parts = line.split(sep)
+        if len(parts) != count:
+            raise _bad(path, lineno, last, f"expected {count} {shown}-separated fields, got {len(parts)}")
+        yield lineno, parts
 
 
 def _lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
