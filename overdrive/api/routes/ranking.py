@@ -37,3 +37,9 @@ async def rank_for_you(body: RankRequest, services: ServicesDep, request_id: Req
         request_id=result.request_id,
         processing_time_ms=result.processing_time_ms,
     )
+
+
+@router.get("/strategies")
+async def strategies(services: ServicesDep) -> dict:
+    """The named blends a request may pick (A/B tests): each one's component weights."""
+    return {"default": "enhanced", "strategies": services.ranker.strategies}
