@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     catalog_candidates: int = Field(default=500, ge=1, le=5000, validation_alias=_env("OVERDRIVE_CATALOG_CANDIDATES"))
     recent_signals_per_user: int = Field(default=200, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_RECENT_SIGNALS_PER_USER"))
     short_term_half_life_minutes: float = Field(default=60.0, gt=0, validation_alias=_env("OVERDRIVE_SHORT_TERM_HALF_LIFE_MINUTES"))
+    # Feed hygiene: signal types that take an item out of the user's feed, and diversity.
+    exclude_signal_types: str = Field(
+        default="view,click,dwell,completion,like,comment,share,bookmark,hide,dislike,report",
+        validation_alias=_env("OVERDRIVE_EXCLUDE_SIGNAL_TYPES"),
+        description="comma-separated; an item the user sent one of these for leaves their feed ('' for none)")
+    diversity_lambda: float = Field(default=0.85, ge=0.0, le=1.0, validation_alias=_env("OVERDRIVE_DIVERSITY_LAMBDA"),
+                                    description="MMR trade-off: 1 ranks by relevance only, lower adds variety")
+    max_per_author: int = Field(default=3, ge=0, le=1000, validation_alias=_env("OVERDRIVE_MAX_PER_AUTHOR"),
+                                description="at most this many items of one author in the top 10 (0: no cap)")
     content_features: bool = Field(default=True, validation_alias=_env("OVERDRIVE_CONTENT_FEATURES"),
                                    description="multi-modal content features, vector index, content_based scorer")
     compiled_models_dir: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_COMPILED_MODELS_DIR"),
@@ -128,6 +137,18 @@ class Settings(BaseSettings):
         if any(not math.isfinite(w) for w in value.values()):
             raise ValueError("weights must be finite")
         return {**DEFAULT_SIGNAL_WEIGHTS, **value}
+
+    @field_validator("exclude_signal_types")
+    @classmethod
+    def _exclude_types_known(cls, value: str) -> str:
+        unknown = sorted({t.strip() for t in value.split(",") if t.strip()} - set(SIGNAL_TYPES))
+        if unknown:
+            raise ValueError(f"unknown signal type(s) {unknown}; valid: {list(SIGNAL_TYPES)}")
+        return value
+
+    @property
+    def excluding_signal_types(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.exclude_signal_types.split(",") if t.strip())
 
     @field_validator("cf_methods")
     @classmethod

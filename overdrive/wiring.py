@@ -22,6 +22,8 @@ from overdrive.domain.weighting import SignalWeighting
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.services.content_service import ContentService
+from overdrive.services.blend_learner import BlendLearner
+from overdrive.services.diversity import DiversityPolicy
 from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
@@ -59,6 +61,7 @@ class Services:
     analytics: UserAnalytics
     item_analytics: ItemAnalytics
     collaborative: CollaborativeModelService
+    blend: BlendLearner
     content: ContentService | None
     performance: PerformanceMonitor
     ready: bool = False
@@ -66,6 +69,7 @@ class Services:
     async def start(self) -> None:
         await self.backends.bus.start()
         await self.collaborative.start()
+        self.blend.start(interval_s=self.settings.retrain_interval_minutes * 60.0 or None)
         if self.content is not None:
             await self.content.start()
         self.ready = True
@@ -97,6 +101,7 @@ class Services:
         if self.content is not None:
             await self.content.close()
         await self.collaborative.close()
+        await self.blend.close()
         await self.backends.bus.close()
         for close in self.backends.closers:
             await close()
@@ -110,6 +115,7 @@ def feature_config(settings: Settings) -> FeatureConfig:
         short_term_half_life_s=settings.short_term_half_life_minutes * 60.0,
         session_gap_s=settings.session_gap_minutes * 60.0,
         recent_per_user=settings.recent_signals_per_user,
+        excluding_signal_types=settings.excluding_signal_types,
     )
 
 
@@ -290,6 +296,8 @@ def build_services(settings: Settings) -> Services:
     on_applied.append(collaborative.observe)
     content = _content(settings, backends) if settings.content_features else None
     journal = RankingJournal()
+    blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights))
+    on_applied.append(blend.on_applied)
     ranker = EnhancedOverdriveRankingService(
         scorers=[
             *([ContentScorer(content)] if content is not None else []),
@@ -303,8 +311,11 @@ def build_services(settings: Settings) -> Services:
         features=backends.features,
         bus=backends.bus,
         catalog_candidates=settings.catalog_candidates,
-        observers=[journal],
+        observers=[journal, blend],
         retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend],
+        diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
+        embeddings=content.embeddings if content is not None else None,
+        learned=blend,
     )
     return Services(
         settings=settings,
@@ -318,6 +329,7 @@ def build_services(settings: Settings) -> Services:
         ),
         item_analytics=ItemAnalytics(features=backends.features, catalog=backends.catalog),
         collaborative=collaborative,
+        blend=blend,
         content=content,
         performance=monitor,
     )

@@ -46,6 +46,9 @@ def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
+# For tests of one scorer's or the blend's order: no diversity re-ranking, no author cap.
+RELEVANCE_ONLY = {"OVERDRIVE_DIVERSITY_LAMBDA": "1", "OVERDRIVE_MAX_PER_AUTHOR": "0"}
+
 SHARED_REDIS_URL = os.environ.get("OVERDRIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

@@ -190,6 +190,9 @@ class RankRequest(_Wire):
     )
     limit: int = Field(default=20, ge=1, le=1000)
     strategy: str = Field(default="enhanced", min_length=1, max_length=64)
+    exclude_seen: bool = Field(
+        default=True, description="Leave out items the user already consumed or rejected (OVERDRIVE_EXCLUDE_SIGNAL_TYPES)."
+    )
 
 
 class RankedItemOut(BaseModel):

@@ -85,12 +85,18 @@ def _item_features(tags: tuple[str, ...], author_id: str | None, content_type: s
 
 @dataclass(frozen=True, slots=True)
 class RankedItem:
-    """One ranked candidate: blended score, 1-based rank and each component's contribution."""
+    """One ranked candidate: blended score, 1-based feed position and each component's share.
+
+    `scores` holds each component's contribution (normalised weight × its score; they add up to
+    `score`), `components` each component's own score before weighting. Diversity re-ranking may
+    place an item below one with a lower `score`.
+    """
 
     id: str
     score: float
     rank: int
     scores: dict[str, float]
+    components: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,10 @@ class ContentService:
         return {"item_id": item_id, "features_pending": False,
                 "items": [{"id": i, "score": round(float(s), 6)} for i, s in hits]}
 
+    def embeddings(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The indexed content embeddings among `item_ids` (for diversity re-ranking)."""
+        return self._index.get_many(item_ids)
+
     async def describe(self, item_id: str) -> dict[str, Any]:
         """What content understanding made of an item: modalities, descriptors, degraded parts."""
         item = (await self._catalog.get([item_id])).get(item_id)

@@ -1,8 +1,12 @@
-"""EnhancedOverdriveRankingService: score candidates with every scorer, blend, explain.
+"""EnhancedOverdriveRankingService: gather candidates, filter, score, blend, diversify, explain.
 
 The blend is a weighted sum over the components that have something to say for this request,
 with their weights renormalised to sum to one; each item's `scores` holds every component's
 contribution (normalised weight × component score), so the contributions add up to `score`.
+Items the user already consumed or rejected are filtered out first (`FeatureStore.excluded_items`)
+and the blend order is then re-ranked for diversity (`diversity.diversify`). The `learned`
+strategy takes its weights from a `BlendLearner` fitted on logged rankings; until it has been
+fitted it blends with the configured weights.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import COMPONENTS, Item, RankedItem
+from overdrive.services.diversity import DiversityPolicy, diversify, similarity_matrix
 from overdrive.services.scorers import Scorer
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 from overdrive.stream.protocols import SignalBus
@@ -45,6 +50,15 @@ class RankResult:
 
 
 Retriever = Callable[[str, int, float], Awaitable[list[str]]]  # (user_id, limit, now) -> item ids
+Embeddings = Callable[[Sequence[str]], Mapping[str, np.ndarray]]  # item ids -> content embeddings
+LEARNED = "learned"
+
+
+class LearnedWeights(Protocol):
+    """Where the `learned` strategy's weights come from (None: not fitted yet)."""
+
+    @property
+    def weights(self) -> Mapping[str, float] | None: ...
 
 
 class RankingObserver(Protocol):
@@ -72,6 +86,9 @@ class EnhancedOverdriveRankingService:
         catalog_candidates: int,
         observers: Sequence[RankingObserver] = (),
         retrievers: Sequence[Retriever] = (),
+        diversity: DiversityPolicy = DiversityPolicy(mmr_lambda=1.0, max_per_author=0),
+        embeddings: Embeddings | None = None,
+        learned: LearnedWeights | None = None,
     ) -> None:
         self._scorers = list(scorers)
         self._strategies = {k: dict(v) for k, v in strategies.items()}
@@ -81,6 +98,9 @@ class EnhancedOverdriveRankingService:
         self._catalog_candidates = catalog_candidates
         self._observers = list(observers)
         self._retrievers = list(retrievers)  # personal candidate sources (content, collaborative)
+        self._diversity = diversity
+        self._embeddings = embeddings
+        self._learned = learned
 
     @property
     def scorers(self) -> list[Scorer]:
@@ -88,7 +108,15 @@ class EnhancedOverdriveRankingService:
 
     @property
     def strategies(self) -> dict[str, dict[str, float]]:
-        return {k: dict(v) for k, v in self._strategies.items()}
+        named = {k: dict(v) for k, v in self._strategies.items()}
+        if self._learned is not None:
+            named[LEARNED] = self._weights(LEARNED)  # type: ignore[assignment]
+        return named
+
+    def _weights(self, strategy: str) -> Mapping[str, float] | None:
+        if strategy == LEARNED and self._learned is not None:
+            return self._learned.weights or self._strategies["enhanced"]
+        return self._strategies.get(strategy)
 
     async def rank(
         self,
@@ -98,14 +126,21 @@ class EnhancedOverdriveRankingService:
         limit: int,
         strategy: str = "enhanced",
         request_id: str | None = None,
+        exclude_seen: bool = True,
     ) -> RankResult:
         started = time.perf_counter()
-        weights = self._strategies.get(strategy)
+        weights = self._weights(strategy)
         if weights is None:
-            raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self._strategies)}", field="strategy")
+            raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self.strategies)}", field="strategy")
         await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
         now = time.time()
-        items = await (self._resolve(candidates) if candidates is not None else self._from_catalog(user_id, now))
+        if candidates is not None:
+            items = await self._resolve(candidates)
+            if exclude_seen:
+                excluded = await self._features.excluded_items(user_id, [i.id for i in items])
+                items = [i for i in items if i.id not in excluded] if excluded else items
+        else:
+            items = await self._from_catalog(user_id, now, exclude_seen=exclude_seen)
         ranked = await self._blend(user_id, items, weights, now, limit)
         result = RankResult(
             user_id=user_id,
@@ -127,9 +162,9 @@ class EnhancedOverdriveRankingService:
             items.append(dataclasses.replace(base, **c.content) if c.content else base)
         return items
 
-    async def _from_catalog(self, user_id: str, now: float) -> list[Item]:
+    async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool) -> list[Item]:
         """A de-duplicated union: the user's nearest items by content and collaborative top-N,
-        then trending, popular-now and newest catalog items."""
+        then trending, popular-now and newest catalog items, less what the user has seen."""
         n = self._catalog_candidates
         quarter = max(1, n // 4)
         ids: dict[str, None] = {}
@@ -138,6 +173,9 @@ class EnhancedOverdriveRankingService:
         ids.update(dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now)))
         ids.update(dict.fromkeys(await self._features.top_engaged(quarter, now=now)))
         ids.update(dict.fromkeys(await self._catalog.newest(n)))
+        if exclude_seen:
+            for seen in await self._features.excluded_items(user_id, list(ids)):
+                del ids[seen]
         chosen = list(ids)[:n]
         stored = await self._catalog.get(chosen)
         return [stored[i] for i in chosen if i in stored]
@@ -147,23 +185,30 @@ class EnhancedOverdriveRankingService:
     ) -> list[RankedItem]:
         if not items:
             return []
-        parts: dict[str, np.ndarray] = {}
+        raw: dict[str, np.ndarray] = {}
         for scorer in self._scorers:
             if weights.get(scorer.name, 0.0) > 0.0:
                 scores = await scorer.score(user_id, items, now)
                 if scores is not None:
-                    parts[scorer.name] = np.asarray(scores, dtype=np.float64)
-        total_weight = sum(weights[name] for name in parts)
-        for name in parts:
-            parts[name] *= weights[name] / total_weight
+                    raw[scorer.name] = np.asarray(scores, dtype=np.float64)
+        total_weight = sum(weights[name] for name in raw)
+        parts = {name: scores * (weights[name] / total_weight) for name, scores in raw.items()}
         blended = sum(parts.values()) if parts else np.zeros(len(items))
-        order = np.argsort(-blended, kind="stable")[:limit]  # stable: ties keep request order
+        order = np.argsort(-blended, kind="stable")  # stable: ties keep request order
+        if self._diversity.active and len(order) > 1:
+            pool = order[: max(3 * limit, 30)]
+            pool_items = [items[i] for i in pool]
+            vectors = self._embeddings([i.id for i in pool_items]) if self._embeddings is not None else {}
+            picked = diversify(blended[pool], similarity_matrix(pool_items, vectors),
+                               [i.author_id for i in pool_items], limit=limit, policy=self._diversity)
+            order = pool[picked]
         return [
             RankedItem(
                 id=items[idx].id,
                 score=float(blended[idx]),
                 rank=pos,
                 scores={name: float(contrib[idx]) for name, contrib in parts.items()},
+                components={name: float(scores[idx]) for name, scores in raw.items()},
             )
-            for pos, idx in enumerate(order.tolist(), start=1)
+            for pos, idx in enumerate(order[:limit].tolist(), start=1)
         ]

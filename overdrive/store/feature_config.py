@@ -17,3 +17,5 @@ class FeatureConfig:
     session_gap_s: float = 1800.0
     recent_per_user: int = 200
     dedupe_ttl_s: float = 7 * 86400.0  # how long a signal_id is remembered for de-duplication
+    # A signal of one of these types takes its item out of the user's feed (consumed or rejected).
+    excluding_signal_types: frozenset[str] = frozenset()

@@ -57,6 +57,7 @@ class _User:
     session_last: float = -math.inf
     session_signals: int = 0
     sessions_total: int = 0
+    excluded: set = field(default_factory=set)
 
 
 class MemoryFeatureStore:
@@ -109,6 +110,8 @@ class MemoryFeatureStore:
 
         user = self._users.get(s.user_id) or self._users.setdefault(s.user_id, _User())
         user.counts[s.signal_type] += 1
+        if s.signal_type in self._cfg.excluding_signal_types:
+            user.excluded.add(s.content_id)
         user.windows.add(ts, w, now)
         self._session(user, ts)
         recent = user.recent  # oldest first; priority lanes and backfill deliver out of time order
@@ -215,3 +218,7 @@ class MemoryFeatureStore:
             session=Session(started_at=user.session_start, last_signal_at=user.session_last, signals=user.session_signals),
             sessions_total=user.sessions_total,
         )
+
+    async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
+        user = self._users.get(user_id)
+        return set() if user is None else user.excluded.intersection(item_ids)

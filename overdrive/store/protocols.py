@@ -92,3 +92,6 @@ class FeatureStore(Protocol):
 
     async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
         """All-time counts per type, recent signals (newest first) and the latest session."""
+
+    async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
+        """Those of `item_ids` the user sent a signal of an excluding type for (consumed, hid…)."""

@@ -8,6 +8,7 @@ an id cannot move a key to another slot):
     P{u:<user>}:r  recent signals, newest first (list)   P{i:<item>}:wc  60-s buckets  (TTL span + bucket)
     P{u:<user>}:wf / :wc  windows                        P{a:<author>}:e / :wf / :wc   as for items
     P{u:<user>}:il / :is  long/short interests           P{g}:top  item → log(value) + rate·t_ref (zset)
+    P{u:<user>}:x  items out of the user's feed (set)
     P{?:<id>}:seen:<signal id>  de-duplication marker    P{g}:hot  item → latest signal time (zset)
                                                          P{g}:ver  item → engagement version (hash)
 
@@ -107,7 +108,7 @@ class RedisFeatureStore:
         return f"{self._p}{{{kind}:{escape(entity_id)}}}:{suffix}"
 
     def _user_keys(self, user_id: str) -> list[str]:
-        return [self._key("u", user_id, s) for s in ("c", "s", "r", "wf", "wc", "il", "is")]
+        return [self._key("u", user_id, s) for s in ("c", "s", "r", "wf", "wc", "il", "is", "x")]
 
     def _entity_keys(self, kind: str, entity_id: str) -> list[str]:
         return [self._key(kind, entity_id, s) for s in ("e", "wf", "wc")]
@@ -137,7 +138,8 @@ class RedisFeatureStore:
             op, ttl, _f(s.timestamp), _f(self._weighting.strength(s)), _f(now),
             _f(self._eng_rate), _f(self._long_rate), _f(self._short_rate),
             _f(self._cfg.session_gap_s), self._cfg.recent_per_user, s.signal_type,
-            _f(s.timestamp).encode() + b" " + _signal_json(s), s.content_id, "1" if author else "0", *feats,
+            _f(s.timestamp).encode() + b" " + _signal_json(s), s.content_id, "1" if author else "0",
+            "1" if s.signal_type in self._cfg.excluding_signal_types else "0", *feats,
         ]
 
     def _full(self, s: Signal, item: Item | None, now: float) -> list[Any]:
@@ -265,6 +267,12 @@ class RedisFeatureStore:
             session=Session(started_at=float(start), last_signal_at=float(last), signals=int(n)),
             sessions_total=int(total),
         )
+
+    async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
+        if not item_ids:
+            return set()
+        (flags,) = await self._r.execute([["SMISMEMBER", self._key("u", user_id, "x"), *item_ids]])
+        return {i for i, f in zip(item_ids, flags, strict=True) if f}
 
 
 def _decayed(value: float, t_ref: float, now: float, rate: float) -> float:

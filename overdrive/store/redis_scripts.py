@@ -130,10 +130,11 @@ local function interest_add(k, feat, w, ts, rate)
   redis.call('HSET', k, feat, fmt(v) .. ' ' .. fmt(t))
 end
 
--- KEYS from `first`: counts, session, recent, fine, coarse, long, short
-local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, feats)
+-- KEYS from `first`: counts, session, recent, fine, coarse, long, short, excluded
+local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, feats, item, excludes)
   local k = function(i) return KEYS[first + i] end
   redis.call('HINCRBY', k(0), stype, 1)
+  if excludes then redis.call('SADD', k(7), item) end
   windows_add(k(3), k(4), ts, w, now)
   session(k(1), ts, gap)
   recent_add(k(2), ts, val, maxlen)
@@ -147,7 +148,7 @@ end
 """
 
 # ARGV for full/user/entity: op, marker_ttl, ts, w, now, eng_rate, long_rate, short_rate,
-# session_gap, recent_max, signal_type, recent_value, item_id, has_author, feature...
+# session_gap, recent_max, signal_type, recent_value, item_id, has_author, excludes, feature...
 _MAIN = """
 local op = ARGV[1]
 if op == 'global' then
@@ -174,17 +175,17 @@ end
 
 if not fresh then return 0 end
 local feats = {}
-for i = 15, #ARGV do feats[#feats + 1] = ARGV[i] end
--- KEYS: marker, user x7 (2..8)
+for i = 16, #ARGV do feats[#feats + 1] = ARGV[i] end
+-- KEYS: marker, user x8 (2..9)
 user(2, ARGV[11], ts, w, now, tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[12],
-     tonumber(ARGV[7]), tonumber(ARGV[8]), feats)
+     tonumber(ARGV[7]), tonumber(ARGV[8]), feats, ARGV[13], ARGV[15] == '1')
 if op == 'full' then
-  -- KEYS: item x3 (9..11), author x3 (12..14), top, hot, ver (15..17)
-  local v, t, n = entity(KEYS[9], KEYS[10], KEYS[11], ts, w, now, eng_rate)
-  if ARGV[14] == '1' then entity(KEYS[12], KEYS[13], KEYS[14], ts, w, now, eng_rate) end
+  -- KEYS: item x3 (10..12), author x3 (13..15), top, hot, ver (16..18)
+  local v, t, n = entity(KEYS[10], KEYS[11], KEYS[12], ts, w, now, eng_rate)
+  if ARGV[14] == '1' then entity(KEYS[13], KEYS[14], KEYS[15], ts, w, now, eng_rate) end
   local hot_ts = nil
   if ts >= now - HOUR then hot_ts = ts end
-  global(KEYS[15], KEYS[16], KEYS[17], ARGV[13], v, t, n, eng_rate, hot_ts)
+  global(KEYS[16], KEYS[17], KEYS[18], ARGV[13], v, t, n, eng_rate, hot_ts)
 end
 return 1
 """

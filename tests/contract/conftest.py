@@ -160,6 +160,7 @@ FEATURE_CONFIG = FeatureConfig(
     short_term_half_life_s=SHORT_TERM_HALF_LIFE_S,
     session_gap_s=SESSION_GAP_S,
     recent_per_user=5,
+    excluding_signal_types=frozenset({"view", "hide", "report"}),
 )
 
 

@@ -1,8 +1,8 @@
 """FeatureStore contract: every backend must behave exactly like this.
 
 The backend comes from the `feature_store` fixture (tests/contract/conftest.py), configured with
-the spec's signal weights (view 1, like 2, share 4, hide -3, skip -0.5, …) and the half-lives in
-`feature_config`. Every read passes an explicit `now`, so nothing depends on the clock.
+the spec's signal weights (view 1, like 2, share 4, hide -3, skip -0.5, …), the half-lives in
+`feature_config` and view, hide and report as the types that take an item out of a feed. Every read passes an explicit `now`, so nothing depends on the clock.
 """
 
 from __future__ import annotations
@@ -288,3 +288,16 @@ async def test_backfilled_signals_keep_recent_in_time_order(feature_store: Featu
     await feature_store.apply([sig("cats", "like", at=T0 + 200)], ITEMS, now=T0 + 400)
     recent = (await feature_store.user_activity("u1", now=T0 + 400)).recent
     assert [s.timestamp for s in recent] == [T0 + 300, T0 + 200, T0 + 100]
+
+
+# ------------------------------------------------------------------------------ feed exclusion
+
+
+async def test_excluded_items_are_per_user_and_per_configured_type(feature_store: FeatureStore) -> None:
+    assert await feature_store.excluded_items("u1", ["cats", "dogs"]) == set()
+    await feature_store.apply([sig("cats", "view"), sig("dogs", "like"), sig("dogs", "hide", user="u2"),
+                               sig("birds", "report")], ITEMS, now=T0)
+    assert await feature_store.excluded_items("u1", ["cats", "dogs", "birds", "fish"]) == {"cats", "birds"}
+    assert await feature_store.excluded_items("u2", ["cats", "dogs"]) == {"dogs"}
+    assert await feature_store.excluded_items("u1", []) == set()
+    assert await feature_store.excluded_items("nobody", ["cats"]) == set()

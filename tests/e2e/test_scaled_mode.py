@@ -113,8 +113,11 @@ def test_likes_on_one_replica_lift_the_topic_on_another(scaled: Scaled) -> None:
     ranked = b.post("/rank/for-you/enhanced", json=rank)
     assert ranked.status_code == 200, ranked.text
     top = [i["id"] for i in ranked.json()["items"]]
-    assert set(top) == {i["id"] for i in CATS}, top  # the liked topic fills the top, liked ones included
-    assert set(top[:3]) == {"cat0", "cat1", "cat2"}
+    # The liked topic leads; the liked items themselves have left the feed (the worker recorded
+    # them in Redis), and one author ("kit") gets at most 3 of the top 10 (OVERDRIVE_MAX_PER_AUTHOR).
+    assert all(t.startswith("cat") for t in top[:3]), top
+    assert not set(top) & {"cat0", "cat1", "cat2"}, top
+    assert sum(t.startswith("cat") for t in top) == 3, top
     assert _counts(b, "fan") == {"like": 3}
     ready = b.get("/health/ready").json()
     assert ready["checks"]["store"]["ok"] and ready["checks"]["kafka"]["ok"]

@@ -17,7 +17,7 @@ from overdrive.api import create_app
 from overdrive.config import Settings
 from overdrive.evaluation.synthetic import WorldConfig, generate_world
 from overdrive.wiring import build_services
-from tests.services import app_env
+from tests.services import RELEVANCE_ONLY, app_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,7 +35,7 @@ def _wait_indexed(client: TestClient, n: int, timeout_s: float = 240.0) -> dict:
 def test_content_features_similar_items_and_cold_item_ranking(tmp_path) -> None:
     world = generate_world(WorldConfig(n_users=20, n_items=120, n_topics=4, n_days=5, signals_per_user=5, seed=9))
     topic = {item["id"]: int(t) for item, t in zip(world.items, world.item_topic, strict=True)}
-    settings = Settings.load(app_env(tmp_path, OVERDRIVE_CONTENT_FEATURES="true"))
+    settings = Settings.load(app_env(tmp_path, OVERDRIVE_CONTENT_FEATURES="true", **RELEVANCE_ONLY))
     with TestClient(create_app(build_services(settings))) as client:
         started = time.perf_counter()
         assert client.post("/items/batch", json={"items": world.items}).status_code == 201

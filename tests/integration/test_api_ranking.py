@@ -7,7 +7,16 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from overdrive.config import Settings
+from tests.services import RELEVANCE_ONLY, app_env
+
 DAY = 86400.0
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """The blend's own order: these tests check scores, so no diversity re-ranking."""
+    return Settings.load(app_env(tmp_path, **RELEVANCE_ONLY))
 
 
 @pytest.fixture
@@ -55,7 +64,7 @@ def test_likes_change_the_next_ranking(catalog: TestClient) -> None:
     assert before[0] == "food0"
     for i in (0, 4):  # likes on sports items that are not among the candidates
         catalog.post("/signals/process", json={"user_id": "u1", "signal_type": "like", "content_id": f"sport{i}"})
-    after = _rank(catalog, candidate_items=candidates)["items"]
+    after = _rank(catalog, candidate_items=candidates)["items"]  # (the liked sport0 is not a candidate)
     assert [i["id"] for i in after[:3]] == ["sport1", "sport2", "sport3"]
     assert after[0]["scores"]["user_interests"] > 0
     other = [i["id"] for i in _rank(catalog, candidate_items=candidates, user_id="u2")["items"]]
@@ -65,7 +74,9 @@ def test_likes_change_the_next_ranking(catalog: TestClient) -> None:
 def test_negative_signals_push_items_down(catalog: TestClient) -> None:
     for _ in range(3):
         catalog.post("/signals/process", json={"user_id": "u1", "signal_type": "hide", "content_id": "food0"})
-    out = _rank(catalog, candidate_items=[{"id": "food0"}, {"id": "food1"}, {"id": "food2"}])
+    candidates = [{"id": "food0"}, {"id": "food1"}, {"id": "food2"}]
+    assert [i["id"] for i in _rank(catalog, candidate_items=candidates)["items"]] == ["food1", "food2"]  # hidden: gone
+    out = _rank(catalog, candidate_items=candidates, exclude_seen=False)
     assert out["items"][-1]["id"] == "food0"
     assert out["items"][-1]["scores"]["real_time"] < 0
 

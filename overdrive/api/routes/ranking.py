@@ -29,6 +29,7 @@ async def rank_for_you(body: RankRequest, services: ServicesDep, request_id: Req
         limit=body.limit,
         strategy=body.strategy,
         request_id=request_id or None,
+        exclude_seen=body.exclude_seen,
     )
     return RankResponse(
         user_id=result.user_id,

@@ -1,0 +1,201 @@
+"""The `learned` strategy: blend weights fitted on logged rankings and the signals that followed.
+
+Every ranking of a blended strategy logs what it showed — user, item, position and each
+component's own score — as an impression. A positive signal (weight > 0) from that user on that
+item arriving within `horizon_s` of the ranking labels the impression 1; every other impression
+is 0. A logistic regression over the component scores plus a position term is fitted on that
+log (scikit-learn); the component coefficients, clipped at zero and normalised to sum to one,
+become the blend's weights. The position term soaks up the bias of having been shown higher and
+is dropped at serving. Weights are saved to `MODEL_CACHE_DIR/blend/weights.json` (atomically) and
+loaded at start-up; the impression log itself lives in memory, bounded to `capacity`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from overdrive.domain.types import COMPONENTS, Signal
+from overdrive.domain.weighting import SignalWeighting
+from overdrive.services.enhanced_ranking_service import LEARNED, RankResult
+
+log = logging.getLogger(__name__)
+
+_LOGGED_STRATEGIES = ("enhanced", LEARNED)  # blends that score every component
+
+
+@dataclass(slots=True)
+class _Impression:
+    user_id: str
+    item_id: str
+    shown_at: float
+    rank: int
+    components: tuple[float, ...]
+    clicked: bool = False
+
+
+class BlendLearner:
+    def __init__(
+        self,
+        *,
+        model_dir: Path,
+        weighting: SignalWeighting,
+        capacity: int = 200_000,
+        horizon_s: float = 86_400.0,
+        min_positives: int = 20,
+    ) -> None:
+        self._path = model_dir / "weights.json"
+        self._weighting = weighting
+        self._capacity = capacity
+        self._horizon_s = horizon_s
+        self._min_positives = min_positives
+        self._log: deque[_Impression] = deque()
+        self._latest: dict[tuple[str, str], _Impression] = {}
+        self._lock = threading.Lock()  # the log is read by fits in a worker thread
+        self._fitted: dict[str, Any] | None = self._load()
+        self._last_job: dict[str, Any] = {"state": "never run"}
+        self._task: asyncio.Task | None = None
+        self._schedule: asyncio.Task | None = None
+
+    @property
+    def weights(self) -> Mapping[str, float] | None:
+        return None if self._fitted is None else self._fitted["weights"]
+
+    # ------------------------------------------------------------------------- logging
+
+    def observe(self, result: RankResult) -> None:
+        """RankingObserver: log what a blended ranking showed."""
+        if result.strategy not in _LOGGED_STRATEGIES:
+            return
+        now = time.time()
+        with self._lock:
+            for item in result.items:
+                imp = _Impression(result.user_id, item.id, now, item.rank,
+                                  tuple(item.components.get(c, 0.0) for c in COMPONENTS))
+                self._log.append(imp)
+                self._latest[(imp.user_id, imp.item_id)] = imp
+            while len(self._log) > self._capacity:
+                old = self._log.popleft()
+                if self._latest.get((old.user_id, old.item_id)) is old:
+                    del self._latest[(old.user_id, old.item_id)]
+
+    def on_applied(self, signals: Sequence[Signal]) -> None:
+        """Applied-signal hook: a positive signal soon after an impression labels it."""
+        now = time.time()
+        latest, horizon = self._latest, self._horizon_s
+        with self._lock:
+            for s in signals:
+                imp = latest.get((s.user_id, s.content_id))
+                if imp is not None and now - imp.shown_at <= horizon and self._weighting.strength(s) > 0:
+                    imp.clicked = True
+
+    # ------------------------------------------------------------------------- fitting
+
+    def fit(self) -> dict[str, Any]:
+        """Fit on the current log; publish and save the weights if there is enough feedback."""
+        from sklearn.linear_model import LogisticRegression
+
+        with self._lock:
+            rows = [(*imp.components, 1.0 / math.log2(1 + imp.rank), imp.clicked) for imp in self._log]
+        if not rows:
+            return {"state": "skipped", "reason": "no rankings logged yet"}
+        data = np.asarray(rows, dtype=np.float64)
+        x, y = data[:, :-1], data[:, -1].astype(int)
+        positives = int(y.sum())
+        if positives < self._min_positives or positives == len(y):
+            return {"state": "skipped", "impressions": len(y), "positives": positives,
+                    "reason": f"need at least {self._min_positives} clicked and one unclicked impression"}
+        model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(x, y)
+        coef = model.coef_[0]
+        component_coef = np.clip(coef[: len(COMPONENTS)], 0.0, None)
+        if component_coef.sum() <= 0:
+            return {"state": "skipped", "impressions": len(y), "positives": positives,
+                    "reason": "no component predicts engagement"}
+        weights = component_coef / component_coef.sum()
+        fitted = {
+            "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
+            "coefficients": {name: round(float(v), 6) for name, v in zip((*COMPONENTS, "position"), coef, strict=True)},
+            "impressions": len(y),
+            "positives": positives,
+            "fitted_at": time.time(),
+        }
+        self._save(fitted)
+        self._fitted = fitted
+        return {"state": "fitted", **fitted}
+
+    async def train(self, *, reason: str) -> dict[str, Any]:
+        """Start a fit in a worker thread unless one runs; returns the job state."""
+        if self._task is None or self._task.done():
+            self._last_job = {"state": "running", "reason": reason, "started_at": time.time()}
+            self._task = asyncio.create_task(self._run(reason))
+        return dict(self._last_job)
+
+    async def _run(self, reason: str) -> None:
+        try:
+            outcome = await asyncio.to_thread(self.fit)
+            self._last_job = {"reason": reason, "finished_at": time.time(), **outcome}
+        except Exception as exc:  # a failed fit keeps the previous weights serving
+            log.exception("blend fit failed")
+            self._last_job = {"state": "failed", "reason": reason, "error": str(exc)}
+
+    def start(self, *, interval_s: float | None) -> None:
+        if interval_s:
+            self._schedule = asyncio.create_task(self._every(interval_s))
+
+    async def _every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.train(reason="schedule")
+
+    async def close(self) -> None:
+        for task in (self._schedule, self._task):
+            if task is not None:
+                task.cancel()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            logged, clicked = len(self._log), sum(1 for imp in self._log if imp.clicked)
+        return {
+            "strategy": LEARNED,
+            "serving": "fitted weights" if self._fitted else "configured weights (not fitted yet)",
+            "fitted": self._fitted,
+            "impressions_logged": logged,
+            "impressions_clicked": clicked,
+            "last_job": dict(self._last_job),
+        }
+
+    # ------------------------------------------------------------------------- persistence
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            fitted = json.loads(self._path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable blend weights %s: %s", self._path, exc)
+            return None
+        if set(fitted.get("weights", {})) != set(COMPONENTS):
+            log.warning("ignoring blend weights %s: components do not match", self._path)
+            return None
+        return fitted
+
+    def _save(self, fitted: dict[str, Any]) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(fitted, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path)
