@@ -27,6 +27,7 @@ from overdrive.services.diversity import DiversityPolicy
 from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
+from overdrive.store.cached_catalog import CachedItemCatalog
 from overdrive.store.data_dir_lock import DataDirLock
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
@@ -35,6 +36,7 @@ from overdrive.stream.protocols import SignalBus
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[dict]]
+_SHARED_ITEM_TTL_S = 5.0  # how stale an item edited through another replica may be served
 
 
 @dataclass(slots=True)
@@ -131,7 +133,8 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_appli
 
     lock = DataDirLock(settings.data_dir).acquire()
     db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA + ITEMS_SCHEMA)
-    signal_log, catalog = SqliteSignalLog(db), SqliteItemCatalog(db)
+    signal_log = SqliteSignalLog(db)
+    catalog = CachedItemCatalog(SqliteItemCatalog(db))  # this process is the catalog's only writer
     features = MemoryFeatureStore(config=feature_config(settings))
     processor = RealTimeSignalProcessor(
         features=features,
@@ -165,7 +168,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
 
     redis = RedisConnection(settings.redis_url)
     features = RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix)
-    catalog = RedisItemCatalog(connection=redis, prefix=settings.redis_prefix)
+    catalog = CachedItemCatalog(RedisItemCatalog(connection=redis, prefix=settings.redis_prefix), ttl_s=_SHARED_ITEM_TTL_S)
     checks: dict[str, HealthCheck] = {"store": redis.ping}
     closers: list[Callable[[], Awaitable[None]]] = [catalog.close, redis.close]
     signal_log = None

@@ -9,11 +9,12 @@ from fastapi import Depends, Path, Request
 from overdrive.wiring import Services
 
 
-def _services(request: Request) -> Services:
+# `async def`: FastAPI runs plain-def dependencies in a thread pool, a hop per request each.
+async def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _request_id(request: Request) -> str:
+async def _request_id(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id", "")
 
 

@@ -175,6 +175,8 @@ class CandidateIn(_Content):
     type: ContentType | None = None
 
     def content(self) -> dict[str, Any]:
+        if len(self.model_fields_set) == 1:  # just the id: the common case, on the hot path
+            return {}
         given = {k: getattr(self, k) for k in self.model_fields_set if k != "id"}
         if "tags" in given:
             given["tags"] = tuple(dict.fromkeys(given["tags"]))

@@ -7,7 +7,7 @@
     python -m overdrive.evaluation --data ./world --format jsonl      # items.jsonl + signals.jsonl
 
 Each user's last positive items are held out; the rest replays in time order (catalog, signals,
-one logged ranking per evaluated user part-way, the remaining signals, a model retrain), then
+one logged ranking per later-active user part-way, the remaining signals, a model retrain), then
 every strategy ranks every evaluated user and NDCG@10, Recall@10 and catalog coverage are
 printed, one row per strategy. The protocol is described in `overdrive/evaluation/replay.py`.
 Exit status: 0 done, 1 the service failed, 2 a bad option or dataset.

@@ -9,9 +9,10 @@ The protocol, step by step:
    *relevant* when the user's held-out signals for it add up to a positive weight and the user
    did not touch it in training. Everyone else's signals replay in full.
 2. **Replay.** The catalog (then, with content features on, wait until it is indexed); the first
-   `phase_a` share of the training signals in time order; one logged ranking per evaluated user
-   (`enhanced`, limit 50, candidates retrieved by the service) so the service records what it
-   showed; the remaining training signals, which are the feedback that follows those rankings;
+   `phase_a` share of the training signals in time order; `POST /models/train` (so the logged
+   rankings carry a collaborative score); one logged ranking (`enhanced`, limit 100,
+   candidates retrieved by the service) for each user who sends signals afterwards, so the
+   service records what it showed; the remaining training signals, which are the feedback that follows those rankings;
    `POST /models/train` and wait until no training job runs; wait until the signal queue is empty.
 3. **Evaluate.** Every strategy the service offers (or a chosen subset) ranks every evaluated
    user, over retrieved candidates or the whole catalog. Items the user touched in training are
@@ -65,7 +66,8 @@ class ReplayOptions:
     users: int | None = 200  # evaluate at most this many users, sampled with `seed`
     seed: int = 0
     phase_a: float = 0.8  # share of training signals sent before the logged rankings
-    log_limit: int = 50
+    log_limit: int = 100
+    max_logged_users: int = 2000
     k: int = 10
     candidates: str = "retrieve"  # or "catalog": send the whole catalog as candidates
     strategies: tuple[str, ...] | None = None  # None: every strategy the service offers
@@ -251,6 +253,7 @@ def train_models(client: httpx.Client, options: ReplayOptions) -> list[str]:
         if not any(job.get("state") == "running" for job in jobs.values()):
             return [f"{where}: {job['state']}" + (f" ({job.get('reason') or job.get('error')})"
                                                    if job["state"] in ("skipped", "failed") else "")
+                    + (f" weights {job['weights']}" if isinstance(job.get("weights"), dict) else "")
                     for where, job in jobs.items()]
         if time.monotonic() > deadline:
             raise ServiceError(f"model training still running after {options.train_timeout_s:.0f}s (--train-timeout)")
@@ -392,11 +395,15 @@ def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, o
         post_world(client, items, [], batch_size=options.batch_size, retry=options.retry, progress=options.progress)
         report.content_features = wait_for_content(client, len(items), options)
     n_a = int(round(options.phase_a * len(split.train)))
+    # Everyone who sends feedback after the logged rankings gets one (capped), evaluated or not.
+    logged = list(dict.fromkeys(s["user_id"] for s in split.train[n_a:]))[: options.max_logged_users]
     with _timed(report.timings, "signals_a"):
         post_world(client, [], split.train[:n_a], batch_size=options.batch_size, retry=options.retry, progress=options.progress)
         wait_for_signals(client, options)
+    with _timed(report.timings, "train_a"):  # so the logged rankings carry every component's score
+        train_models(client, options)
     with _timed(report.timings, "logged_rankings"):
-        rank_users(client, users, strategy="enhanced", limit=lambda _: options.log_limit, candidates=None,
+        rank_users(client, logged, strategy="enhanced", limit=lambda _: options.log_limit, candidates=None,
                    options=options, desc="logged rankings")
     with _timed(report.timings, "signals_b"):
         post_world(client, [], split.train[n_a:], batch_size=options.batch_size, retry=options.retry, progress=options.progress)
@@ -404,7 +411,7 @@ def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, o
     say(f"replayed {len(items):,} items in {t['catalog']:.1f}s "
         f"({'content features on, indexing included' if report.content_features else 'content features off'}) and "
         f"{len(split.train):,} signals in {t['signals_a'] + t['signals_b']:.1f}s, "
-        f"{len(users):,} rankings logged after the first {n_a:,} in {t['logged_rankings']:.1f}s")
+        f"{len(logged):,} rankings logged after the first {n_a:,} in {t['logged_rankings']:.1f}s")
     with _timed(report.timings, "train"):
         report.training = train_models(client, options)
         wait_for_signals(client, options)

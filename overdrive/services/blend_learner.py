@@ -1,13 +1,15 @@
 """The `learned` strategy: blend weights fitted on logged rankings and the signals that followed.
 
-Every ranking of a blended strategy logs what it showed — user, item, position and each
-component's own score — as an impression. A positive signal (weight > 0) from that user on that
-item arriving within `horizon_s` of the ranking labels the impression 1; every other impression
-is 0. A logistic regression over the component scores plus a position term is fitted on that
-log (scikit-learn); the component coefficients, clipped at zero and normalised to sum to one,
-become the blend's weights. The position term soaks up the bias of having been shown higher and
-is dropped at serving. Weights are saved to `MODEL_CACHE_DIR/blend/weights.json` (atomically) and
-loaded at start-up; the impression log itself lives in memory, bounded to `capacity`.
+Every ranking of a blended strategy logs what it showed — user, item and each component's own
+score — as impressions. A positive signal (weight > 0) from that user on that item arriving
+within `horizon_s` of the ranking marks the impression clicked. The fit is pairwise, as the blend
+is only ever used to order one request's candidates: within each logged ranking every clicked
+item is paired with unclicked ones, and a logistic regression without intercept (scikit-learn)
+learns which component-score differences predict the click. Its coefficients, clipped at zero
+and normalised to sum to one, are the blend's weights. Position is left out: shown lists are
+short and position bias mostly reorders clicks within them. Weights are saved to
+`MODEL_CACHE_DIR/blend/weights.json` (atomically) and loaded at start-up; the impression log
+lives in memory, bounded to `capacity` impressions.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -36,12 +37,15 @@ log = logging.getLogger(__name__)
 _LOGGED_STRATEGIES = ("enhanced", LEARNED)  # blends that score every component
 
 
+_PAIRS_PER_CLICK = 20  # unclicked items each clicked one is paired with (sampled)
+
+
 @dataclass(slots=True)
 class _Impression:
+    ranking: int  # which logged ranking showed it
     user_id: str
     item_id: str
     shown_at: float
-    rank: int
     components: tuple[float, ...]
     clicked: bool = False
 
@@ -64,6 +68,7 @@ class BlendLearner:
         self._log: deque[_Impression] = deque()
         self._latest: dict[tuple[str, str], _Impression] = {}
         self._lock = threading.Lock()  # the log is read by fits in a worker thread
+        self._rankings = 0
         self._fitted: dict[str, Any] | None = self._load()
         self._last_job: dict[str, Any] = {"state": "never run"}
         self._task: asyncio.Task | None = None
@@ -81,8 +86,9 @@ class BlendLearner:
             return
         now = time.time()
         with self._lock:
+            self._rankings += 1
             for item in result.items:
-                imp = _Impression(result.user_id, item.id, now, item.rank,
+                imp = _Impression(self._rankings, result.user_id, item.id, now,
                                   tuple(item.components.get(c, 0.0) for c in COMPONENTS))
                 self._log.append(imp)
                 self._latest[(imp.user_id, imp.item_id)] = imp
@@ -108,27 +114,26 @@ class BlendLearner:
         from sklearn.linear_model import LogisticRegression
 
         with self._lock:
-            rows = [(*imp.components, 1.0 / math.log2(1 + imp.rank), imp.clicked) for imp in self._log]
-        if not rows:
-            return {"state": "skipped", "reason": "no rankings logged yet"}
-        data = np.asarray(rows, dtype=np.float64)
-        x, y = data[:, :-1], data[:, -1].astype(int)
-        positives = int(y.sum())
-        if positives < self._min_positives or positives == len(y):
-            return {"state": "skipped", "impressions": len(y), "positives": positives,
-                    "reason": f"need at least {self._min_positives} clicked and one unclicked impression"}
-        model = LogisticRegression(class_weight="balanced", max_iter=1000).fit(x, y)
-        coef = model.coef_[0]
-        component_coef = np.clip(coef[: len(COMPONENTS)], 0.0, None)
-        if component_coef.sum() <= 0:
-            return {"state": "skipped", "impressions": len(y), "positives": positives,
-                    "reason": "no component predicts engagement"}
-        weights = component_coef / component_coef.sum()
+            rankings: dict[int, list[_Impression]] = {}
+            for imp in self._log:
+                rankings.setdefault(imp.ranking, []).append(imp)
+        x, clicks = _pairs(rankings.values(), np.random.default_rng(0))
+        if clicks < self._min_positives:
+            return {"state": "skipped", "impressions": sum(map(len, rankings.values())), "clicked": clicks,
+                    "reason": f"need at least {self._min_positives} clicked impressions in rankings that "
+                              "also showed unclicked items"}
+        # Each pair twice, as (clicked − unclicked, 1) and (unclicked − clicked, 0): a symmetric fit.
+        model = LogisticRegression(fit_intercept=False, max_iter=1000).fit(
+            np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))])
+        coef = np.clip(model.coef_[0], 0.0, None)
+        if coef.sum() <= 0:
+            return {"state": "skipped", "pairs": len(x), "clicked": clicks, "reason": "no component predicts clicks"}
         fitted = {
-            "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
-            "coefficients": {name: round(float(v), 6) for name, v in zip((*COMPONENTS, "position"), coef, strict=True)},
-            "impressions": len(y),
-            "positives": positives,
+            "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, coef / coef.sum(), strict=True)},
+            "coefficients": {c: round(float(v), 6) for c, v in zip(COMPONENTS, model.coef_[0], strict=True)},
+            "rankings": len(rankings),
+            "clicked": clicks,
+            "pairs": len(x),
             "fitted_at": time.time(),
         }
         self._save(fitted)
@@ -199,3 +204,18 @@ class BlendLearner:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._path)
+
+
+def _pairs(rankings, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: ANN001
+    """Component-score differences, clicked minus unclicked, within each ranking; and the clicks used."""
+    diffs, clicks = [], 0
+    for shown in rankings:
+        clicked = [imp.components for imp in shown if imp.clicked]
+        unclicked = np.array([imp.components for imp in shown if not imp.clicked])
+        if not clicked or not len(unclicked):
+            continue
+        clicks += len(clicked)
+        for comps in clicked:
+            picked = unclicked[rng.choice(len(unclicked), size=min(_PAIRS_PER_CLICK, len(unclicked)), replace=False)]
+            diffs.append(np.asarray(comps) - picked)
+    return (np.vstack(diffs) if diffs else np.empty((0, len(COMPONENTS)))), clicks

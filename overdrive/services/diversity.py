@@ -33,10 +33,11 @@ def similarity_matrix(items: Sequence[Item], embeddings: Mapping[str, np.ndarray
     """Pairwise cosine: content embeddings where both items have one, sparse features otherwise."""
     n = len(items)
     vocab: dict[str, int] = {}
-    rows = [[vocab.setdefault(f, len(vocab)) for f in item.features()] for item in items]
+    feats = [item.features() for item in items]
+    cols = [vocab.setdefault(f, len(vocab)) for fs in feats for f in fs]
+    lengths = np.fromiter(map(len, feats), dtype=np.int64, count=n)
     sparse = np.zeros((n, max(1, len(vocab))), dtype=np.float32)
-    for r, cols in enumerate(rows):
-        sparse[r, cols] = 1.0 / np.sqrt(len(cols))
+    sparse[np.repeat(np.arange(n), lengths), cols] = np.repeat(1.0 / np.sqrt(lengths), lengths)
     sim = sparse @ sparse.T
     vectors = [embeddings.get(item.id) for item in items]
     has = np.array([v is not None for v in vectors])
@@ -68,18 +69,21 @@ def diversify(
     closest = np.zeros(n)  # max similarity to anything picked so far
     free = np.ones(n, dtype=bool)
     per_author: dict[str, int] = {}
+    full: list[str] = []  # authors at the cap
+    author_ids = np.array([a if a is not None else "" for a in authors], dtype=object)
     order: list[int] = []
     while len(order) < min(limit, n):
         gain = np.where(free, lam * rel - (1.0 - lam) * closest, -np.inf)
-        if policy.max_per_author and len(order) < policy.cap_window:
-            capped = [i for i, a in enumerate(authors)
-                      if free[i] and a is not None and per_author.get(a, 0) >= policy.max_per_author]
-            if len(capped) < int(free.sum()):  # someone else is available: hold the capped back
+        if full and len(order) < policy.cap_window:
+            capped = free & np.isin(author_ids, full)
+            if capped.sum() < free.sum():  # someone else is available: hold the capped back
                 gain[capped] = -np.inf
         pick = int(np.argmax(gain))  # first maximum: ties keep the blend's order
         order.append(pick)
         free[pick] = False
         if authors[pick] is not None:
-            per_author[authors[pick]] = per_author.get(authors[pick], 0) + 1
+            per_author[authors[pick]] = count = per_author.get(authors[pick], 0) + 1
+            if policy.max_per_author and count == policy.max_per_author:
+                full.append(authors[pick])
         closest = np.maximum(closest, similarity[pick])
     return order

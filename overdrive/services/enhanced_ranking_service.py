@@ -196,7 +196,7 @@ class EnhancedOverdriveRankingService:
         blended = sum(parts.values()) if parts else np.zeros(len(items))
         order = np.argsort(-blended, kind="stable")  # stable: ties keep request order
         if self._diversity.active and len(order) > 1:
-            pool = order[: max(3 * limit, 30)]
+            pool = order[: max(2 * limit, 20)]  # MMR only reorders the head of the blend
             pool_items = [items[i] for i in pool]
             vectors = self._embeddings([i.id for i in pool_items]) if self._embeddings is not None else {}
             picked = diversify(blended[pool], similarity_matrix(pool_items, vectors),
@@ -212,3 +212,11 @@ class EnhancedOverdriveRankingService:
             )
             for pos, idx in enumerate(order[:limit].tolist(), start=1)
         ]
+
+
+if __name__ == "__main__":  # python -m overdrive.services.enhanced_ranking_service --benchmark
+    import sys
+
+    from overdrive.services.ranking_benchmark import main
+
+    sys.exit(main())

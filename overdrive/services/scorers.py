@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Protocol
 
 from overdrive.domain.decay import decay_rate
@@ -140,6 +141,7 @@ class InterestScorer:
                 continue
             used += 1
             confidence = 1.0 if term == "long" else 1.0 - math.exp(-sum(abs(v) for v in profile.values()))
-            for idx, fs in enumerate(feats):
-                totals[idx] += confidence * sum(profile.get(f, 0.0) for f in fs) / (norm * math.sqrt(len(fs)))
+            get, zeros = profile.get, repeat(0.0)
+            for idx, fs in enumerate(feats):  # map/repeat: the per-feature loop runs in C
+                totals[idx] += confidence * sum(map(get, fs, zeros)) / (norm * math.sqrt(len(fs)))
         return _scale_by_max_abs(totals) if used else None

@@ -159,8 +159,14 @@ class MemoryFeatureStore:
         self._top_cache = (-math.inf, 0, [])
 
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
-        items, rate = self._items, self._eng_rate
-        return {i: items[i].engagement.at(now, rate) for i in item_ids if i in items}
+        items, rate, exp = self._items, self._eng_rate, math.exp
+        out = {}
+        for i in item_ids:  # DecayedSum.at, inlined: 100+ items a ranking
+            entity = items.get(i)
+            if entity is not None:
+                e = entity.engagement
+                out[i] = e.value * exp(-rate * (now - e.t_ref)) if now >= e.t_ref else e.value
+        return out
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
         at, cached_limit, ids = self._top_cache

@@ -113,8 +113,27 @@ async def redis_cluster_item_catalog(location: Path) -> AsyncIterator[ItemCatalo
         await catalog.close()
 
 
+@asynccontextmanager
+async def cached_sqlite_item_catalog(location: Path) -> AsyncIterator[ItemCatalog]:
+    """As the embedded service wires it: an in-process cache in front of SQLite."""
+    from overdrive.store.cached_catalog import CachedItemCatalog
+
+    async with sqlite_item_catalog(location) as inner:
+        yield CachedItemCatalog(inner, capacity=3)
+
+
+@asynccontextmanager
+async def cached_redis_item_catalog(location: Path) -> AsyncIterator[ItemCatalog]:
+    """As scaled replicas wire it: a short-lived cache in front of Redis."""
+    from overdrive.store.cached_catalog import CachedItemCatalog
+
+    async with redis_item_catalog(location) as inner:
+        yield CachedItemCatalog(inner, capacity=3, ttl_s=5.0)
+
+
 ItemCatalogFactory = Callable[[Path], AbstractAsyncContextManager[ItemCatalog]]
-ITEM_CATALOG_FACTORIES: list[ItemCatalogFactory] = [sqlite_item_catalog, redis_item_catalog, redis_cluster_item_catalog]
+ITEM_CATALOG_FACTORIES: list[ItemCatalogFactory] = [sqlite_item_catalog, redis_item_catalog, redis_cluster_item_catalog,
+                                                    cached_sqlite_item_catalog, cached_redis_item_catalog]
 
 # --------------------------------------------------------------------------------------------
 # FeatureStore factories

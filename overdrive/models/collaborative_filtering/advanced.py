@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +206,11 @@ class AdvancedCollaborativeFiltering:
         total = np.zeros(len(ids), dtype=np.float32)
         if not ids:
             return total
+        # Every member lists the fitted catalog in one order: look the candidates up once.
+        idx = np.fromiter(map(self._item_index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
         for name, w in self.ensemble.weights.items():
             if w > 0:
-                total += w * zscore_rows(self.members[name].score(user_id, ids))
+                total += w * zscore_rows(self.members[name].score_indexed(user_id, ids, idx))
         negative = self._negatives(user_id)
         if negative:
             hit = np.fromiter((i in negative for i in ids), dtype=bool, count=len(ids))

@@ -30,6 +30,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -107,7 +108,14 @@ class BaseRecommender(ABC):
 
     def score(self, user_id: str, item_ids: Sequence[str]) -> np.ndarray:
         ids = list(item_ids)
-        idx = np.fromiter((self._item_index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        return self.score_indexed(user_id, ids, self.item_positions(ids))
+
+    def item_positions(self, ids: Sequence[str]) -> np.ndarray:
+        """Each id's column in the fitted catalog, -1 for items it has not seen."""
+        return np.fromiter(map(self._item_index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+
+    def score_indexed(self, user_id: str, ids: list[str], idx: np.ndarray) -> np.ndarray:
+        """`score` with `item_positions(ids)` already known (an ensemble looks them up once)."""
         known = idx >= 0
         u = self._user_index.get(user_id)
         out = np.zeros(len(ids), dtype=np.float32)

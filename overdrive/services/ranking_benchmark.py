@@ -1,0 +1,245 @@
+"""`python -m overdrive.services.enhanced_ranking_service --benchmark`: the ranker over real HTTP.
+
+Starts the real service (embedded default, or on Redis with `--redis`) on a synthetic world —
+catalog, signal history, a trained collaborative model and indexed content features — and drives
+`POST /rank/for-you/enhanced` with `--candidates` catalog ids and `--limit` from `--connections`
+keep-alive connections. Then, on the same server stack (`overdrive.app.serve`: one uvicorn process,
+uvloop, httptools), a bare ASGI endpoint that parses the same payload with orjson and returns
+`limit` ids. Each endpoint gets two runs: saturation (closed loop: every connection sends again as
+soon as it has an answer, which gives the most requests per second — and by Little's law a latency
+of connections ÷ throughput) and paced at `--rate` requests per second (the spec's 10,000
+recommendations/s by default), which gives the latency a client sees at that load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+from overdrive.evaluation.http_load import LoadResult, post_request, run_load
+from overdrive.evaluation.server_process import ServerProcess, free_port
+
+RANK_PATH = "/rank/for-you/enhanced"
+SPEC_RECS_PER_S = 10_000
+SPEC_P95_MS = 50.0
+
+
+async def bare_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - the ASGI signature
+    """The comparison endpoint: parse the rank payload, answer the first `limit` candidate ids."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    payload = orjson.loads(body)
+    ids = [c["id"] for c in payload["candidate_items"][: payload.get("limit", 20)]]
+    out = orjson.dumps({"user_id": payload["user_id"], "items": [{"id": i} for i in ids]})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]})
+    await send({"type": "http.response.body", "body": out})
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m overdrive.services.enhanced_ranking_service",
+                                description="Load-test the ranker over HTTP against a bare ASGI endpoint.")
+    p.add_argument("--benchmark", action="store_true", help="run the benchmark (the only mode)")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--candidates", type=int, default=100, help="catalog candidates per request")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--duration", type=float, default=15.0, help="seconds measured per run")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring, per run")
+    p.add_argument("--rate", type=float, default=None,
+                   help="paced requests/s (default: the spec's 10,000 recommendations/s ÷ limit)")
+    p.add_argument("--items", type=int, default=2000, help="catalog size of the synthetic world")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--signals-per-user", type=float, default=50.0)
+    p.add_argument("--no-content", action="store_true", help="without content features (no text model)")
+    p.add_argument("--redis", metavar="URL", help="run the service on this Redis (scaled mode)")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.serve_bare:
+        from overdrive.app import serve
+
+        serve(bare_app, host="127.0.0.1", port=args.serve_bare, log_level="warning")
+        return 0
+    if not args.benchmark:
+        _parser().error("pass --benchmark")
+    rate = args.rate or SPEC_RECS_PER_S / args.limit
+    with tempfile.TemporaryDirectory(prefix="overdrive-bench-") as tmp:
+        prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
+        server, ids, users = _start_service(Path(tmp), args, prefix)
+        try:
+            bodies = _bodies(ids, users, args.candidates, args.limit)
+            requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
+            print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}")
+            rank = _runs(server.port, requests, args, rate)
+        finally:
+            server.stop()
+            if args.redis:
+                _delete_prefix(args.redis, prefix)
+        bare = _bare_runs(bodies, args, rate)
+    report = _report(rank, bare, args, rate)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def _start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[ServerProcess, list[str], list[str]]:
+    from overdrive.evaluation.direct_load import load_directly
+    from overdrive.evaluation.ingest import post_world
+    from overdrive.evaluation.synthetic import WorldConfig, generate_world
+
+    world = generate_world(WorldConfig(n_users=args.users, n_items=args.items,
+                                       signals_per_user=args.signals_per_user, seed=1))
+    print(f"world: {len(world.items)} items, {len(world.signals)} signals, {len(world.user_ids)} users")
+    env = {
+        "MODEL_CACHE_DIR": str(tmp / "models"),
+        "OVERDRIVE_COMPILED_MODELS_DIR": os.environ.get(
+            "OVERDRIVE_COMPILED_MODELS_DIR", str(Path(tempfile.gettempdir()) / "overdrive-bench-compiled")),
+        "OVERDRIVE_CONTENT_FEATURES": "false" if args.no_content else "true",
+        "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
+        "OVERDRIVE_TRAIN_ON_START": "false",
+    }
+    if args.redis:
+        env |= {"REDIS_URL": args.redis, "OVERDRIVE_REDIS_PREFIX": prefix}
+    else:
+        load_directly(tmp / "data", world.items, world.signals)
+    server = ServerProcess(data_dir=tmp / "data", env=env, log_path=tmp / "server.log").start(timeout_s=300)
+    with httpx.Client(base_url=server.url, timeout=60.0) as client:
+        if args.redis:
+            post_world(client, world.items, world.signals)
+        started = time.perf_counter()
+        client.post("/models/train").raise_for_status()
+        _wait(client, _trained, "collaborative training", 600)
+        if not args.no_content:
+            _wait(client, lambda c: _indexed(c, len(world.items)), "content features", 900)
+        print(f"ready: model trained and content indexed in {time.perf_counter() - started:.1f} s")
+    return server, [i["id"] for i in world.items], world.user_ids
+
+
+def _trained(client: httpx.Client) -> bool:
+    job = client.get("/models/status").json()["collaborative"]["last_training"]
+    if job.get("state") == "failed":
+        raise RuntimeError(f"training failed: {job}")
+    return job.get("state") not in ("running", "never run")
+
+
+def _indexed(client: httpx.Client, n: int) -> bool:
+    content = client.get("/health/ready").json()["checks"]["models"]["content"]
+    return content["indexed_items"] >= n and content["pipeline"]["backlog"] == 0
+
+
+def _wait(client: httpx.Client, done, what: str, timeout_s: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not done(client):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not finished within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def _bodies(ids: list[str], users: list[str], n_candidates: int, limit: int, n: int = 512) -> list[bytes]:
+    """`n` requests from different users, each with its own random candidate set from the catalog."""
+    rng = np.random.default_rng(7)
+    return [
+        orjson.dumps({
+            "user_id": users[int(rng.integers(len(users)))],
+            "candidate_items": [{"id": ids[j]} for j in rng.choice(len(ids), size=min(n_candidates, len(ids)), replace=False)],
+            "limit": limit,
+        })
+        for _ in range(n)
+    ]
+
+
+def _runs(port: int, requests: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
+    saturation = run_load("127.0.0.1", port, requests, connections=args.connections,
+                          duration_s=args.duration, warmup_s=args.warmup)
+    paced = run_load("127.0.0.1", port, requests, connections=args.connections,
+                     duration_s=args.duration, warmup_s=args.warmup, rate=rate)
+    for name, result in (("saturation", saturation), ("paced", paced)):
+        if result.errors or not result.requests:
+            raise RuntimeError(f"{name} run: errors {result.errors}, {result.requests} answers")
+    return {"saturation": saturation, "paced": paced}
+
+
+def _bare_runs(bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve-bare", str(port)])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("bare endpoint did not start") from None
+                time.sleep(0.05)
+        requests = [post_request("127.0.0.1", port, "/bare", b) for b in bodies]
+        return _runs(port, requests, args, rate)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+def _row(name: str, r: LoadResult, limit: int) -> dict:
+    return {"endpoint": name, "requests_per_s": round(r.rps, 1), "recommendations_per_s": round(r.rps * limit, 1),
+            "p50_ms": round(r.percentile(50), 2), "p95_ms": round(r.percentile(95), 2),
+            "p99_ms": round(r.percentile(99), 2), "requests": r.requests}
+
+
+def _report(rank: dict[str, LoadResult], bare: dict[str, LoadResult], args: argparse.Namespace, rate: float) -> dict:
+    rows = {f"{name} {run}": _row(name, result, args.limit)
+            for name, runs in (("rank", rank), ("bare", bare)) for run, result in runs.items()}
+    print(f"\n{'run':<18}{'req/s':>10}{'recs/s':>11}{'P50 ms':>9}{'P95 ms':>9}{'P99 ms':>9}")
+    for name, row in rows.items():
+        print(f"{name:<18}{row['requests_per_s']:>10,.0f}{row['recommendations_per_s']:>11,.0f}"
+              f"{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['p99_ms']:>9.2f}")
+    ratio = rank["saturation"].rps / bare["saturation"].rps
+    max_recs = rank["saturation"].rps * args.limit
+    paced = rank["paced"]
+    checks = {
+        f"rank throughput >= {SPEC_RECS_PER_S:,} recommendations/s": max_recs >= SPEC_RECS_PER_S,
+        f"rank P95 < {SPEC_P95_MS:.0f} ms at {rate * args.limit:,.0f} recommendations/s": paced.percentile(95) < SPEC_P95_MS
+        and paced.rps >= 0.95 * rate,
+        "rank throughput >= half the bare endpoint's": ratio >= 0.5,
+    }
+    print(f"\nrank / bare throughput: {ratio:.2f}   (paced run: {paced.rps:,.0f} of {rate:,.0f} req/s offered)")
+    for what, ok in checks.items():
+        print(f"  {'PASS' if ok else 'MISS'}  {what}")
+    return {"connections": args.connections, "candidates": args.candidates, "limit": args.limit,
+            "rate": rate, "redis": bool(args.redis), "content": not args.no_content,
+            "runs": rows, "ratio": ratio, "targets": checks}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
