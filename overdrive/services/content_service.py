@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from overdrive.store.protocols import FeatureStore, ItemCatalog
 
 log = logging.getLogger(__name__)
 _MIN_SHORT_TERM_MASS = 0.5  # below this much recent evidence the session profile stays out
+_PROFILE_CACHE_USERS = 20_000
 
 
 class ContentService:
@@ -57,9 +59,27 @@ class ContentService:
         self._long_rate = math.log(2.0) / long_half_life_s
         self._short_rate = math.log(2.0) / short_half_life_s
         self._pipeline = FeaturePipeline(extractor=extractor, sink=self._store, journal_path=journal_path)
+        self._backfill: asyncio.Future | None = None
+        self._profiles: OrderedDict[str, tuple] = OrderedDict()  # user -> (key, t0, long, short, mass, seen)
 
     async def start(self) -> None:
         self._pipeline.start()
+        self._backfill = asyncio.create_task(asyncio.to_thread(self._index_missing))
+
+    def _index_missing(self) -> int:
+        """Queue catalog items that have no vector yet: written while the service was stopped
+        (`ingest --direct`) or before content features were switched on. Already-computed
+        features come back from the cache by content hash, so this costs a lookup per item."""
+        queued = 0
+        for batch in self._catalog.scan(batch_size=1000):
+            vectors = self._index.get_many([i.id for i in batch])
+            missing = [i for i in batch if i.id not in vectors]
+            if missing:
+                self._pipeline.submit(missing)
+                queued += len(missing)
+        if queued:
+            log.info("queued %d catalog items without content features", queued)
+        return queued
 
     def _store(self, computed: list[ItemFeatures]) -> None:
         """Pipeline sink (its own thread): index the fused embeddings; no content → no vector."""
@@ -108,13 +128,37 @@ class ContentService:
         }
 
     async def _profile(self, user_id: str, now: float) -> tuple[np.ndarray | None, np.ndarray | None, set[str]]:
-        """Long- and short-term interest embeddings from the user's recent signals, and their items."""
+        """Long- and short-term interest embeddings from the user's recent signals, and their items.
+
+        Every term decays at one rate, so a profile computed at t0 is the profile at `now` times
+        e^(−rate·(now − t0)): it is cached per user until their signals or the index change.
+        """
         activity = await self._features.user_activity(user_id, now=now)
+        newest = activity.recent[0].timestamp if activity.recent else None
+        key = (sum(activity.signal_counts.values()), newest, len(activity.recent), len(self._index))
+        cached = self._profiles.get(user_id)
+        if cached is None or cached[0] != key:
+            cached = (key, now, *self._compute_profile(activity.recent, now))
+            self._profiles[user_id] = cached
+            if len(self._profiles) > _PROFILE_CACHE_USERS:
+                self._profiles.popitem(last=False)
+        else:
+            self._profiles.move_to_end(user_id)
+        _, at, long, short, short_mass, seen = cached
+        if long is None:
+            return None, None, seen
+        elapsed = max(0.0, now - at)
+        short_decay = math.exp(-self._short_rate * elapsed)
+        long = long * math.exp(-self._long_rate * elapsed)
+        short = short * short_decay if short_mass * short_decay >= _MIN_SHORT_TERM_MASS else None
+        return long, short, seen
+
+    def _compute_profile(self, recent: Sequence, now: float) -> tuple[np.ndarray | None, np.ndarray, float, set[str]]:
         long = np.zeros(self._index.dim, dtype=np.float32)
         short = np.zeros(self._index.dim, dtype=np.float32)
         short_mass, used = 0.0, False
-        vectors = self._index.get_many([s.content_id for s in activity.recent])
-        for s in activity.recent:
+        vectors = self._index.get_many([s.content_id for s in recent])
+        for s in recent:
             vector = vectors.get(s.content_id)
             weight = self._weighting.strength(s)
             if vector is None or weight == 0.0:
@@ -125,10 +169,7 @@ class ContentService:
             short += weight * short_decay * vector
             short_mass += abs(weight) * short_decay
             used = True
-        seen = {s.content_id for s in activity.recent}
-        if not used:
-            return None, None, seen
-        return long, (short if short_mass >= _MIN_SHORT_TERM_MASS else None), seen
+        return (long if used else None), short, short_mass, {s.content_id for s in recent}
 
     async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
         long, short, _ = await self._profile(user_id, now)
@@ -157,6 +198,8 @@ class ContentService:
         return {"encoders": report, "pipeline": self._pipeline.stats(), "indexed_items": len(self._index)}
 
     async def close(self) -> None:
+        if self._backfill is not None:
+            self._backfill.cancel()
         await asyncio.to_thread(self._pipeline.close)
         await asyncio.to_thread(self._index.save)
         self._cache.close()

@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also when piped
     if args.serve_bare:
         from overdrive.app import serve
 

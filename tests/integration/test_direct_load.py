@@ -43,3 +43,17 @@ def test_direct_load_names_the_bad_row(tmp_path) -> None:
     rows = [{"user_id": "u", "signal_type": "like", "content_id": "a"}, {"user_id": "u", "signal_type": "poke", "content_id": "a"}]
     with pytest.raises(ValueError, match=r"signal row 1: signal_type"):
         load_directly(tmp_path / "data", [], rows)
+
+
+def test_directly_loaded_items_get_content_features_when_the_service_starts(tmp_path) -> None:
+    import time
+
+    world = generate_world(WorldConfig(n_users=5, n_items=30, n_topics=3, n_days=2, signals_per_user=3, seed=6))
+    settings = Settings.load(app_env(tmp_path, OVERDRIVE_CONTENT_FEATURES="true"))
+    load_directly(settings.data_dir, world.items, [])
+    with TestClient(create_app(build_services(settings))) as client:
+        deadline = time.monotonic() + 240
+        while (content := client.get("/health/ready").json()["checks"]["models"]["content"])["indexed_items"] < 30:
+            assert time.monotonic() < deadline, content
+            time.sleep(0.25)
+        assert client.get(f"/items/{world.items[0]['id']}/similar?k=3").json()["items"]
