@@ -1,0 +1,48 @@
+"""The benchmark's parts: the load generator against the bare endpoint, paced and closed-loop."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from overdrive.evaluation.http_load import post_request, run_load
+from overdrive.evaluation.server_process import free_port
+
+
+@pytest.fixture
+def bare_port():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve-bare", str(port)])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, "bare endpoint did not start"
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_load_generator_counts_answers_and_paces(bare_port: int) -> None:
+    body = orjson.dumps({"user_id": "u", "candidate_items": [{"id": f"i{n}"} for n in range(100)], "limit": 20})
+    requests = [post_request("127.0.0.1", bare_port, "/", body)]
+    closed = run_load("127.0.0.1", bare_port, requests, connections=4, duration_s=1.0, warmup_s=0.2)
+    assert closed.requests > 50 and not closed.errors
+    assert [i["id"] for i in orjson.loads(closed.sample_body)["items"]] == [f"i{n}" for n in range(20)]
+    paced = run_load("127.0.0.1", bare_port, requests, connections=4, duration_s=2.0, warmup_s=0.2, rate=50)
+    assert 80 <= paced.requests <= 110  # 50/s for 2 s, answered well within the window
+    assert 0 < paced.percentile(50) <= paced.percentile(99)
+
+
+def test_benchmark_cli_needs_its_flag() -> None:
+    done = subprocess.run([sys.executable, "-m", "overdrive.services.enhanced_ranking_service"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--benchmark" in done.stderr
