@@ -42,6 +42,8 @@ from overdrive.store.redis_conn import RedisConnection
 from overdrive.store.redis_scripts import SIGNAL_SCRIPT
 
 _HOT_PRUNE_EVERY_S = 60.0  # how often the hot set drops items quiet for an hour
+_VELOCITY_CACHE_S = 2.0  # how long a replica reuses an item's velocity (as the memory store's top list lags)
+_VELOCITY_CACHE_ITEMS = 100_000
 _KINDS = {"item": "i", "author": "a", "user": "u"}
 
 
@@ -101,6 +103,7 @@ class RedisFeatureStore:
         self._sha = connection.script(SIGNAL_SCRIPT)
         self._top, self._hot, self._ver = (f"{self._p}{{g}}:{n}" for n in ("top", "hot", "ver"))
         self._hot_pruned_at = 0.0
+        self._velocity_cache: dict[str, tuple[float | None, float]] = {}  # item -> (velocity or None, at)
 
     # ------------------------------------------------------------------------------ keys
 
@@ -210,12 +213,29 @@ class RedisFeatureStore:
         return [i.decode() for i in ids]
 
     async def item_velocity(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
+        """Cached per item for `_VELOCITY_CACHE_S`: a hot item's velocity reads its whole day of
+        minute buckets (up to 1,440 fields), which would otherwise dominate every ranking."""
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
-        (scores,) = await self._r.execute([["ZMSCORE", self._hot, *ids]])
-        hot = [i for i, score in zip(ids, scores, strict=True) if score is not None]
-        return await self._velocities(hot, now)
+        cache, out = self._velocity_cache, {}
+        stale = []
+        for i in ids:
+            hit = cache.get(i)
+            if hit is not None and 0.0 <= now - hit[1] < _VELOCITY_CACHE_S:
+                if hit[0] is not None:
+                    out[i] = hit[0]
+            else:
+                stale.append(i)
+        if stale:
+            (scores,) = await self._r.execute([["ZMSCORE", self._hot, *stale]])
+            hot = [i for i, score in zip(stale, scores, strict=True) if score is not None]
+            fresh = await self._velocities(hot, now)
+            out.update(fresh)
+            if len(cache) > _VELOCITY_CACHE_ITEMS:
+                cache.clear()
+            cache.update((i, (fresh.get(i), now)) for i in stale)
+        return out
 
     async def trending(self, limit: int, *, now: float) -> list[tuple[str, float]]:
         since = now - WINDOWS_S["1h"] - COARSE_BUCKET_S  # older latest signals cannot be in the hour
