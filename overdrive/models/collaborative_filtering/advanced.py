@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
@@ -62,6 +63,7 @@ from overdrive.models.collaborative_filtering.tuning import holdout
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _MAX_VALIDATION_CELLS = 40_000_000  # users × items × methods held in memory while fitting weights
+_SCORE_CACHE_BYTES = 256 * 1024 * 1024  # per-user score rows kept between fold-ins
 
 
 class AdvancedCollaborativeFiltering:
@@ -114,6 +116,7 @@ class AdvancedCollaborativeFiltering:
         self._new_items: dict[str, Item] = {}  # catalog items added after fit
         self._new_item_users: dict[str, set[str]] = {}  # unknown item → users who touched it
         self._lock = threading.RLock()
+        self._score_cache: OrderedDict[str, tuple] = OrderedDict()  # user -> (generation, rows, negatives)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> AdvancedCollaborativeFiltering:
@@ -208,15 +211,40 @@ class AdvancedCollaborativeFiltering:
             return total
         # Every member lists the fitted catalog in one order: look the candidates up once.
         idx = np.fromiter(map(self._item_index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        known = idx >= 0
+        rows, negative = self._user_scores(user_id)
+        unknown = [ids[j] for j in np.flatnonzero(~known)]  # items added since fit
         for name, w in self.ensemble.weights.items():
             if w > 0:
-                total += w * zscore_rows(self.members[name].score_indexed(user_id, ids, idx))
-        negative = self._negatives(user_id)
+                scores = np.empty(len(ids), dtype=np.float32)
+                scores[known] = rows[name][idx[known]]
+                if unknown:
+                    scores[~known] = self.members[name].score(user_id, unknown)
+                total += w * zscore_rows(scores)
         if negative:
             hit = np.fromiter((i in negative for i in ids), dtype=bool, count=len(ids))
             if hit.any():
                 total[hit] = total.min() - 1.0
         return total
+
+    def _user_scores(self, user_id: str) -> tuple[dict[str, np.ndarray], set[str]]:
+        """Each weighted member's scores of the whole fitted catalog for this user, and the items
+        they rejected. Member state changes only when users are folded in or items are added, so
+        this is cached per user until then: a feed's next page is a gather, not a model pass."""
+        generation = (self._folds, len(self._new_items))
+        hit = self._score_cache.get(user_id)
+        if hit is not None and hit[0] == generation:
+            self._score_cache.move_to_end(user_id)
+            return hit[1], hit[2]
+        every = np.arange(len(self._item_ids))
+        rows = {name: self.members[name].score_indexed(user_id, self._item_ids, every)
+                for name, w in self.ensemble.weights.items() if w > 0}
+        entry = (generation, rows, self._negatives(user_id))
+        self._score_cache[user_id] = entry
+        row_bytes = max(1, 4 * len(self._item_ids) * len(rows))
+        while len(self._score_cache) > max(16, _SCORE_CACHE_BYTES // row_bytes):
+            self._score_cache.popitem(last=False)
+        return entry[1], entry[2]
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """Batch path for evaluation: (len(users), n_items) blended scores of fitted-user indices,

@@ -169,3 +169,10 @@ def test_weight_fitting_earns_weights_and_falls_back_to_the_best_member():
     blend = fit_weights({"a": zscore_rows(half_a), "b": zscore_rows(half_b)}, candidates, sp.csr_matrix(relevant))
     assert min(blend.weights.values()) > 0
     assert blend.validation_ndcg["ensemble"] > max(blend.validation_ndcg["a"], blend.validation_ndcg["b"])
+
+
+def test_cached_user_scores_equal_scoring_each_member_afresh(model):
+    ids = ["i6", "i0", "i3", "i7", "i1"]
+    for _ in range(2):  # the second call is served from the per-user cache
+        expected = sum(w * zscore_rows(model.members[m].score("u2", ids)) for m, w in model.weights.items() if w > 0)
+        assert np.allclose(model.score("u2", ids), expected, atol=1e-5)
