@@ -254,6 +254,7 @@ def train_models(client: httpx.Client, options: ReplayOptions) -> list[str]:
             return [f"{where}: {job['state']}" + (f" ({job.get('reason') or job.get('error')})"
                                                    if job["state"] in ("skipped", "failed") else "")
                     + (f" weights {job['weights']}" if isinstance(job.get("weights"), dict) else "")
+                    + (f" from {job['clicked']} clicks" if "clicked" in job else "")
                     for where, job in jobs.items()]
         if time.monotonic() > deadline:
             raise ServiceError(f"model training still running after {options.train_timeout_s:.0f}s (--train-timeout)")
