@@ -36,6 +36,7 @@ from overdrive.stream.protocols import SignalBus
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[dict]]
+_BLEND_PRIOR_CLICKS = 200.0  # how much feedback the configured weights count as, against a learned blend
 _SHARED_ITEM_TTL_S = 5.0  # how stale an item edited through another replica may be served
 
 
@@ -299,7 +300,8 @@ def build_services(settings: Settings) -> Services:
     on_applied.append(collaborative.observe)
     content = _content(settings, backends) if settings.content_features else None
     journal = RankingJournal()
-    blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights))
+    blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
+                         prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS)
     on_applied.append(blend.on_applied)
     ranker = EnhancedOverdriveRankingService(
         scorers=[

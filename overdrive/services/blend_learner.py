@@ -6,7 +6,8 @@ within `horizon_s` of the ranking marks the impression clicked. The fit is pairw
 is only ever used to order one request's candidates: within each logged ranking every clicked
 item is paired with unclicked ones, and a logistic regression without intercept (scikit-learn)
 learns which component-score differences predict the click. Its coefficients, clipped at zero
-and normalised to sum to one, are the blend's weights. Position is left out: shown lists are
+and normalised to sum to one, are mixed with the configured weights in proportion clicks :
+`prior_clicks` (little feedback only nudges the configured blend) to give the blend's weights. Position is left out: shown lists are
 short and position bias mostly reorders clicks within them. Weights are saved to
 `MODEL_CACHE_DIR/blend/weights.json` (atomically) and loaded at start-up; the impression log
 lives in memory, bounded to `capacity` impressions.
@@ -59,12 +60,17 @@ class BlendLearner:
         capacity: int = 200_000,
         horizon_s: float = 86_400.0,
         min_positives: int = 20,
+        prior: Mapping[str, float] | None = None,
+        prior_clicks: float = 0.0,
     ) -> None:
         self._path = model_dir / "weights.json"
         self._weighting = weighting
         self._capacity = capacity
         self._horizon_s = horizon_s
         self._min_positives = min_positives
+        total = sum((prior or {}).values())
+        self._prior = np.array([(prior or {}).get(c, 0.0) / total if total else 0.0 for c in COMPONENTS])
+        self._prior_clicks = prior_clicks if total else 0.0
         self._log: deque[_Impression] = deque()
         self._latest: dict[tuple[str, str], _Impression] = {}
         self._lock = threading.Lock()  # the log is read by fits in a worker thread
@@ -128,11 +134,16 @@ class BlendLearner:
         coef = np.clip(model.coef_[0], 0.0, None)
         if coef.sum() <= 0:
             return {"state": "skipped", "pairs": len(x), "clicked": clicks, "reason": "no component predicts clicks"}
+        # Shrunk toward the configured weights as if they had been fitted on `prior_clicks` clicks:
+        # a little feedback nudges the blend, plenty of it decides.
+        share = clicks / (clicks + self._prior_clicks)
+        weights = share * coef / coef.sum() + (1.0 - share) * self._prior
         fitted = {
-            "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, coef / coef.sum(), strict=True)},
+            "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
             "coefficients": {c: round(float(v), 6) for c, v in zip(COMPONENTS, model.coef_[0], strict=True)},
             "rankings": len(rankings),
             "clicked": clicks,
+            "fitted_share": round(share, 4),
             "pairs": len(x),
             "fitted_at": time.time(),
         }

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
 from overdrive.domain.types import COMPONENTS, RankedItem, Signal
@@ -71,3 +72,15 @@ def test_the_log_is_bounded(tmp_path: Path) -> None:
     assert learner.status()["impressions_logged"] == 5
     _click(learner, "u", "i0-0")  # evicted: nothing to label
     assert learner.status()["impressions_clicked"] == 0
+
+
+def test_little_feedback_only_nudges_the_configured_weights(tmp_path: Path) -> None:
+    prior = {"content_based": 0.3, "collaborative": 0.25, "real_time": 0.25, "user_interests": 0.1, "freshness": 0.1}
+    learner = _learner(tmp_path, prior=prior, prior_clicks=100, min_positives=1)
+    for u in range(25):  # 25 clicks, each on the freshest of two items
+        _show(learner, f"u{u}", [(f"a{u}", {"freshness": 1.0}), (f"b{u}", {"freshness": 0.0})])
+        _click(learner, f"u{u}", f"a{u}")
+    fitted = learner.fit()
+    assert fitted["fitted_share"] == 0.2
+    assert fitted["weights"]["freshness"] == pytest.approx(0.2 * 1.0 + 0.8 * 0.1, abs=1e-4)
+    assert fitted["weights"]["content_based"] == pytest.approx(0.8 * 0.3, abs=1e-4)
