@@ -216,6 +216,9 @@ def test_config_file_must_hold_an_object(tmp_path: Path) -> None:
         ),
         ({"OVERDRIVE_SIGNAL_WEIGHTS": "{oops"}, "OVERDRIVE_SIGNAL_WEIGHTS"),
         ({"OVERDRIVE_SIGNAL_WEIGHTS": '{"like": NaN}'}, "OVERDRIVE_SIGNAL_WEIGHTS"),
+        ({"OVERDRIVE_EXCLUDE_SIGNAL_TYPES": "view,poke"}, "OVERDRIVE_EXCLUDE_SIGNAL_TYPES"),
+        ({"OVERDRIVE_DIVERSITY_LAMBDA": "1.5"}, "OVERDRIVE_DIVERSITY_LAMBDA"),
+        ({"OVERDRIVE_MAX_PER_AUTHOR": "-1"}, "OVERDRIVE_MAX_PER_AUTHOR"),
     ],
 )
 def test_invalid_values_give_one_line_naming_the_env_var(environ: dict[str, str], names: str) -> None:
@@ -247,3 +250,10 @@ def test_settings_are_frozen() -> None:
     s = Settings.load({})
     with pytest.raises(ValidationError):
         s.service_port = 1  # type: ignore[misc]
+
+
+def test_feed_hygiene_settings() -> None:
+    assert Settings.load({}).excluding_signal_types >= {"view", "like", "hide", "dislike", "report"}
+    assert "scroll" not in Settings.load({}).excluding_signal_types
+    assert Settings.load({"OVERDRIVE_EXCLUDE_SIGNAL_TYPES": ""}).excluding_signal_types == frozenset()
+    assert Settings.load({"OVERDRIVE_EXCLUDE_SIGNAL_TYPES": " hide , report"}).excluding_signal_types == {"hide", "report"}
