@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _MANIFEST = "MANIFEST.json"
+_CACHED_ROWS = 100_000  # vectors kept in memory for get_many (ITEM_EMBEDDING_DIM floats each)
 
 
 def _onnxruntime_first() -> None:
@@ -66,6 +68,8 @@ class UsearchIndex:
             expansion_add=expansion_add, expansion_search=expansion_search,
         )
         self._index = self._make()
+        # Recently read vectors: every ranking reads its candidates' (usearch's get costs more).
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
         self._keys: dict[str, int] = {}
         self._ids: dict[int, str] = {}
         self._next_key = 0
@@ -105,6 +109,8 @@ class UsearchIndex:
             if add_keys:
                 unit = vectors[add_rows] / norms[add_rows, None]
                 self._index.add(np.array(add_keys, dtype=np.uint64), unit)
+                for key in add_keys:
+                    self._rows.pop(self._ids[key], None)
             self._touch(len(latest))
 
     def remove(self, item_id: str) -> bool:
@@ -153,14 +159,27 @@ class UsearchIndex:
         return None if vec is None else np.asarray(vec, dtype=np.float32).reshape(-1)
 
     def get_many(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors of the known ids among `item_ids`, in one call to the index."""
+        """Stored vectors (read-only) of the known ids among `item_ids`: cached ones, the rest in
+        one call to the index."""
+        out: dict[str, np.ndarray] = {}
         with self._lock:
-            known = [(i, self._keys[i]) for i in dict.fromkeys(item_ids) if i in self._keys]
-            if not known:
-                return {}
-            rows = np.asarray(self._index.get(np.array([k for _, k in known], dtype=np.uint64)), dtype=np.float32)
-        rows = rows.reshape(len(known), self._dim)
-        return {item_id: rows[n] for n, (item_id, _) in enumerate(known)}
+            cache, keys = self._rows, self._keys
+            missing = []
+            for i in dict.fromkeys(item_ids):
+                row = cache.get(i)
+                if row is not None:
+                    out[i] = row
+                elif i in keys:
+                    missing.append((i, keys[i]))
+            if missing:
+                rows = np.asarray(self._index.get(np.array([k for _, k in missing], dtype=np.uint64)), dtype=np.float32)
+                rows = rows.reshape(len(missing), self._dim)
+                rows.setflags(write=False)  # shared with later callers through the cache
+                for n, (item_id, _) in enumerate(missing):
+                    out[item_id] = cache[item_id] = rows[n]
+                while len(cache) > _CACHED_ROWS:
+                    cache.popitem(last=False)
+        return out
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -200,6 +219,7 @@ class UsearchIndex:
         index = self._make()
         index.load(str(self._path / manifest["index"]))
         self._index = index
+        self._rows.clear()
         self._keys = {str(k): int(v) for k, v in keys["ids"].items()}
         self._ids = {v: k for k, v in self._keys.items()}
         self._next_key = int(keys["next_key"])
@@ -207,6 +227,7 @@ class UsearchIndex:
         log.info("loaded vector index from %s (%d items)", self._path, len(self._keys))
 
     def _forget(self, item_id: str) -> None:
+        self._rows.pop(item_id, None)
         key = self._keys.pop(item_id, None)
         if key is not None:
             self._ids.pop(key, None)

@@ -133,3 +133,14 @@ def test_get_many_matches_get(tmp_path) -> None:
     for item_id in got:
         assert np.allclose(got[item_id], index.get(item_id))
     assert index.get_many([]) == {}
+
+
+def test_get_many_serves_current_vectors_after_updates_and_removals() -> None:
+    index = UsearchIndex(dim=2)
+    index.upsert(["a", "b"], np.array([[1.0, 0.0], [0.0, 2.0]]))
+    first = index.get_many(["a", "b"])  # now cached
+    assert np.allclose(first["b"], [0.0, 1.0]) and not first["b"].flags.writeable
+    index.upsert(["b"], np.array([[3.0, 3.0]]))
+    index.remove("a")
+    again = index.get_many(["a", "b"])
+    assert set(again) == {"b"} and np.allclose(again["b"], [2 ** -0.5, 2 ** -0.5])
