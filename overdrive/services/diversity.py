@@ -32,6 +32,15 @@ class DiversityPolicy:
 def similarity_matrix(items: Sequence[Item], embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
     """Pairwise cosine: content embeddings where both items have one, sparse features otherwise."""
     n = len(items)
+    vectors = [embeddings.get(item.id) for item in items]
+    has = np.fromiter((v is not None for v in vectors), dtype=bool, count=n)
+    if has.any():
+        dense = np.zeros((n, next(v for v in vectors if v is not None).shape[0]), dtype=np.float32)
+        dense[has] = np.stack([v for v in vectors if v is not None])
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        dense /= np.where(norms > 0, norms, 1.0)
+        if has.all():
+            return dense @ dense.T
     vocab: dict[str, int] = {}
     feats = [item.features() for item in items]
     cols = [vocab.setdefault(f, len(vocab)) for fs in feats for f in fs]
@@ -39,15 +48,7 @@ def similarity_matrix(items: Sequence[Item], embeddings: Mapping[str, np.ndarray
     sparse = np.zeros((n, max(1, len(vocab))), dtype=np.float32)
     sparse[np.repeat(np.arange(n), lengths), cols] = np.repeat(1.0 / np.sqrt(lengths), lengths)
     sim = sparse @ sparse.T
-    vectors = [embeddings.get(item.id) for item in items]
-    has = np.array([v is not None for v in vectors])
     if has.any():
-        dim = next(v for v in vectors if v is not None).shape[0]
-        dense = np.zeros((n, dim), dtype=np.float32)
-        for r, v in enumerate(vectors):
-            if v is not None:
-                norm = float(np.linalg.norm(v))
-                dense[r] = v / norm if norm > 0 else 0.0
         both = has[:, None] & has[None, :]
         sim = np.where(both, dense @ dense.T, sim)
     return sim
