@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,6 +32,7 @@ import numpy as np
 import orjson
 
 from overdrive.evaluation.http_load import LoadResult, post_request, run_load
+from overdrive.evaluation.replay import ReplayOptions, train_models, wait_for_content
 from overdrive.evaluation.server_process import ServerProcess, free_port
 
 RANK_PATH = "/rank/for-you/enhanced"
@@ -137,32 +140,14 @@ def _start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Se
         if args.redis:
             post_world(client, world.items, world.signals)
         started = time.perf_counter()
-        client.post("/models/train").raise_for_status()
-        _wait(client, _trained, "collaborative training", 600)
+        options = ReplayOptions()
+        jobs = train_models(client, options)
+        if any(": failed" in job for job in jobs):
+            raise RuntimeError(f"training failed: {jobs}")
         if not args.no_content:
-            _wait(client, lambda c: _indexed(c, len(world.items)), "content features", 900)
+            wait_for_content(client, len(world.items), options)
         print(f"ready: model trained and content indexed in {time.perf_counter() - started:.1f} s")
     return server, [i["id"] for i in world.items], world.user_ids
-
-
-def _trained(client: httpx.Client) -> bool:
-    job = client.get("/models/status").json()["collaborative"]["last_training"]
-    if job.get("state") == "failed":
-        raise RuntimeError(f"training failed: {job}")
-    return job.get("state") not in ("running", "never run")
-
-
-def _indexed(client: httpx.Client, n: int) -> bool:
-    content = client.get("/health/ready").json()["checks"]["models"]["content"]
-    return content["indexed_items"] >= n and content["pipeline"]["backlog"] == 0
-
-
-def _wait(client: httpx.Client, done, what: str, timeout_s: float) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not done(client):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not finished within {timeout_s:.0f} s")
-        time.sleep(0.5)
 
 
 def _bodies(ids: list[str], users: list[str], n_candidates: int, limit: int, n: int = 512) -> list[bytes]:
@@ -194,9 +179,17 @@ def _checked(name: str, result: LoadResult) -> LoadResult:
 
 def _bare_runs(bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
     port = free_port()
+    with bare_server(port):
+        requests = [post_request("127.0.0.1", port, "/bare", b) for b in bodies]
+        return _runs(port, requests, args, rate)
+
+
+@contextmanager
+def bare_server(port: int, *, timeout_s: float = 30.0) -> Iterator[None]:
+    """`bare_app` served by `overdrive.app.serve` in a child process on `port`, while in the block."""
     proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve-bare", str(port)])
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -205,8 +198,7 @@ def _bare_runs(bodies: list[bytes], args: argparse.Namespace, rate: float) -> di
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("bare endpoint did not start") from None
                 time.sleep(0.05)
-        requests = [post_request("127.0.0.1", port, "/bare", b) for b in bodies]
-        return _runs(port, requests, args, rate)
+        yield
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 
 import orjson
 import pytest
 
 from overdrive.evaluation.http_load import post_request, run_load
 from overdrive.evaluation.server_process import free_port
+from overdrive.services.ranking_benchmark import bare_server
 
 
 @pytest.fixture
 def bare_port():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve-bare", str(port)])
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, "bare endpoint did not start"
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    with bare_server(port):
+        yield port
 
 
 def test_load_generator_counts_answers_and_paces(bare_port: int) -> None:

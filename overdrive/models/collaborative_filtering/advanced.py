@@ -22,7 +22,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering.base import (
     BaseRecommender,
     pack_sparse,
+    positions,
     top_n,
     unpack_sparse,
 )
@@ -210,7 +210,7 @@ class AdvancedCollaborativeFiltering:
         if not ids:
             return total
         # Every member lists the fitted catalog in one order: look the candidates up once.
-        idx = np.fromiter(map(self._item_index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        idx = positions(self._item_index, ids)
         known = idx >= 0
         rows, negative = self._user_scores(user_id)
         unknown = [ids[j] for j in np.flatnonzero(~known)]  # items added since fit

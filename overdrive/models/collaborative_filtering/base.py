@@ -71,6 +71,11 @@ class IncrementalRecommender(Recommender, Protocol):
     def add_items(self, anchors: Mapping[str, Anchors], *, items: Mapping[str, Item] | None = None) -> None: ...
 
 
+def positions(index: Mapping[str, int], ids: Sequence[str]) -> np.ndarray:
+    """Each id's position in `index`, -1 for ids it lacks (the lookup runs in C: map/repeat)."""
+    return np.fromiter(map(index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+
+
 class BaseRecommender(ABC):
     """Id bookkeeping, fallbacks, fold-in rows, tuning and persistence shared by every method."""
 
@@ -112,7 +117,7 @@ class BaseRecommender(ABC):
 
     def item_positions(self, ids: Sequence[str]) -> np.ndarray:
         """Each id's column in the fitted catalog, -1 for items it has not seen."""
-        return np.fromiter(map(self._item_index.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        return positions(self._item_index, ids)
 
     def score_indexed(self, user_id: str, ids: list[str], idx: np.ndarray) -> np.ndarray:
         """`score` with `item_positions(ids)` already known (an ensemble looks them up once)."""
