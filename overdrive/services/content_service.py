@@ -15,6 +15,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -171,18 +172,14 @@ class ContentService:
             used = True
         return (long if used else None), short, short_mass, {s.content_id for s in recent}
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
         long, short, _ = await self._profile(user_id, now)
         if long is None:
             return None
-        matrix = np.zeros((len(items), self._index.dim), dtype=np.float32)
-        vectors = self._index.get_many([item.id for item in items])
-        for row, item in enumerate(items):
-            vector = vectors.get(item.id)
-            if vector is not None:
-                matrix[row] = vector
-        scores = content_scores(matrix, long_term=long, short_term=short)
-        return None if scores is None else scores.tolist()
+        ids = [item.id for item in items]
+        vectors, zero = self._index.get_many(ids), np.zeros(self._index.dim, dtype=np.float32)
+        matrix = np.stack(list(map(vectors.get, ids, repeat(zero)))) if ids else np.zeros((0, len(zero)), np.float32)
+        return content_scores(matrix, long_term=long, short_term=short)
 
     async def retrieve(self, user_id: str, limit: int, now: float) -> list[str]:
         """Catalog items nearest the user's interest embedding, excluding what they acted on."""

@@ -36,9 +36,9 @@ def similarity_matrix(items: Sequence[Item], embeddings: Mapping[str, np.ndarray
     has = np.fromiter((v is not None for v in vectors), dtype=bool, count=n)
     if has.any():
         dense = np.zeros((n, next(v for v in vectors if v is not None).shape[0]), dtype=np.float32)
-        dense[has] = np.stack([v for v in vectors if v is not None])
-        norms = np.linalg.norm(dense, axis=1, keepdims=True)
-        dense /= np.where(norms > 0, norms, 1.0)
+        dense[has] = np.array([v for v in vectors if v is not None])
+        norms = np.sqrt(np.einsum("ij,ij->i", dense, dense))
+        dense /= np.where(norms > 0, norms, 1.0)[:, None]
         if has.all():
             return dense @ dense.T
     vocab: dict[str, int] = {}
@@ -64,27 +64,32 @@ def diversify(
 ) -> list[int]:
     """Positions into `relevance` in feed order, `limit` of them at most."""
     n = len(relevance)
-    span = float(relevance.max() - relevance.min()) if n else 0.0
-    rel = (relevance - relevance.min()) / span if span > 0 else np.ones(n)
+    if n == 0:
+        return []
+    span = float(relevance.max() - relevance.min())
     lam = policy.mmr_lambda
-    closest = np.zeros(n)  # max similarity to anything picked so far
-    free = np.ones(n, dtype=bool)
-    per_author: dict[str, int] = {}
-    full: list[str] = []  # authors at the cap
-    author_ids = np.array([a if a is not None else "" for a in authors], dtype=object)
+    gain = lam * ((relevance - relevance.min()) / span if span > 0 else np.ones(n))
+    penalties = (1.0 - lam) * np.asarray(similarity, dtype=np.float64)
+    penalty = np.zeros(n)  # (1 − λ) × max similarity to anything picked; +inf once picked
+    codes: dict[str, int] = {}  # authors as small ints: masks instead of string comparisons
+    author_of = np.fromiter((-1 if a is None else codes.setdefault(a, len(codes)) for a in authors),
+                            dtype=np.int64, count=n)
+    per_author = [0] * len(codes)
+    capped = np.zeros(n, dtype=bool)  # items of authors at the cap
     order: list[int] = []
-    while len(order) < min(limit, n):
-        gain = np.where(free, lam * rel - (1.0 - lam) * closest, -np.inf)
-        if full and len(order) < policy.cap_window:
-            capped = free & np.isin(author_ids, full)
-            if capped.sum() < free.sum():  # someone else is available: hold the capped back
-                gain[capped] = -np.inf
-        pick = int(np.argmax(gain))  # first maximum: ties keep the blend's order
+    for position in range(min(limit, n)):
+        score = gain - penalty
+        pick = int(score.argmax())  # first maximum: ties keep the blend's order
+        if capped[pick] and position < policy.cap_window:  # someone else available? take them
+            held = np.where(capped, -np.inf, score)
+            other = int(held.argmax())
+            pick = other if held[other] > -np.inf else pick
         order.append(pick)
-        free[pick] = False
-        if authors[pick] is not None:
-            per_author[authors[pick]] = count = per_author.get(authors[pick], 0) + 1
-            if policy.max_per_author and count == policy.max_per_author:
-                full.append(authors[pick])
-        closest = np.maximum(closest, similarity[pick])
+        np.maximum(penalty, penalties[pick], out=penalty)
+        penalty[pick] = np.inf
+        author = author_of[pick]
+        if author >= 0:
+            per_author[author] += 1
+            if policy.max_per_author and per_author[author] == policy.max_per_author:
+                capped |= author_of == author
     return order

@@ -2,40 +2,51 @@
 
 A scorer returns one score per candidate, aligned with the input, in [-1, 1] (negative means
 "evidence against"), or None when it has nothing to say for this request; the blend then leaves
-its component out and renormalises the other weights.
+its component out and renormalises the other weights. Scorers work on whole candidate arrays
+(numpy): a ranking scores 100+ items with five scorers, and per-item Python is its largest cost.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Protocol
+
+import numpy as np
 
 from overdrive.domain.decay import decay_rate
 from overdrive.domain.types import Item
 from overdrive.store.protocols import FeatureStore
 
 
+Scores = np.ndarray | Sequence[float]
+
+
 class ContentModel(Protocol):
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None: ...
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> Scores | None: ...
 
 
 class CollaborativeModel(Protocol):
-    async def score(self, user_id: str, item_ids: Sequence[str]) -> Sequence[float] | None: ...
+    async def score(self, user_id: str, item_ids: Sequence[str]) -> Scores | None: ...
 
 
 class Scorer(Protocol):
     name: str
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None: ...
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> Scores | None: ...
 
 
-def _scale_by_max_abs(values: list[float]) -> list[float] | None:
-    peak = max((abs(v) for v in values), default=0.0)
+def _scale_by_max_abs(values: np.ndarray) -> np.ndarray | None:
+    peak = float(np.abs(values).max()) if len(values) else 0.0
     if peak == 0.0:
         return None
-    return [v / peak for v in values]
+    return values / peak
+
+
+def _lookup(table: dict[str, float], ids: Sequence[str], default: float) -> np.ndarray:
+    """`table[id]` for each id (`default` where missing) as an array; the lookups run in C."""
+    return np.fromiter(map(table.get, ids, repeat(default)), dtype=np.float64, count=len(ids))
 
 
 class EngagementScorer:
@@ -50,20 +61,21 @@ class EngagementScorer:
     def __init__(self, features: FeatureStore) -> None:
         self._features = features
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
         ids = [i.id for i in items]
         eng = await self._features.item_engagement(ids, now=now)
         if not eng:
             return None
-        engagement = _scale_by_max_abs([math.copysign(math.log1p(abs(e)), e) for e in (eng.get(i, 0.0) for i in ids)])
+        e = _lookup(eng, ids, 0.0)
+        engagement = _scale_by_max_abs(np.sign(e) * np.log1p(np.abs(e)))
         if engagement is None:
             return None
         vel = await self._features.item_velocity(ids, now=now)
-        lift = _scale_by_max_abs([max(0.0, math.log(vel.get(i, 1.0))) for i in ids])
+        lift = _scale_by_max_abs(np.log(np.maximum(_lookup(vel, ids, 1.0), 1.0))) if vel else None
         if lift is None:
             return engagement
         share = self._VELOCITY_SHARE
-        return [(1 - share) * e + share * v for e, v in zip(engagement, lift, strict=True)]
+        return (1 - share) * engagement + share * lift
 
 
 class ContentScorer:
@@ -75,7 +87,7 @@ class ContentScorer:
     def __init__(self, model: ContentModel) -> None:
         self._model = model
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> Scores | None:
         return await self._model.score(user_id, items, now)
 
 
@@ -91,11 +103,11 @@ class CollaborativeScorer:
     def __init__(self, model: CollaborativeModel) -> None:
         self._model = model
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
         scores = await self._model.score(user_id, [i.id for i in items])
         if scores is None or len(scores) == 0:
             return None
-        return _scale_by_max_abs([float(x) for x in scores])
+        return _scale_by_max_abs(np.asarray(scores, dtype=np.float64))
 
 
 class FreshnessScorer:
@@ -106,13 +118,14 @@ class FreshnessScorer:
     def __init__(self, *, half_life_s: float) -> None:
         self._rate = decay_rate(half_life_s)
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
-        if all(i.created_at is None for i in items):
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
+        created = np.array([i.created_at for i in items], dtype=np.float64)  # None becomes nan
+        missing = np.isnan(created)
+        if missing.all():
             return None
-        return [
-            0.0 if i.created_at is None else math.exp(-self._rate * max(0.0, now - i.created_at))
-            for i in items
-        ]
+        fresh = np.exp(-self._rate * np.maximum(0.0, now - created))
+        fresh[missing] = 0.0
+        return fresh
 
 
 class InterestScorer:
@@ -130,18 +143,21 @@ class InterestScorer:
     def __init__(self, features: FeatureStore) -> None:
         self._features = features
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> list[float] | None:
-        feats = [item.features() for item in items]
-        totals = [0.0] * len(items)
-        used = 0
+    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
+        feats = [item.features() for item in items]  # never empty: every item has a media type
+        lengths = np.fromiter(map(len, feats), dtype=np.int64, count=len(feats))
+        starts = np.cumsum(lengths) - lengths
+        flat = list(chain.from_iterable(feats))
+        totals = np.zeros(len(items))
+        used = False
         for term in ("long", "short"):
             profile = await self._features.user_interests(user_id, now=now, term=term)
-            norm = math.sqrt(sum(v * v for v in profile.values()))
+            weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
+            norm = math.sqrt(float(weights @ weights))
             if norm == 0.0:
                 continue
-            used += 1
-            confidence = 1.0 if term == "long" else 1.0 - math.exp(-sum(abs(v) for v in profile.values()))
-            get, zeros = profile.get, repeat(0.0)
-            for idx, fs in enumerate(feats):  # map/repeat: the per-feature loop runs in C
-                totals[idx] += confidence * sum(map(get, fs, zeros)) / (norm * math.sqrt(len(fs)))
+            used = True
+            confidence = 1.0 if term == "long" else 1.0 - math.exp(-float(np.abs(weights).sum()))
+            matched = np.add.reduceat(_lookup(profile, flat, 0.0), starts)
+            totals += confidence * matched / (norm * np.sqrt(lengths))
         return _scale_by_max_abs(totals) if used else None

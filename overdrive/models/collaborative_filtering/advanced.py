@@ -116,7 +116,7 @@ class AdvancedCollaborativeFiltering:
         self._new_items: dict[str, Item] = {}  # catalog items added after fit
         self._new_item_users: dict[str, set[str]] = {}  # unknown item → users who touched it
         self._lock = threading.RLock()
-        self._score_cache: OrderedDict[str, tuple] = OrderedDict()  # user -> (generation, rows, negatives)
+        self._score_cache: OrderedDict[str, tuple] = OrderedDict()  # user -> (generation, names, weights, rows, negatives)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> AdvancedCollaborativeFiltering:
@@ -206,45 +206,48 @@ class AdvancedCollaborativeFiltering:
         """Blended, per-request z-scored member scores (higher is better; mean 0 over the
         candidates). Items the user gave net negative feedback rank below every other candidate."""
         ids = list(item_ids)
-        total = np.zeros(len(ids), dtype=np.float32)
         if not ids:
-            return total
+            return np.zeros(0, dtype=np.float32)
         # Every member lists the fitted catalog in one order: look the candidates up once.
         idx = positions(self._item_index, ids)
         known = idx >= 0
-        rows, negative = self._user_scores(user_id)
-        unknown = [ids[j] for j in np.flatnonzero(~known)]  # items added since fit
-        for name, w in self.ensemble.weights.items():
-            if w > 0:
-                scores = np.empty(len(ids), dtype=np.float32)
-                scores[known] = rows[name][idx[known]]
-                if unknown:
-                    scores[~known] = self.members[name].score(user_id, unknown)
-                total += w * zscore_rows(scores)
+        names, weights, rows, negative = self._user_scores(user_id)
+        if known.all():
+            scores = rows[:, idx]
+        else:
+            unknown = [ids[j] for j in np.flatnonzero(~known)]  # items added since fit
+            scores = np.empty((len(names), len(ids)), dtype=np.float32)
+            scores[:, known] = rows[:, idx[known]]
+            for k, name in enumerate(names):
+                scores[k, ~known] = self.members[name].score(user_id, unknown)
+        total = (weights @ zscore_rows(scores)).astype(np.float32)
         if negative:
             hit = np.fromiter((i in negative for i in ids), dtype=bool, count=len(ids))
             if hit.any():
                 total[hit] = total.min() - 1.0
         return total
 
-    def _user_scores(self, user_id: str) -> tuple[dict[str, np.ndarray], set[str]]:
-        """Each weighted member's scores of the whole fitted catalog for this user, and the items
-        they rejected. Member state changes only when users are folded in or items are added, so
-        this is cached per user until then: a feed's next page is a gather, not a model pass."""
+    def _user_scores(self, user_id: str) -> tuple[list[str], np.ndarray, np.ndarray, set[str]]:
+        """The weighted members, their weights, their scores of the whole fitted catalog for this
+        user (one row each) and the items the user rejected. Member state changes only when users
+        are folded in or items are added, so this is cached per user until then: a feed's next
+        page is a gather, not a model pass."""
         generation = (self._folds, len(self._new_items))
         hit = self._score_cache.get(user_id)
         if hit is not None and hit[0] == generation:
             self._score_cache.move_to_end(user_id)
-            return hit[1], hit[2]
+            return hit[1:]
         every = np.arange(len(self._item_ids))
-        rows = {name: self.members[name].score_indexed(user_id, self._item_ids, every)
-                for name, w in self.ensemble.weights.items() if w > 0}
-        entry = (generation, rows, self._negatives(user_id))
+        names = [name for name, w in self.ensemble.weights.items() if w > 0]
+        rows = np.empty((len(names), len(self._item_ids)), dtype=np.float32)
+        for k, name in enumerate(names):
+            rows[k] = self.members[name].score_indexed(user_id, self._item_ids, every)
+        weights = np.array([self.ensemble.weights[n] for n in names], dtype=np.float32)
+        entry = (generation, names, weights, rows, self._negatives(user_id))
         self._score_cache[user_id] = entry
-        row_bytes = max(1, 4 * len(self._item_ids) * len(rows))
-        while len(self._score_cache) > max(16, _SCORE_CACHE_BYTES // row_bytes):
+        while len(self._score_cache) > max(16, _SCORE_CACHE_BYTES // max(1, rows.nbytes)):
             self._score_cache.popitem(last=False)
-        return entry[1], entry[2]
+        return entry[1:]
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """Batch path for evaluation: (len(users), n_items) blended scores of fitted-user indices,
