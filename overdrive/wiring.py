@@ -158,8 +158,9 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_appli
 def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied: list[AppliedHook]) -> Backends:
     """Live state and catalog in Redis; signals through Kafka, or without it the local SQLite log.
 
-    With Kafka the API only produces; `python -m overdrive.worker` applies. Without Kafka each
-    replica applies its own signals (read-your-writes holds on the replica that took them).
+    With Kafka the API only produces; `python -m overdrive.worker` applies, and each replica reads
+    the topic too for its `on_applied` hooks. Without Kafka each replica applies its own signals
+    (read-your-writes holds on the replica that took them).
     """
     if not settings.redis_url:
         raise SettingsError("invalid setting REDIS_URL: required when KAFKA_BOOTSTRAP_SERVERS is set")
@@ -183,6 +184,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
             partitions=settings.kafka_partitions,
             delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
             watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
+            on_consumed=on_applied,
         )
         checks["kafka"] = bus.check
     else:
@@ -294,7 +296,7 @@ def _content(settings: Settings, backends: Backends) -> ContentService:
 def build_services(settings: Settings) -> Services:
     monitor = PerformanceMonitor()
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
-    on_applied: list[AppliedHook] = []  # the processor calls these after each applied batch
+    on_applied: list[AppliedHook] = []  # called with each applied batch (with Kafka: each consumed one)
     backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, on_applied)
     collaborative = _collaborative(settings, backends)
     on_applied.append(collaborative.observe)

@@ -14,6 +14,9 @@ returns every signal: the API reports `duplicates: 0` in this mode.
 `settled(user)` is read-your-writes across replicas: after the ack, the produced offsets are
 recorded per user in Redis (`Watermarks`); workers record applied offsets per partition; settled
 polls until the user's produced offsets are applied.
+
+`on_consumed` hooks (the in-process models' fold-in and click labels) get every signal of the
+topic, from any replica, through this replica's own `KafkaSignalTail`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from overdrive.domain.errors import BackendUnavailable, Overloaded
 from overdrive.domain.types import Signal
 from overdrive.stream.kafka_common import check_topic, encode, ensure_topic
+from overdrive.stream.kafka_tail import KafkaSignalTail, SignalHook
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class KafkaSignalBus:
         partitions: int = 12,
         delivery_timeout_ms: int = 5000,
         config: Mapping[str, Any] | None = None,
+        on_consumed: Sequence[SignalHook] = (),
     ) -> None:
         self._topic = topic
         self._partitions = partitions
@@ -77,6 +82,8 @@ class KafkaSignalBus:
         self._suspect = False  # a delivery failed: open a fresh producer before the next publish
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._tail = KafkaSignalTail(bootstrap_servers=bootstrap_servers, topic=topic, hooks=on_consumed,
+                                     partitions=partitions)
 
     # --------------------------------------------------------------------------- lifecycle
 
@@ -88,6 +95,7 @@ class KafkaSignalBus:
         except BackendUnavailable as exc:  # start anyway: /health/ready says so, publish answers 503
             log.warning("kafka topic check at start failed: %s", exc)
         self._open()
+        await asyncio.to_thread(self._tail.start)
 
     def _open(self) -> None:
         self._suspect = False
@@ -124,6 +132,7 @@ class KafkaSignalBus:
         log.warning("kafka producer: %s", err)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._tail.close)
         if self._producer is None:
             return
         producer, self._producer = self._producer, None

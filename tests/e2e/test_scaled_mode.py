@@ -2,6 +2,8 @@
 
 - Read-your-writes across processes: likes sent to replica A lift their topic in the very next
   ranking from replica B (the worker applied them; B waited on the Redis watermarks).
+- Every replica reads the signal topic for its in-process learners: a like taken by A labels the
+  impression of the ranking B served.
 - Worker SIGKILLed mid-stream and restarted: resumes from committed offsets; the all-time counts
   equal the distinct acknowledged signals exactly (no loss, no double count).
 - Broker SIGSTOPped: the API answers 503 with Retry-After within a bounded time and readiness
@@ -121,6 +123,26 @@ def test_likes_on_one_replica_lift_the_topic_on_another(scaled: Scaled) -> None:
     assert _counts(b, "fan") == {"like": 3}
     ready = b.get("/health/ready").json()
     assert ready["checks"]["store"]["ok"] and ready["checks"]["kafka"]["ok"]
+
+
+def test_a_click_taken_by_one_replica_labels_the_ranking_another_served(scaled: Scaled) -> None:
+    """Replicas read the topic for their in-process learners (here the learned blend's labels)."""
+    a, b = (httpx.Client(base_url=r.url, timeout=10.0) for r in scaled.replicas)
+    assert a.post("/items/batch", json={"items": OTHERS}).status_code == 201
+    rank = {"user_id": "clicker", "candidate_items": [{"id": i["id"]} for i in OTHERS], "limit": 10}
+    shown = b.post("/rank/for-you/enhanced", json=rank).json()["items"]
+
+    def clicked(client: httpx.Client) -> int:
+        return client.get("/models/status").json()["blend"]["impressions_clicked"]
+
+    assert clicked(b) == 0
+    like = {"user_id": "clicker", "signal_type": "like", "content_id": shown[0]["id"], "signal_id": "clicker-0"}
+    assert a.post("/signals/process", json=like).status_code == 200
+    deadline = time.monotonic() + 20.0
+    while clicked(b) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert clicked(b) == 1
+    assert clicked(a) == 0  # a served no ranking to this user: nothing of its own to label
 
 
 def _applied(scaled: Scaled, users: list[str]) -> int:
