@@ -212,7 +212,8 @@ class MemoryFeatureStore:
         if user is None:
             return {}
         profile, rate = (user.short, self._short_rate) if term == "short" else (user.long, self._long_rate)
-        return {f: v.at(now, rate) for f, v in profile.items()}
+        exp = math.exp  # DecayedSum.at, inlined: every ranking reads both profiles
+        return {f: v.value * exp(-rate * (now - v.t_ref)) if now >= v.t_ref else v.value for f, v in profile.items()}
 
     async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
         user = self._users.get(user_id)

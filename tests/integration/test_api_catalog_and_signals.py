@@ -172,6 +172,8 @@ def test_path_ids_are_bounded(client: TestClient) -> None:
         ("/signals/process", '{"user_id":"u\\ud800","signal_type":"like","content_id":"a"}', "user_id"),
         ("/items", '{"id":"a","text":"bad \\udc00 text"}', "text"),
         ("/items", '{"id":"a","tags":["\\udc00"]}', "tags[0]"),
+        ("/items", '{"id":"a","image_url":"x\\udc00.png"}', "image_url"),
+        ("/rank/for-you/enhanced", '{"user_id":"u","candidate_items":[{"id":"a"},{"id":"\\ud800"}]}', "candidate_items[1].id"),
     ],
 )
 def test_unstorable_values_are_rejected_not_crashed_on(client: TestClient, path: str, raw: str, field: str) -> None:

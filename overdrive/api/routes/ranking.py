@@ -18,11 +18,11 @@ router = APIRouter(prefix="/rank", tags=["ranking"])
 async def rank_for_you(body: RankRequest, services: ServicesDep, request_id: RequestIdDep) -> Response:
     candidates = None
     if body.candidate_items is not None:
-        seen: set[str] = set()
-        for pos, c in enumerate(body.candidate_items):
-            if c.id in seen:
-                raise InvalidInput(f"duplicate candidate id {c.id!r}", field=field_path(("body", "candidate_items", pos, "id")))
-            seen.add(c.id)
+        ids = [c.id for c in body.candidate_items]
+        if len(set(ids)) < len(ids):
+            seen: set[str] = set()
+            pos = next(pos for pos, i in enumerate(ids) if i in seen or seen.add(i))  # the first repeat
+            raise InvalidInput(f"duplicate candidate id {ids[pos]!r}", field=field_path(("body", "candidate_items", pos, "id")))
         candidates = [Candidate(id=c.id, content=c.content()) for c in body.candidate_items]
     result = await services.ranker.rank(
         user_id=body.user_id,
