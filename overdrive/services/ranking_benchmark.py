@@ -172,8 +172,12 @@ def _runs(port: int, requests: list[bytes], args: argparse.Namespace, rate: floa
 
 
 def _checked(name: str, result: LoadResult) -> LoadResult:
-    if result.errors or not result.requests:
+    """Errors end the benchmark; so does a closed loop with no answer. A paced run may answer
+    nothing within its window (a server far behind the offered rate): that is its result."""
+    if result.errors or (not result.requests and not name.startswith("paced")):
         raise RuntimeError(f"{name} run: errors {result.errors}, {result.requests} answers")
+    if not result.requests:
+        print(f"{name} run: no request answered within the measured window (far behind the offered rate)")
     return result
 
 
