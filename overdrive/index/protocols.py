@@ -13,7 +13,8 @@ class VectorIndex(Protocol):
     """Nearest-neighbour search by cosine similarity, keyed by item id.
 
     `upsert` adds or replaces (an id appears at most once); `remove` is a no-op for unknown ids.
-    `search` returns up to `k` (id, cosine) pairs, best first, skipping ids in `exclude`.
+    `search` returns up to `k` (id, cosine) pairs, best first, skipping ids in `exclude`;
+    `get` and `get_many` return the stored vectors, L2-normalised on the way in.
     `save` persists atomically — a crash mid-save leaves the previous saved state loadable.
     """
 

@@ -26,7 +26,7 @@ from overdrive.domain.types import Item
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.features.cache import FeatureCache, content_hash
 from overdrive.features.extractor import MultiModalFeatureExtractor
-from overdrive.features.interest import content_scores, interest_query
+from overdrive.features.interest import interest_query
 from overdrive.features.pipeline import FeaturePipeline
 from overdrive.features.types import ItemFeatures
 from overdrive.index.protocols import VectorIndex
@@ -61,7 +61,7 @@ class ContentService:
         self._short_rate = math.log(2.0) / short_half_life_s
         self._pipeline = FeaturePipeline(extractor=extractor, sink=self._store, journal_path=journal_path)
         self._backfill: asyncio.Future | None = None
-        self._profiles: OrderedDict[str, tuple] = OrderedDict()  # user -> (key, t0, long, short, mass, seen)
+        self._profiles: OrderedDict[str, tuple] = OrderedDict()  # user -> (key, t0, query, query with short term, short mass, seen)
 
     async def start(self) -> None:
         self._pipeline.start()
@@ -128,31 +128,31 @@ class ContentService:
             "indexed": self._index.get(item_id) is not None,
         }
 
-    async def _profile(self, user_id: str, now: float) -> tuple[np.ndarray | None, np.ndarray | None, set[str]]:
-        """Long- and short-term interest embeddings from the user's recent signals, and their items.
+    async def _query(self, user_id: str, now: float) -> tuple[np.ndarray | None, set[str]]:
+        """The user's interest query (`interest_query` of their long- and short-term interest
+        embeddings) and the items they acted on; None without a profile.
 
-        Every term decays at one rate, so a profile computed at t0 is the profile at `now` times
-        e^(−rate·(now − t0)): it is cached per user until their signals or the index change.
+        Every term of a profile decays at one rate, so decay scales a profile without turning
+        it, and the query (normalised parts) only changes when the short-term part drops out
+        (too little recent evidence left). Both queries are cached per user until their signals
+        or the index change; the ranking then needs only the mass check.
         """
         activity = await self._features.user_activity(user_id, now=now)
         newest = activity.recent[0].timestamp if activity.recent else None
         key = (sum(activity.signal_counts.values()), newest, len(activity.recent), len(self._index))
         cached = self._profiles.get(user_id)
         if cached is None or cached[0] != key:
-            cached = (key, now, *self._compute_profile(activity.recent, now))
+            long, short, short_mass, seen = self._compute_profile(activity.recent, now)
+            cached = (key, now, interest_query(long_term=long), interest_query(long_term=long, short_term=short)
+                      if long is not None else None, short_mass, seen)
             self._profiles[user_id] = cached
             if len(self._profiles) > _PROFILE_CACHE_USERS:
                 self._profiles.popitem(last=False)
         else:
             self._profiles.move_to_end(user_id)
-        _, at, long, short, short_mass, seen = cached
-        if long is None:
-            return None, None, seen
-        elapsed = max(0.0, now - at)
-        short_decay = math.exp(-self._short_rate * elapsed)
-        long = long * math.exp(-self._long_rate * elapsed)
-        short = short * short_decay if short_mass * short_decay >= _MIN_SHORT_TERM_MASS else None
-        return long, short, seen
+        _, at, long_only, with_short, short_mass, seen = cached
+        recent_enough = short_mass * math.exp(-self._short_rate * max(0.0, now - at)) >= _MIN_SHORT_TERM_MASS
+        return (with_short if recent_enough else long_only), seen
 
     def _compute_profile(self, recent: Sequence, now: float) -> tuple[np.ndarray | None, np.ndarray, float, set[str]]:
         long = np.zeros(self._index.dim, dtype=np.float32)
@@ -173,18 +173,20 @@ class ContentService:
         return (long if used else None), short, short_mass, {s.content_id for s in recent}
 
     async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
-        long, short, _ = await self._profile(user_id, now)
-        if long is None:
+        """Cosine of each item's embedding with the user's interest query; 0 for items without one."""
+        query, _ = await self._query(user_id, now)
+        if query is None:
             return None
         ids = [item.id for item in items]
         vectors, zero = self._index.get_many(ids), np.zeros(self._index.dim, dtype=np.float32)
-        matrix = np.stack(list(map(vectors.get, ids, repeat(zero)))) if ids else np.zeros((0, len(zero)), np.float32)
-        return content_scores(matrix, long_term=long, short_term=short)
+        if not ids:
+            return np.zeros(0)
+        # Index rows are unit vectors (or zero), the query is one: the dot product is the cosine.
+        return np.clip(np.stack(list(map(vectors.get, ids, repeat(zero)))) @ query, -1.0, 1.0)
 
     async def retrieve(self, user_id: str, limit: int, now: float) -> list[str]:
         """Catalog items nearest the user's interest embedding, excluding what they acted on."""
-        long, short, seen = await self._profile(user_id, now)
-        query = interest_query(long_term=long, short_term=short)
+        query, seen = await self._query(user_id, now)
         if query is None:
             return []
         hits = await asyncio.to_thread(self._index.search, query, limit, exclude=seen)

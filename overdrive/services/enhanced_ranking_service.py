@@ -202,16 +202,19 @@ class EnhancedOverdriveRankingService:
             picked = diversify(blended[pool], similarity_matrix(pool_items, vectors),
                                [i.author_id for i in pool_items], limit=limit, policy=self._diversity)
             order = pool[picked]
+        top = order[:limit]
         return [
-            RankedItem(
-                id=items[idx].id,
-                score=float(blended[idx]),
-                rank=pos,
-                scores={name: float(contrib[idx]) for name, contrib in parts.items()},
-                components={name: float(scores[idx]) for name, scores in raw.items()},
-            )
-            for pos, idx in enumerate(order[:limit].tolist(), start=1)
+            RankedItem(id=items[idx].id, score=score, rank=pos, scores=shares, components=own)
+            for pos, idx, score, shares, own in zip(
+                range(1, len(top) + 1), top.tolist(), blended[top].tolist(), _per_item(parts, top), _per_item(raw, top))
         ]
+
+
+def _per_item(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> list[dict[str, float]]:
+    """{component: value} for each of `rows`, from one array per component (one conversion)."""
+    names = list(columns)
+    values = np.array([columns[n][rows] for n in names]).T.tolist() if names else [[]] * len(rows)
+    return [dict(zip(names, row)) for row in values]
 
 
 if __name__ == "__main__":  # python -m overdrive.services.enhanced_ranking_service --benchmark

@@ -34,9 +34,11 @@ class CachedItemCatalog:
             hit = cache.get(item_id)
             if hit is not None and hit[1] > oldest:
                 found[item_id] = hit[0]
-                cache.move_to_end(item_id)
             else:
                 missing.append(item_id)
+        if len(cache) > self._capacity // 2:  # recency matters only once eviction is near
+            for item_id in found:
+                cache.move_to_end(item_id)
         if missing:
             writes = self._writes
             loaded = await self._inner.get(missing)

@@ -126,12 +126,15 @@ def test_get_many_matches_get(tmp_path) -> None:
     from overdrive.index.usearch_index import UsearchIndex
 
     index = UsearchIndex(dim=4)
-    vectors = np.eye(4, dtype=np.float32)
+    vectors = np.eye(4, dtype=np.float32) * np.array([[3.0], [1.0], [0.5], [1.0]], dtype=np.float32)
+    vectors[2, 1] = 0.5
     index.upsert(["a", "b", "c"], vectors[:3])
     got = index.get_many(["c", "zz", "a", "a"])
     assert set(got) == {"a", "c"}
     for item_id in got:
         assert np.allclose(got[item_id], index.get(item_id))
+        assert np.isclose(np.linalg.norm(got[item_id]), 1.0)  # stored unit length: dot = cosine
+    assert np.allclose(got["c"], [0, 0.5**0.5, 0.5**0.5, 0], atol=1e-6)
     assert index.get_many([]) == {}
 
 
