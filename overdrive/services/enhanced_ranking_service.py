@@ -15,8 +15,9 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -31,12 +32,14 @@ from overdrive.stream.protocols import SignalBus
 READ_YOUR_WRITES_TIMEOUT_S = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A candidate named by id, optionally carrying content that overrides the catalog's."""
+class Candidate(NamedTuple):
+    """A candidate named by id, optionally carrying content that overrides the catalog's.
+
+    A named tuple: a request builds one per candidate, and a frozen dataclass's `__init__` costs
+    several times as much."""
 
     id: str
-    content: Mapping[str, Any] = field(default_factory=dict)
+    content: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
             seen: set[str] = set()
             pos = next(pos for pos, i in enumerate(ids) if i in seen or seen.add(i))  # the first repeat
             raise InvalidInput(f"duplicate candidate id {ids[pos]!r}", field=field_path(("body", "candidate_items", pos, "id")))
-        candidates = [Candidate(id=c.id, content=c.content()) for c in body.candidate_items]
+        candidates = [Candidate(c.id, c.content()) for c in body.candidate_items]
     result = await services.ranker.rank(
         user_id=body.user_id,
         candidates=candidates,
