@@ -23,12 +23,13 @@ class ServerProcess:
     """`python -m overdrive.app` on a free loopback port with its own data folder."""
 
     def __init__(self, *, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, cwd: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = env or {}
         self._log_path = log_path or data_dir.parent / f"server-{self.port}.log"
+        self._cwd = cwd  # `-m` imports from here first: another checkout's code (benchmarks/rank_ab.py)
         self.proc: subprocess.Popen | None = None
 
     def start(self, *, timeout_s: float = 60.0) -> ServerProcess:
@@ -41,7 +42,7 @@ class ServerProcess:
             **self._env,
         }
         log = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "overdrive.app"], env=env, stdout=log, stderr=log)
+        self.proc = subprocess.Popen([sys.executable, "-m", "overdrive.app"], env=env, stdout=log, stderr=log, cwd=self._cwd)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

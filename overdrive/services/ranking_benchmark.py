@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     rate = args.rate or SPEC_RECS_PER_S / args.limit
     with tempfile.TemporaryDirectory(prefix="overdrive-bench-") as tmp:
         prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
-        server, ids, users = _start_service(Path(tmp), args, prefix)
+        server, ids, users = start_service(Path(tmp), args, prefix)
         try:
-            bodies = _bodies(ids, users, args.candidates, args.limit)
+            bodies = rank_bodies(ids, users, args.candidates, args.limit)
             requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
             print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}")
             rank = _runs(server.port, requests, args, rate)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[ServerProcess, list[str], list[str]]:
+def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[ServerProcess, list[str], list[str]]:
     from overdrive.evaluation.direct_load import load_directly
     from overdrive.evaluation.ingest import post_world
     from overdrive.evaluation.synthetic import WorldConfig, generate_world
@@ -123,17 +123,8 @@ def _start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Se
     world = generate_world(WorldConfig(n_users=args.users, n_items=args.items,
                                        signals_per_user=args.signals_per_user, seed=1))
     print(f"world: {len(world.items)} items, {len(world.signals)} signals, {len(world.user_ids)} users")
-    env = {
-        "MODEL_CACHE_DIR": str(tmp / "models"),
-        "OVERDRIVE_COMPILED_MODELS_DIR": os.environ.get(
-            "OVERDRIVE_COMPILED_MODELS_DIR", str(Path(tempfile.gettempdir()) / "overdrive-bench-compiled")),
-        "OVERDRIVE_CONTENT_FEATURES": "false" if args.no_content else "true",
-        "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
-        "OVERDRIVE_TRAIN_ON_START": "false",
-    }
-    if args.redis:
-        env |= {"REDIS_URL": args.redis, "OVERDRIVE_REDIS_PREFIX": prefix}
-    else:
+    env = service_env(tmp, args, prefix)
+    if not args.redis:
         load_directly(tmp / "data", world.items, world.signals)
     server = ServerProcess(data_dir=tmp / "data", env=env, log_path=tmp / "server.log").start(timeout_s=300)
     with httpx.Client(base_url=server.url, timeout=60.0) as client:
@@ -150,7 +141,22 @@ def _start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Se
     return server, [i["id"] for i in world.items], world.user_ids
 
 
-def _bodies(ids: list[str], users: list[str], n_candidates: int, limit: int, n: int = 512) -> list[bytes]:
+def service_env(tmp: Path, args: argparse.Namespace, prefix: str) -> dict[str, str]:
+    """The server's settings for a benchmark world kept under `tmp` (models trained on request)."""
+    env = {
+        "MODEL_CACHE_DIR": str(tmp / "models"),
+        "OVERDRIVE_COMPILED_MODELS_DIR": os.environ.get(
+            "OVERDRIVE_COMPILED_MODELS_DIR", str(Path(tempfile.gettempdir()) / "overdrive-bench-compiled")),
+        "OVERDRIVE_CONTENT_FEATURES": "false" if args.no_content else "true",
+        "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
+        "OVERDRIVE_TRAIN_ON_START": "false",
+    }
+    if args.redis:
+        env |= {"REDIS_URL": args.redis, "OVERDRIVE_REDIS_PREFIX": prefix}
+    return env
+
+
+def rank_bodies(ids: list[str], users: list[str], n_candidates: int, limit: int, n: int = 512) -> list[bytes]:
     """`n` requests from different users, each with its own random candidate set from the catalog."""
     rng = np.random.default_rng(7)
     return [

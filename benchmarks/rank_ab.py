@@ -1,0 +1,76 @@
+"""Interleaved A/B of the ranker over HTTP: this checkout against another commit, on one world.
+
+This 2-core host's speed drifts by up to 2x within minutes, so a throughput change between two
+separate benchmark runs means little. This builds the ranking benchmark's world once (catalog,
+signals, trained collaborative model, indexed content), then serves it alternately with the code
+of `--base` (a temporary `git worktree`; `python -m overdrive.app` run from there imports that
+checkout) and with this checkout, and drives each in turn with the same closed-loop load: 64
+connections, 100 catalog candidates, limit 20. The figure to read is the per-round ratio.
+
+    python benchmarks/rank_ab.py --base 53b1383 [--rounds 3 --duration 8 --no-content]
+
+The base commit must read the data folder this checkout writes (true while the formats agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from overdrive.evaluation.http_load import post_request, run_load
+from overdrive.evaluation.server_process import ServerProcess
+from overdrive.services.ranking_benchmark import RANK_PATH, rank_bodies, service_env, start_service
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", required=True, help="git commit or ref to compare against")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=4.0, help="seconds of load before measuring, per run")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--no-content", action="store_true")
+    args = p.parse_args()
+    # what `start_service` reads from the ranking benchmark's arguments
+    world = argparse.Namespace(users=1000, items=2000, signals_per_user=50.0, no_content=args.no_content, redis=None)
+    with tempfile.TemporaryDirectory(prefix="overdrive-ab-") as tmp_name:
+        tmp = Path(tmp_name)
+        base = tmp / "base"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(base), args.base], check=True)
+        try:
+            server, ids, users = start_service(tmp, world, prefix="")
+            server.stop()  # the world (models, index) stays in `tmp` for both versions
+            bodies = rank_bodies(ids, users, 100, 20)
+            env = service_env(tmp, world, prefix="")
+            ratios = []
+            for n in range(1, args.rounds + 1):
+                rps = {name: _run(tmp, env, cwd, bodies, args) for name, cwd in (("base", base), ("this", REPO))}
+                ratios.append(rps["this"] / rps["base"])
+                print(f"round {n}: base {rps['base']:.0f} req/s, this {rps['this']:.0f} req/s, ratio {ratios[-1]:.2f}")
+            print(f"this / base throughput: median {statistics.median(ratios):.2f} over {len(ratios)} rounds")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
+    return 0
+
+
+def _run(tmp: Path, env: dict[str, str], cwd: Path, bodies: list[bytes], args: argparse.Namespace) -> float:
+    server = ServerProcess(data_dir=tmp / "data", env=env, log_path=tmp / "server.log", cwd=cwd).start(timeout_s=300)
+    try:
+        requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
+        result = run_load("127.0.0.1", server.port, requests, connections=args.connections,
+                          duration_s=args.duration, warmup_s=args.warmup)
+    finally:
+        server.stop()
+    if result.errors or not result.requests:
+        raise RuntimeError(f"{cwd}: errors {result.errors}, {result.requests} answers")
+    return result.rps
+
+
+if __name__ == "__main__":
+    sys.exit(main())
