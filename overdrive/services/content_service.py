@@ -61,7 +61,8 @@ class ContentService:
         self._short_rate = math.log(2.0) / short_half_life_s
         self._pipeline = FeaturePipeline(extractor=extractor, sink=self._store, journal_path=journal_path)
         self._backfill: asyncio.Future | None = None
-        self._profiles: OrderedDict[str, tuple] = OrderedDict()  # user -> (key, t0, query, query with short term, short mass, seen)
+        # user -> (key, t0, query, query with the short term, short-term mass, items acted on)
+        self._profiles: OrderedDict[str, tuple] = OrderedDict()
 
     async def start(self) -> None:
         self._pipeline.start()
@@ -143,8 +144,9 @@ class ContentService:
         cached = self._profiles.get(user_id)
         if cached is None or cached[0] != key:
             long, short, short_mass, seen = self._compute_profile(activity.recent, now)
-            cached = (key, now, interest_query(long_term=long), interest_query(long_term=long, short_term=short)
-                      if long is not None else None, short_mass, seen)
+            queries = (None, None) if long is None else (
+                interest_query(long_term=long), interest_query(long_term=long, short_term=short))
+            cached = (key, now, *queries, short_mass, seen)
             self._profiles[user_id] = cached
             if len(self._profiles) > _PROFILE_CACHE_USERS:
                 self._profiles.popitem(last=False)
@@ -178,9 +180,9 @@ class ContentService:
         if query is None:
             return None
         ids = [item.id for item in items]
-        vectors, zero = self._index.get_many(ids), np.zeros(self._index.dim, dtype=np.float32)
         if not ids:
             return np.zeros(0)
+        vectors, zero = self._index.get_many(ids), np.zeros(self._index.dim, dtype=np.float32)
         # Index rows are unit vectors (or zero), the query is one: the dot product is the cosine.
         return np.clip(np.stack(list(map(vectors.get, ids, repeat(zero)))) @ query, -1.0, 1.0)
 
