@@ -33,13 +33,13 @@ from typing import Any
 
 import orjson
 
-from overdrive.domain.decay import DecayedSum, decay_rate
+from overdrive.domain.decay import decay_rate
 from overdrive.domain.types import Item, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.redis_conn import RedisConnection
-from overdrive.store.redis_scripts import SIGNAL_SCRIPT
+from overdrive.store.redis_scripts import ENGAGEMENT_READ_SCRIPT, SIGNAL_SCRIPT
 
 _HOT_PRUNE_EVERY_S = 60.0  # how often the hot set drops items quiet for an hour
 _VELOCITY_CACHE_S = 2.0  # how long a replica reuses an item's velocity (as the memory store's top list lags)
@@ -101,6 +101,7 @@ class RedisFeatureStore:
         self._short_rate = decay_rate(config.short_term_half_life_s)
         self._dedupe_ttl = max(1, math.ceil(config.dedupe_ttl_s))
         self._sha = connection.script(SIGNAL_SCRIPT)
+        self._engagement_sha = connection.script(ENGAGEMENT_READ_SCRIPT)
         self._top, self._hot, self._ver = (f"{self._p}{{g}}:{n}" for n in ("top", "hot", "ver"))
         self._hot_pruned_at = 0.0
         self._velocity_cache: dict[str, tuple[float | None, float]] = {}  # item -> (velocity or None, at)
@@ -199,7 +200,14 @@ class RedisFeatureStore:
 
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
         ids = list(dict.fromkeys(item_ids))
-        replies = await self._r.execute([["HMGET", self._key("i", i, "e"), "v", "t"] for i in ids])
+        if not ids:
+            return {}
+        keys = [self._key("i", i, "e") for i in ids]
+        if self._r.cluster:  # the keys live in many slots: one HMGET each
+            replies = await self._r.execute([["HMGET", k, "v", "t"] for k in keys])
+        else:  # one script call reads them all (see ENGAGEMENT_READ_SCRIPT)
+            (flat,) = await self._r.execute([["EVALSHA", self._engagement_sha, len(keys), *keys]])
+            replies = zip(flat[::2], flat[1::2], strict=True)
         out = {}
         for item_id, (v, t) in zip(ids, replies, strict=True):
             if v is not None:
@@ -296,7 +304,6 @@ class RedisFeatureStore:
 
 
 def _decayed(value: float, t_ref: float, now: float, rate: float) -> float:
-    s = DecayedSum()
-    s.value, s.t_ref = value, t_ref
-    return s.at(now, rate)
+    """`DecayedSum.at` on a stored (value, t_ref) pair, without building the object."""
+    return value * math.exp(-rate * (now - t_ref)) if now >= t_ref else value
 

@@ -203,3 +203,17 @@ end
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1
 """
+
+
+# Reads many items' engagement (value, t_ref) in one call on standalone Redis, where a pipeline
+# of one HMGET per candidate costs the ranking more in client-side packing and parsing than the
+# rest of its Redis reads together. Returns v1, t1, v2, t2, … (nil for items never engaged with).
+ENGAGEMENT_READ_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local r = redis.call('HMGET', key, 'v', 't')
+  out[2 * i - 1] = r[1]
+  out[2 * i] = r[2]
+end
+return out
+"""
