@@ -7,7 +7,7 @@ of `--base` (a temporary `git worktree`; `python -m overdrive.app` run from ther
 checkout) and with this checkout, and drives each in turn with the same closed-loop load: 64
 connections, 100 catalog candidates, limit 20. The figure to read is the per-round ratio.
 
-    python benchmarks/rank_ab.py --base 53b1383 [--rounds 3 --duration 8 --no-content]
+    python benchmarks/rank_ab.py --base 53b1383 [--rounds 3 --duration 8 --no-content --redis URL]
 
 The base commit must read the data folder this checkout writes (true while the formats agree).
 """
@@ -19,11 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 from overdrive.evaluation.http_load import post_request, run_load
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.services.ranking_benchmark import RANK_PATH, rank_bodies, service_env, start_service
+from overdrive.services.ranking_benchmark import RANK_PATH, delete_prefix, rank_bodies, service_env, start_service
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,18 +37,21 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=4.0, help="seconds of load before measuring, per run")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--no-content", action="store_true")
+    p.add_argument("--redis", metavar="URL", help="serve the world from this Redis (scaled mode)")
     args = p.parse_args()
     # what `start_service` reads from the ranking benchmark's arguments
-    world = argparse.Namespace(users=1000, items=2000, signals_per_user=50.0, no_content=args.no_content, redis=None)
+    world = argparse.Namespace(users=1000, items=2000, signals_per_user=50.0, no_content=args.no_content,
+                               redis=args.redis)
+    prefix = f"overdrive-ab-{uuid.uuid4().hex[:8]}:"
     with tempfile.TemporaryDirectory(prefix="overdrive-ab-") as tmp_name:
         tmp = Path(tmp_name)
         base = tmp / "base"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(base), args.base], check=True)
         try:
-            server, ids, users = start_service(tmp, world, prefix="")
+            server, ids, users = start_service(tmp, world, prefix)
             server.stop()  # the world (models, index) stays in `tmp` for both versions
             bodies = rank_bodies(ids, users, 100, 20)
-            env = service_env(tmp, world, prefix="")
+            env = service_env(tmp, world, prefix)
             ratios = []
             for n in range(1, args.rounds + 1):
                 rps = {name: _run(tmp, env, cwd, bodies, args) for name, cwd in (("base", base), ("this", REPO))}
@@ -56,6 +60,8 @@ def main() -> int:
             print(f"this / base throughput: median {statistics.median(ratios):.2f} over {len(ratios)} rounds")
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
+            if args.redis:
+                delete_prefix(args.redis, prefix)
     return 0
 
 

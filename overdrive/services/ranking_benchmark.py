@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
             if args.redis:
-                _delete_prefix(args.redis, prefix)
+                delete_prefix(args.redis, prefix)
         bare = _bare_runs(bodies, args, rate)
     report = _report(rank, bare, args, rate)
     if args.json:
@@ -214,7 +214,7 @@ def bare_server(port: int, *, timeout_s: float = 30.0) -> Iterator[None]:
         proc.wait(timeout=10)
 
 
-def _delete_prefix(url: str, prefix: str) -> None:
+def delete_prefix(url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
