@@ -7,6 +7,8 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+from typing_extensions import Required, TypedDict
+
 import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -170,21 +172,33 @@ class ItemOut(BaseModel):
     metadata: dict[str, Any]
 
 
-class CandidateIn(_Content):
-    """A candidate: just `id` (looked up in the catalog) or `id` plus content that overrides it."""
+class CandidateIn(TypedDict, total=False):
+    """A candidate: just `id` (looked up in the catalog) or `id` plus content that overrides it.
 
-    id: Id
-    type: ContentType | None = None
+    The fields of `_Content`, as a TypedDict: a ranking validates hundreds of candidates, and a
+    dict holding just the keys sent validates about three times faster than a model instance."""
 
-    def content(self) -> dict[str, Any]:
-        if len(self.model_fields_set) == 1:  # just the id: the common case, on the hot path
-            return {}
-        given = {k: getattr(self, k) for k in self.model_fields_set if k != "id"}
-        if "tags" in given:
-            given["tags"] = tuple(dict.fromkeys(given["tags"]))
-        if given.get("type") is None:
-            given.pop("type", None)
-        return given
+    __pydantic_config__ = _Wire.model_config  # type: ignore[misc]
+    id: Required[Id]
+    type: ContentType | None
+    text: Annotated[Text | None, Field(max_length=100_000)]
+    image_url: MediaRef | None
+    video_url: MediaRef | None
+    audio_url: MediaRef | None
+    author_id: Id | None
+    created_at: Annotated[Timestamp, Field(description="ISO 8601 or epoch seconds.")]
+    tags: Annotated[list[Tag], Field(max_length=100)]
+    metadata: Metadata
+
+
+def candidate_content(candidate: CandidateIn) -> dict[str, Any]:
+    """The content a candidate overrides the catalog's with (`{}` for a bare id)."""
+    given: dict[str, Any] = {k: v for k, v in candidate.items() if k != "id"}
+    if "tags" in given:
+        given["tags"] = tuple(dict.fromkeys(given["tags"]))
+    if given.get("type", "") is None:
+        del given["type"]
+    return given
 
 
 class RankRequest(_Wire):

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from overdrive.api.deps import ServicesDep, request_id_of, services_of
 from overdrive.api.errors import field_path
-from overdrive.api.schemas import RankRequest, RankResponse
+from overdrive.api.schemas import RankRequest, RankResponse, candidate_content
 from overdrive.domain.errors import InvalidInput
 from overdrive.services.enhanced_ranking_service import Candidate
 
@@ -21,12 +21,13 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
     services, request_id = services_of(request), request_id_of(request)
     candidates = None
     if body.candidate_items is not None:
-        ids = [c.id for c in body.candidate_items]
+        ids = [c["id"] for c in body.candidate_items]
         if len(set(ids)) < len(ids):
             seen: set[str] = set()
             pos = next(pos for pos, i in enumerate(ids) if i in seen or seen.add(i))  # the first repeat
             raise InvalidInput(f"duplicate candidate id {ids[pos]!r}", field=field_path(("body", "candidate_items", pos, "id")))
-        candidates = [Candidate(c.id, c.content()) for c in body.candidate_items]
+        candidates = [Candidate(c["id"], candidate_content(c)) if len(c) > 1 else Candidate(c["id"])
+                      for c in body.candidate_items]
     result = await services.ranker.rank(
         user_id=body.user_id,
         candidates=candidates,
