@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from overdrive import __version__
+from overdrive.analytics.performance import PerformanceMonitor
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
 from overdrive.api.routes import analytics, health, items, models, ranking, signals
+from overdrive.config import Settings
 from overdrive.wiring import Services
 
 
@@ -45,11 +47,18 @@ def create_app(services: Services) -> FastAPI:
     async def root() -> dict:
         return {"service": "overdrive", "version": __version__, "docs": "/docs"}
 
+    add_middleware(app, settings=services.settings, monitor=services.performance)
+    return app
+
+
+def add_middleware(app: FastAPI, *, settings: Settings, monitor: PerformanceMonitor) -> None:
+    """The stack every request passes: request guard (size limit, request id, timing), then CORS.
+
+    Also used by the ranking benchmark's framework reference endpoint."""
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=[services.settings.client_base_url],
+        allow_origins=[settings.client_base_url],
         allow_methods=["*"],
         allow_headers=["*"],
     )
-    app.add_middleware(RequestGuard, max_body_bytes=services.settings.max_body_bytes, monitor=services.performance)
-    return app
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, monitor=monitor)

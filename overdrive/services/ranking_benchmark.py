@@ -5,7 +5,9 @@ catalog, signal history, a trained collaborative model and indexed content featu
 `POST /rank/for-you/enhanced` with `--candidates` catalog ids and `--limit` from `--connections`
 keep-alive connections. Then, on the same server stack (`overdrive.app.serve`: one uvicorn process,
 uvloop, httptools), a bare ASGI endpoint that parses the same payload with orjson and returns
-`limit` ids. Each endpoint gets two runs: saturation (closed loop: every connection sends again as
+`limit` ids, and the framework reference: the service's own FastAPI stack (its middleware and
+the rank route's request model) answering the first `limit` ids without ranking — the most any
+ranker served by this stack could reach. Each endpoint gets two runs: saturation (closed loop: every connection sends again as
 soon as it has an answer, which gives the most requests per second — and by Little's law a latency
 of connections ÷ throughput) and paced at `--rate` requests per second (the spec's 10,000
 recommendations/s by default), which gives the latency a client sees at that load; the ranker also
@@ -30,7 +32,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+from fastapi import FastAPI, Response
 
+from overdrive.analytics.performance import PerformanceMonitor
+from overdrive.api.app_factory import add_middleware
+from overdrive.api.errors import install_error_handlers
+from overdrive.api.schemas import RankRequest
+from overdrive.config import Settings
 from overdrive.evaluation.http_load import LoadResult, post_request, run_load
 from overdrive.evaluation.replay import ReplayOptions, train_models, wait_for_content
 from overdrive.evaluation.server_process import ServerProcess, free_port
@@ -60,6 +68,25 @@ async def bare_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - the AS
     await send({"type": "http.response.body", "body": out})
 
 
+def framework_app() -> FastAPI:
+    """The framework reference: the rank route's request model validated, behind the service's
+    middleware, answering the first `limit` candidate ids — everything but the ranking."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post(RANK_PATH)
+    async def first_ids(body: RankRequest) -> Response:
+        ids = [c["id"] for c in (body.candidate_items or [])[: body.limit]]
+        return Response(orjson.dumps({"user_id": body.user_id, "items": [{"id": i} for i in ids]}),
+                        media_type="application/json")
+
+    add_middleware(app, settings=Settings.load(), monitor=PerformanceMonitor())
+    return app
+
+
+REFERENCES = {"bare": lambda: bare_app, "framework": framework_app}  # name -> the ASGI app to serve
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m overdrive.services.enhanced_ranking_service",
                                 description="Load-test the ranker over HTTP against a bare ASGI endpoint.")
@@ -77,17 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-content", action="store_true", help="without content features (no text model)")
     p.add_argument("--redis", metavar="URL", help="run the service on this Redis (scaled mode)")
     p.add_argument("--json", type=Path, help="also write the figures here")
-    p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    p.add_argument("--serve", nargs=2, metavar=("REFERENCE", "PORT"), help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also when piped
-    if args.serve_bare:
+    if args.serve:
         from overdrive.app import serve
 
-        serve(bare_app, host="127.0.0.1", port=args.serve_bare, log_level="warning")
+        serve(REFERENCES[args.serve[0]](), host="127.0.0.1", port=int(args.serve[1]), log_level="warning")
         return 0
     if not args.benchmark:
         _parser().error("pass --benchmark")
@@ -108,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             if args.redis:
                 delete_prefix(args.redis, prefix)
-        bare = _bare_runs(bodies, args, rate)
-    report = _report(rank, bare, args, rate)
+        references = {name: _reference_runs(name, bodies, args, rate) for name in REFERENCES}
+    report = _report({"rank": rank, **references}, args, rate)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
@@ -187,17 +214,17 @@ def _checked(name: str, result: LoadResult) -> LoadResult:
     return result
 
 
-def _bare_runs(bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
+def _reference_runs(name: str, bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
     port = free_port()
-    with bare_server(port):
-        requests = [post_request("127.0.0.1", port, "/bare", b) for b in bodies]
+    with reference_server(name, port):
+        requests = [post_request("127.0.0.1", port, RANK_PATH, b) for b in bodies]
         return _runs(port, requests, args, rate)
 
 
 @contextmanager
-def bare_server(port: int, *, timeout_s: float = 30.0) -> Iterator[None]:
-    """`bare_app` served by `overdrive.app.serve` in a child process on `port`, while in the block."""
-    proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve-bare", str(port)])
+def reference_server(name: str, port: int, *, timeout_s: float = 30.0) -> Iterator[None]:
+    """The `name` reference app served by `overdrive.app.serve` in a child process on `port`."""
+    proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve", name, str(port)])
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -206,7 +233,7 @@ def bare_server(port: int, *, timeout_s: float = 30.0) -> Iterator[None]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("bare endpoint did not start") from None
+                    raise RuntimeError(f"{name} endpoint did not start") from None
                 time.sleep(0.05)
         yield
     finally:
@@ -228,16 +255,17 @@ def _row(name: str, r: LoadResult, limit: int) -> dict:
             "p99_ms": round(r.percentile(99), 2), "requests": r.requests}
 
 
-def _report(rank: dict[str, LoadResult], bare: dict[str, LoadResult], args: argparse.Namespace, rate: float) -> dict:
+def _report(endpoints: dict[str, dict[str, LoadResult]], args: argparse.Namespace, rate: float) -> dict:
     rows = {f"{name} {run}": _row(name, result, args.limit)
-            for name, runs in (("rank", rank), ("bare", bare)) for run, result in runs.items()}
+            for name, runs in endpoints.items() for run, result in runs.items()}
     print(f"\n{'run':<18}{'req/s':>10}{'recs/s':>11}{'P50 ms':>9}{'P95 ms':>9}{'P99 ms':>9}")
     for name, row in rows.items():
         print(f"{name:<18}{row['requests_per_s']:>10,.0f}{row['recommendations_per_s']:>11,.0f}"
               f"{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['p99_ms']:>9.2f}")
-    ratio = rank["saturation"].rps / bare["saturation"].rps
-    max_recs = rank["saturation"].rps * args.limit
-    paced = rank["paced"]
+    rank, bare, framework = (endpoints[n]["saturation"].rps for n in ("rank", "bare", "framework"))
+    ratio = rank / bare
+    max_recs = rank * args.limit
+    paced = endpoints["rank"]["paced"]
     checks = {
         f"rank throughput >= {SPEC_RECS_PER_S:,} recommendations/s": max_recs >= SPEC_RECS_PER_S,
         f"rank P95 < {SPEC_P95_MS:.0f} ms at {rate * args.limit:,.0f} recommendations/s": paced.percentile(95) < SPEC_P95_MS
@@ -245,11 +273,12 @@ def _report(rank: dict[str, LoadResult], bare: dict[str, LoadResult], args: argp
         "rank throughput >= half the bare endpoint's": ratio >= 0.5,
     }
     print(f"\nrank / bare throughput: {ratio:.2f}   (paced run: {paced.rps:,.0f} of {rate:,.0f} req/s offered)")
+    print(f"framework / bare: {framework / bare:.2f}   rank / framework: {rank / framework:.2f}")
     for what, ok in checks.items():
         print(f"  {'PASS' if ok else 'MISS'}  {what}")
     return {"connections": args.connections, "candidates": args.candidates, "limit": args.limit,
             "rate": rate, "redis": bool(args.redis), "content": not args.no_content,
-            "runs": rows, "ratio": ratio, "targets": checks}
+            "runs": rows, "ratio": ratio, "framework_ratio": framework / bare, "targets": checks}
 
 
 if __name__ == "__main__":

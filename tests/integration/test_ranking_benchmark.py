@@ -1,4 +1,4 @@
-"""The benchmark's parts: the load generator against the bare endpoint, paced and closed-loop."""
+"""The benchmark's parts: the load generator against the reference endpoints, paced and closed-loop."""
 
 from __future__ import annotations
 
@@ -10,25 +10,40 @@ import pytest
 
 from overdrive.evaluation.http_load import post_request, run_load
 from overdrive.evaluation.server_process import free_port
-from overdrive.services.ranking_benchmark import bare_server
+from overdrive.services.ranking_benchmark import RANK_PATH, reference_server
+
+
+BODY = orjson.dumps({"user_id": "u", "candidate_items": [{"id": f"i{n}"} for n in range(100)], "limit": 20})
 
 
 @pytest.fixture
 def bare_port():
     port = free_port()
-    with bare_server(port):
+    with reference_server("bare", port):
         yield port
 
 
 def test_load_generator_counts_answers_and_paces(bare_port: int) -> None:
-    body = orjson.dumps({"user_id": "u", "candidate_items": [{"id": f"i{n}"} for n in range(100)], "limit": 20})
-    requests = [post_request("127.0.0.1", bare_port, "/", body)]
+    requests = [post_request("127.0.0.1", bare_port, "/", BODY)]
     closed = run_load("127.0.0.1", bare_port, requests, connections=4, duration_s=1.0, warmup_s=0.2)
     assert closed.requests > 50 and not closed.errors
     assert [i["id"] for i in orjson.loads(closed.sample_body)["items"]] == [f"i{n}" for n in range(20)]
     paced = run_load("127.0.0.1", bare_port, requests, connections=4, duration_s=2.0, warmup_s=0.2, rate=50)
     assert 80 <= paced.requests <= 110  # 50/s for 2 s, answered well within the window
     assert 0 < paced.percentile(50) <= paced.percentile(99)
+
+
+def test_framework_reference_validates_like_the_rank_route() -> None:
+    port = free_port()
+    with reference_server("framework", port):
+        bad = orjson.dumps({"user_id": "u", "candidate_items": [{"id": ""}]})
+        answers = run_load("127.0.0.1", port, [post_request("127.0.0.1", port, RANK_PATH, BODY)],
+                           connections=2, duration_s=0.5, warmup_s=0.1)
+        rejected = run_load("127.0.0.1", port, [post_request("127.0.0.1", port, RANK_PATH, bad)],
+                            connections=1, duration_s=0.3, warmup_s=0.0)
+    assert answers.requests > 0 and not answers.errors
+    assert [i["id"] for i in orjson.loads(answers.sample_body)["items"]] == [f"i{n}" for n in range(20)]
+    assert set(rejected.errors) == {"422"} and not rejected.requests  # the rank route's request model
 
 
 def test_benchmark_cli_needs_its_flag() -> None:
