@@ -135,14 +135,13 @@ class ContentService:
 
         Every term of a profile decays at one rate, so decay scales a profile without turning
         it, and the query (normalised parts) only changes when the short-term part drops out
-        (too little recent evidence left). Both queries are cached per user until their signals
-        or the index change; the ranking then needs only the mass check.
+        (too little recent evidence left). Both queries are cached per user until their signal
+        total or the index change; the ranking then needs only the total and the mass check.
         """
-        activity = await self._features.user_activity(user_id, now=now)
-        newest = activity.recent[0].timestamp if activity.recent else None
-        key = (sum(activity.signal_counts.values()), newest, len(activity.recent), len(self._index))
+        key = (await self._features.user_signal_total(user_id), len(self._index))
         cached = self._profiles.get(user_id)
         if cached is None or cached[0] != key:
+            activity = await self._features.user_activity(user_id, now=now)
             long, short, short_mass, seen = self._compute_profile(activity.recent, now)
             queries = (None, None) if long is None else (
                 interest_query(long_term=long), interest_query(long_term=long, short_term=short))

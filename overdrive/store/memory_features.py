@@ -215,6 +215,10 @@ class MemoryFeatureStore:
         exp = math.exp  # DecayedSum.at, inlined: every ranking reads both profiles
         return {f: v.value * exp(-rate * (now - v.t_ref)) if now >= v.t_ref else v.value for f, v in profile.items()}
 
+    async def user_signal_total(self, user_id: str) -> int:
+        user = self._users.get(user_id)
+        return 0 if user is None else sum(user.counts.values())
+
     async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
         user = self._users.get(user_id)
         if user is None:

@@ -93,5 +93,9 @@ class FeatureStore(Protocol):
     async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
         """All-time counts per type, recent signals (newest first) and the latest session."""
 
+    async def user_signal_total(self, user_id: str) -> int:
+        """How many signals of the user were applied, all time: changes whenever their recent
+        signals do, so caches of anything derived from them can key on it (cheaper to read)."""
+
     async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
         """Those of `item_ids` the user sent a signal of an excluding type for (consumed, hid…)."""

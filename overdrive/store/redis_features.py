@@ -280,6 +280,10 @@ class RedisFeatureStore:
             out[feat.decode()] = _decayed(float(v), float(t), now, rate)
         return out
 
+    async def user_signal_total(self, user_id: str) -> int:
+        (counts,) = await self._r.execute([["HVALS", self._key("u", user_id, "c")]])
+        return sum(map(int, counts))
+
     async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
         counts, sess, recent = await self._r.execute([
             ["HGETALL", self._key("u", user_id, "c")],

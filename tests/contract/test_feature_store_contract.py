@@ -191,6 +191,7 @@ async def test_redelivered_signal_ids_change_nothing(feature_store: FeatureStore
     assert (await feature_store.item_engagement(["cats", "dogs"], now=T0)) == {"cats": approx(6.0), "dogs": approx(2.0)}
     activity = await feature_store.user_activity("u1", now=T0)
     assert activity.signal_counts == {"like": 2}
+    assert await feature_store.user_signal_total("u1") == 2  # the redelivered "a" counts once
 
 
 async def test_signals_without_ids_always_apply(feature_store: FeatureStore) -> None:
@@ -279,8 +280,10 @@ async def test_user_activity_counts_recent_and_sessions(feature_store: FeatureSt
     recent = activity.recent
     assert len(recent) == feature_config.recent_per_user == 5
     assert [s.timestamp for s in recent] == sorted((s.timestamp for s in signals), reverse=True)[:5]
+    assert await feature_store.user_signal_total("u1") == 6
     nobody = await feature_store.user_activity("nobody", now=T0)
     assert (nobody.signal_counts, nobody.recent, nobody.session, nobody.sessions_total) == ({}, [], None, 0)
+    assert await feature_store.user_signal_total("nobody") == 0
 
 
 async def test_backfilled_signals_keep_recent_in_time_order(feature_store: FeatureStore) -> None:
