@@ -310,7 +310,7 @@ def build_services(settings: Settings) -> Services:
             *([ContentScorer(content)] if content is not None else []),
             CollaborativeScorer(collaborative),
             EngagementScorer(backends.features),
-            InterestScorer(backends.features),
+            InterestScorer(),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
         ],
         strategies=strategies_from_weights(settings.ranking_weights),

@@ -109,6 +109,19 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
+class RankingReads:
+    """What one ranking reads of live state, read together (one round trip on Redis): which of
+    the candidates the user excluded, their decayed engagement, the user's long- and short-term
+    interest profiles and all-time signal total."""
+
+    excluded: set[str]
+    engagement: dict[str, float]
+    interests: dict[str, float]
+    short_interests: dict[str, float]
+    signal_total: int
+
+
+@dataclass(frozen=True, slots=True)
 class UserActivity:
     """What the live state knows about a user's behaviour."""
 

@@ -129,16 +129,19 @@ class ContentService:
             "indexed": self._index.get(item_id) is not None,
         }
 
-    async def _query(self, user_id: str, now: float) -> tuple[np.ndarray | None, set[str]]:
+    async def _query(self, user_id: str, now: float, signal_total: int | None = None) -> tuple[np.ndarray | None, set[str]]:
         """The user's interest query (`interest_query` of their long- and short-term interest
         embeddings) and the items they acted on; None without a profile.
 
         Every term of a profile decays at one rate, so decay scales a profile without turning
         it, and the query (normalised parts) only changes when the short-term part drops out
         (too little recent evidence left). Both queries are cached per user until their signal
-        total or the index change; the ranking then needs only the total and the mass check.
+        total or the index change; the ranking then needs only the total (`signal_total`, when
+        the caller read it already) and the mass check.
         """
-        key = (await self._features.user_signal_total(user_id), len(self._index))
+        if signal_total is None:
+            signal_total = await self._features.user_signal_total(user_id)
+        key = (signal_total, len(self._index))
         cached = self._profiles.get(user_id)
         if cached is None or cached[0] != key:
             activity = await self._features.user_activity(user_id, now=now)
@@ -173,9 +176,9 @@ class ContentService:
             used = True
         return (long if used else None), short, short_mass, {s.content_id for s in recent}
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float, *, signal_total: int | None = None) -> np.ndarray | None:
         """Cosine of each item's embedding with the user's interest query; 0 for items without one."""
-        query, _ = await self._query(user_id, now)
+        query, _ = await self._query(user_id, now, signal_total)
         if query is None:
             return None
         ids = [item.id for item in items]

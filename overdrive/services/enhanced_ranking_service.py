@@ -3,8 +3,9 @@
 The blend is a weighted sum over the components that have something to say for this request,
 with their weights renormalised to sum to one; each item's `scores` holds every component's
 contribution (normalised weight × component score), so the contributions add up to `score`.
-Items the user already consumed or rejected are filtered out first (`FeatureStore.excluded_items`)
-and the blend order is then re-ranked for diversity (`diversity.diversify`). The `learned`
+What the ranking needs of live state is read once, for the filter and every scorer
+(`FeatureStore.ranking_reads`). Items the user already consumed or rejected are filtered out
+first and the blend order is then re-ranked for diversity (`diversity.diversify`). The `learned`
 strategy takes its weights from a `BlendLearner` fitted on logged rankings; until it has been
 fitted it blends with the configured weights.
 """
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from overdrive.domain.errors import InvalidInput
-from overdrive.domain.types import COMPONENTS, Item, RankedItem
+from overdrive.domain.types import COMPONENTS, Item, RankedItem, RankingReads
 from overdrive.services.diversity import DiversityPolicy, diversify, similarity_matrix
 from overdrive.services.scorers import Scorer
 from overdrive.store.protocols import FeatureStore, ItemCatalog
@@ -139,12 +140,12 @@ class EnhancedOverdriveRankingService:
         now = time.time()
         if candidates is not None:
             items = await self._resolve(candidates)
-            if exclude_seen:
-                excluded = await self._features.excluded_items(user_id, [i.id for i in items])
-                items = [i for i in items if i.id not in excluded] if excluded else items
+            reads = await self._features.ranking_reads(user_id, [i.id for i in items], now=now)
+            if exclude_seen and reads.excluded:
+                items = [i for i in items if i.id not in reads.excluded]
         else:
-            items = await self._from_catalog(user_id, now, exclude_seen=exclude_seen)
-        ranked = await self._blend(user_id, items, weights, now, limit)
+            items, reads = await self._from_catalog(user_id, now, exclude_seen=exclude_seen)
+        ranked = await self._blend(user_id, items, reads, weights, now, limit)
         result = RankResult(
             user_id=user_id,
             items=ranked,
@@ -165,7 +166,7 @@ class EnhancedOverdriveRankingService:
             items.append(dataclasses.replace(base, **c.content) if c.content else base)
         return items
 
-    async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool) -> list[Item]:
+    async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool) -> tuple[list[Item], RankingReads]:
         """A de-duplicated union: the user's nearest items by content and collaborative top-N,
         then trending, popular-now and newest catalog items, less what the user has seen."""
         n = self._catalog_candidates
@@ -176,22 +177,23 @@ class EnhancedOverdriveRankingService:
         ids.update(dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now)))
         ids.update(dict.fromkeys(await self._features.top_engaged(quarter, now=now)))
         ids.update(dict.fromkeys(await self._catalog.newest(n)))
+        reads = await self._features.ranking_reads(user_id, list(ids), now=now)
         if exclude_seen:
-            for seen in await self._features.excluded_items(user_id, list(ids)):
+            for seen in reads.excluded:
                 del ids[seen]
         chosen = list(ids)[:n]
         stored = await self._catalog.get(chosen)
-        return [stored[i] for i in chosen if i in stored]
+        return [stored[i] for i in chosen if i in stored], reads
 
     async def _blend(
-        self, user_id: str, items: list[Item], weights: Mapping[str, float], now: float, limit: int
+        self, user_id: str, items: list[Item], reads: RankingReads, weights: Mapping[str, float], now: float, limit: int
     ) -> list[RankedItem]:
         if not items:
             return []
         raw: dict[str, np.ndarray] = {}
         for scorer in self._scorers:
             if weights.get(scorer.name, 0.0) > 0.0:
-                scores = await scorer.score(user_id, items, now)
+                scores = await scorer.score(user_id, items, now, reads)
                 if scores is not None:
                     raw[scorer.name] = np.asarray(scores, dtype=np.float64)
         total_weight = sum(weights[name] for name in raw)

@@ -2,7 +2,8 @@
 
 A scorer returns one score per candidate, aligned with the input, in [-1, 1] (negative means
 "evidence against"), or None when it has nothing to say for this request; the blend then leaves
-its component out and renormalises the other weights. Scorers work on whole candidate arrays
+its component out and renormalises the other weights. What they need of live state comes in the
+ranking's `RankingReads`, read once for all scorers (one round trip on Redis). Scorers work on whole candidate arrays
 (numpy): a ranking scores 100+ items with five scorers, and per-item Python is its largest cost.
 """
 
@@ -16,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from overdrive.domain.decay import decay_rate
-from overdrive.domain.types import Item
+from overdrive.domain.types import Item, RankingReads
 from overdrive.store.protocols import FeatureStore
 
 
@@ -24,7 +25,7 @@ Scores = np.ndarray | Sequence[float]
 
 
 class ContentModel(Protocol):
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> Scores | None: ...
+    async def score(self, user_id: str, items: Sequence[Item], now: float, *, signal_total: int) -> Scores | None: ...
 
 
 class CollaborativeModel(Protocol):
@@ -34,7 +35,7 @@ class CollaborativeModel(Protocol):
 class Scorer(Protocol):
     name: str
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> Scores | None: ...
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> Scores | None: ...
 
 
 def _scale_by_max_abs(values: np.ndarray) -> np.ndarray | None:
@@ -61,12 +62,11 @@ class EngagementScorer:
     def __init__(self, features: FeatureStore) -> None:
         self._features = features
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
-        ids = [i.id for i in items]
-        eng = await self._features.item_engagement(ids, now=now)
-        if not eng:
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
+        if not reads.engagement:
             return None
-        e = _lookup(eng, ids, 0.0)
+        ids = [i.id for i in items]
+        e = _lookup(reads.engagement, ids, 0.0)
         engagement = _scale_by_max_abs(np.sign(e) * np.log1p(np.abs(e)))
         if engagement is None:
             return None
@@ -87,8 +87,8 @@ class ContentScorer:
     def __init__(self, model: ContentModel) -> None:
         self._model = model
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> Scores | None:
-        return await self._model.score(user_id, items, now)
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> Scores | None:
+        return await self._model.score(user_id, items, now, signal_total=reads.signal_total)
 
 
 class CollaborativeScorer:
@@ -103,7 +103,7 @@ class CollaborativeScorer:
     def __init__(self, model: CollaborativeModel) -> None:
         self._model = model
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
         scores = await self._model.score(user_id, [i.id for i in items])
         if scores is None or len(scores) == 0:
             return None
@@ -118,7 +118,7 @@ class FreshnessScorer:
     def __init__(self, *, half_life_s: float) -> None:
         self._rate = decay_rate(half_life_s)
 
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
         created = np.array([i.created_at for i in items], dtype=np.float64)  # None becomes nan
         missing = np.isnan(created)
         if missing.all():
@@ -140,18 +140,14 @@ class InterestScorer:
 
     name = "user_interests"
 
-    def __init__(self, features: FeatureStore) -> None:
-        self._features = features
-
-    async def score(self, user_id: str, items: Sequence[Item], now: float) -> np.ndarray | None:
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
         feats = [item.features() for item in items]  # never empty: every item has a media type
         lengths = np.fromiter(map(len, feats), dtype=np.int64, count=len(feats))
         starts = np.cumsum(lengths) - lengths
         flat = list(chain.from_iterable(feats))
         totals = np.zeros(len(items))
         used = False
-        for term in ("long", "short"):
-            profile = await self._features.user_interests(user_id, now=now, term=term)
+        for term, profile in (("long", reads.interests), ("short", reads.short_interests)):
             weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
             norm = math.sqrt(float(weights @ weights))
             if norm == 0.0:

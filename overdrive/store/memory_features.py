@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from overdrive.domain.decay import DecayedSum, decay_rate
-from overdrive.domain.types import Item, Session, Signal, UserActivity
+from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
@@ -233,3 +233,12 @@ class MemoryFeatureStore:
     async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
         user = self._users.get(user_id)
         return set() if user is None else user.excluded.intersection(item_ids)
+
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+        return RankingReads(
+            excluded=await self.excluded_items(user_id, item_ids),
+            engagement=await self.item_engagement(item_ids, now=now),
+            interests=await self.user_interests(user_id, now=now),
+            short_interests=await self.user_interests(user_id, now=now, term="short"),
+            signal_total=await self.user_signal_total(user_id),
+        )

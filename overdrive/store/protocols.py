@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
-from overdrive.domain.types import Item, Signal, UserActivity
+from overdrive.domain.types import Item, RankingReads, Signal, UserActivity
 
 
 class SignalLog(Protocol):
@@ -99,3 +99,7 @@ class FeatureStore(Protocol):
 
     async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
         """Those of `item_ids` the user sent a signal of an excluding type for (consumed, hid…)."""
+
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+        """`excluded_items`, `item_engagement`, both `user_interests` and `user_signal_total` of
+        one ranking, as one read: a remote store answers it in one round trip."""

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from overdrive.domain.decay import decay_rate
-from overdrive.domain.types import Item, Session, Signal, UserActivity
+from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
@@ -202,17 +202,20 @@ class RedisFeatureStore:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
+        out = self._engagement_from(ids, await self._r.execute(self._engagement_reads(ids)), now)
+        return {i: out[i] for i in item_ids if i in out}
+
+    def _engagement_reads(self, ids: list[str]) -> list[list[Any]]:
         keys = [self._key("i", i, "e") for i in ids]
         if self._r.cluster:  # the keys live in many slots: one HMGET each
-            replies = await self._r.execute([["HMGET", k, "v", "t"] for k in keys])
-        else:  # one script call reads them all (see ENGAGEMENT_READ_SCRIPT)
-            (flat,) = await self._r.execute([["EVALSHA", self._engagement_sha, len(keys), *keys]])
-            replies = zip(flat[::2], flat[1::2], strict=True)
-        out = {}
-        for item_id, (v, t) in zip(ids, replies, strict=True):
-            if v is not None:
-                out[item_id] = _decayed(float(v), float(t), now, self._eng_rate)
-        return {i: out[i] for i in item_ids if i in out}
+            return [["HMGET", k, "v", "t"] for k in keys]
+        return [["EVALSHA", self._engagement_sha, len(keys), *keys]]  # all in one call (ENGAGEMENT_READ_SCRIPT)
+
+    def _engagement_from(self, ids: list[str], replies: list[Any], now: float) -> dict[str, float]:
+        """Decayed engagement per id from the replies to `_engagement_reads(ids)`."""
+        pairs = replies if self._r.cluster else zip(replies[0][::2], replies[0][1::2], strict=True)
+        return {item_id: _decayed(float(v), float(t), now, self._eng_rate)
+                for item_id, (v, t) in zip(ids, pairs, strict=True) if v is not None}
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
         if limit <= 0:
@@ -274,11 +277,7 @@ class RedisFeatureStore:
     async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
         key, rate = (("is", self._short_rate) if term == "short" else ("il", self._long_rate))
         (raw,) = await self._r.execute([["HGETALL", self._key("u", user_id, key)]])
-        out = {}
-        for feat, packed in raw.items():
-            v, t = packed.split()
-            out[feat.decode()] = _decayed(float(v), float(t), now, rate)
-        return out
+        return _interests(raw, now, rate)
 
     async def user_signal_total(self, user_id: str) -> int:
         (counts,) = await self._r.execute([["HVALS", self._key("u", user_id, "c")]])
@@ -305,6 +304,32 @@ class RedisFeatureStore:
             return set()
         (flags,) = await self._r.execute([["SMISMEMBER", self._key("u", user_id, "x"), *item_ids]])
         return {i for i, f in zip(item_ids, flags, strict=True) if f}
+
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+        ids = list(dict.fromkeys(item_ids))
+        per_item = [["SMISMEMBER", self._key("u", user_id, "x"), *ids], *self._engagement_reads(ids)] if ids else []
+        long, short, counts, *replies = await self._r.execute([
+            ["HGETALL", self._key("u", user_id, "il")],
+            ["HGETALL", self._key("u", user_id, "is")],
+            ["HVALS", self._key("u", user_id, "c")],
+            *per_item,
+        ])
+        return RankingReads(
+            excluded={i for i, f in zip(ids, replies[0], strict=True) if f} if ids else set(),
+            engagement=self._engagement_from(ids, replies[1:], now) if ids else {},
+            interests=_interests(long, now, self._long_rate),
+            short_interests=_interests(short, now, self._short_rate),
+            signal_total=sum(map(int, counts)),
+        )
+
+
+def _interests(raw: Mapping[bytes, bytes], now: float, rate: float) -> dict[str, float]:
+    """A decoded interest profile hash: feature -> decayed value (stored as "value t_ref")."""
+    out = {}
+    for feat, packed in raw.items():
+        v, t = packed.split()
+        out[feat.decode()] = _decayed(float(v), float(t), now, rate)
+    return out
 
 
 def _decayed(value: float, t_ref: float, now: float, rate: float) -> float:

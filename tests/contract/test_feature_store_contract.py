@@ -304,3 +304,24 @@ async def test_excluded_items_are_per_user_and_per_configured_type(feature_store
     assert await feature_store.excluded_items("u2", ["cats", "dogs"]) == {"dogs"}
     assert await feature_store.excluded_items("u1", []) == set()
     assert await feature_store.excluded_items("nobody", ["cats"]) == set()
+
+
+# ------------------------------------------------------------------------------ one ranking's reads
+
+
+async def test_ranking_reads_are_the_single_reads_together(feature_store: FeatureStore) -> None:
+    await feature_store.apply([sig("cats", "view", at=T0 - 50), sig("dogs", "like", at=T0 - 40),
+                               sig("cats", "share", at=T0 - 30, user="u2"), sig("birds", "hide", at=T0 - 20)],
+                              ITEMS, now=T0)
+    ids = ["cats", "dogs", "birds", "fish", "cats"]  # an unknown id and a repeat are fine
+    reads = await feature_store.ranking_reads("u1", ids, now=T0 + 600)
+    assert reads.excluded == await feature_store.excluded_items("u1", ids) == {"cats", "birds"}
+    assert reads.engagement == await feature_store.item_engagement(ids, now=T0 + 600)
+    assert set(reads.engagement) == {"cats", "dogs", "birds"}
+    assert reads.interests == await feature_store.user_interests("u1", now=T0 + 600)
+    assert reads.short_interests == await feature_store.user_interests("u1", now=T0 + 600, term="short")
+    assert reads.short_interests and reads.short_interests != reads.interests  # decayed at another rate
+    assert reads.signal_total == await feature_store.user_signal_total("u1") == 3
+    nobody = await feature_store.ranking_reads("nobody", [], now=T0)
+    assert (nobody.excluded, nobody.engagement, nobody.interests, nobody.short_interests, nobody.signal_total) == (
+        set(), {}, {}, {}, 0)

@@ -69,7 +69,7 @@ async def world(anyio_backend: str, tmp_path: Path) -> AsyncIterator[World]:
     bus = InProcessSignalBus(signal_log=SqliteSignalLog(db), processor=processor, features=features, catalog=catalog)
     await bus.start()
     ranker = EnhancedOverdriveRankingService(
-        scorers=[EngagementScorer(features), InterestScorer(features), FreshnessScorer(half_life_s=48 * HOUR)],
+        scorers=[EngagementScorer(features), InterestScorer(), FreshnessScorer(half_life_s=48 * HOUR)],
         strategies=strategies_from_weights(DEFAULT_RANKING_WEIGHTS),
         catalog=catalog,
         features=features,
