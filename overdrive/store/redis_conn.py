@@ -28,6 +28,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 from redis.backoff import ExponentialBackoff
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -83,6 +84,17 @@ def _seed_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
     return urlunsplit(parts._replace(netloc=first)), seeds
 
 
+class _HiredisPacking:
+    """Commands packed by hiredis in C, as redis-py's synchronous client does; its asyncio client
+    packs them in Python, which was the largest single cost of a ranking on Redis (one takes about
+    200 arguments: 64 µs to pack a 100-key command in Python, 6 µs in C)."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return self._packer.pack(*args)
+
+
 class RedisConnection:
     """The process's Redis client (async, plus a lazily made sync one for iterators)."""
 
@@ -96,6 +108,8 @@ class RedisConnection:
             )
         else:
             self.client = redis.asyncio.Redis.from_url(self.url, retry=_retry(), **_CLIENT_OPTIONS)
+            pool = self.client.connection_pool  # whichever class the URL's scheme chose, packing in C
+            pool.connection_class = type(pool.connection_class.__name__, (_HiredisPacking, pool.connection_class), {})
         self._sync: Any = None
         self._scripts: dict[str, str] = {}
 
