@@ -26,9 +26,12 @@ class DecayedSum:
 
     def at(self, now: float, rate: float) -> float:
         """The decayed sum as seen at `now` (events after `now` count undecayed)."""
-        if self.t_ref == -math.inf:
-            return 0.0
-        return self.value * math.exp(-rate * max(0.0, now - self.t_ref))
+        return 0.0 if self.t_ref == -math.inf else decayed(self.value, self.t_ref, now, rate)
+
+
+def decayed(value: float, t_ref: float, now: float, rate: float) -> float:
+    """A sum worth `value` at `t_ref`, as seen at `now`: `DecayedSum.at` for a stored pair."""
+    return value * math.exp(-rate * (now - t_ref)) if now >= t_ref else value
 
 
 def decay_rate(half_life_seconds: float) -> float:

@@ -10,7 +10,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from overdrive.domain.decay import DecayedSum, decay_rate
+from overdrive.domain.decay import DecayedSum, decay_rate, decayed
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import WINDOWS_S, WindowCounts, velocity
@@ -159,13 +159,12 @@ class MemoryFeatureStore:
         self._top_cache = (-math.inf, 0, [])
 
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
-        items, rate, exp = self._items, self._eng_rate, math.exp
+        items, rate = self._items, self._eng_rate
         out = {}
-        for i in item_ids:  # DecayedSum.at, inlined: 100+ items a ranking
+        for i in item_ids:
             entity = items.get(i)
             if entity is not None:
-                e = entity.engagement
-                out[i] = e.value * exp(-rate * (now - e.t_ref)) if now >= e.t_ref else e.value
+                out[i] = decayed(entity.engagement.value, entity.engagement.t_ref, now, rate)
         return out
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
@@ -212,8 +211,7 @@ class MemoryFeatureStore:
         if user is None:
             return {}
         profile, rate = (user.short, self._short_rate) if term == "short" else (user.long, self._long_rate)
-        exp = math.exp  # DecayedSum.at, inlined: every ranking reads both profiles
-        return {f: v.value * exp(-rate * (now - v.t_ref)) if now >= v.t_ref else v.value for f, v in profile.items()}
+        return {f: decayed(v.value, v.t_ref, now, rate) for f, v in profile.items()}
 
     async def user_signal_total(self, user_id: str) -> int:
         user = self._users.get(user_id)

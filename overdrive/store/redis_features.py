@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from overdrive.domain.decay import decay_rate
+from overdrive.domain.decay import decay_rate, decayed
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
@@ -214,7 +214,7 @@ class RedisFeatureStore:
     def _engagement_from(self, ids: list[str], replies: list[Any], now: float) -> dict[str, float]:
         """Decayed engagement per id from the replies to `_engagement_reads(ids)`."""
         pairs = replies if self._r.cluster else zip(replies[0][::2], replies[0][1::2], strict=True)
-        return {item_id: _decayed(float(v), float(t), now, self._eng_rate)
+        return {item_id: decayed(float(v), float(t), now, self._eng_rate)
                 for item_id, (v, t) in zip(ids, pairs, strict=True) if v is not None}
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
@@ -328,11 +328,5 @@ def _interests(raw: Mapping[bytes, bytes], now: float, rate: float) -> dict[str,
     out = {}
     for feat, packed in raw.items():
         v, t = packed.split()
-        out[feat.decode()] = _decayed(float(v), float(t), now, rate)
+        out[feat.decode()] = decayed(float(v), float(t), now, rate)
     return out
-
-
-def _decayed(value: float, t_ref: float, now: float, rate: float) -> float:
-    """`DecayedSum.at` on a stored (value, t_ref) pair, without building the object."""
-    return value * math.exp(-rate * (now - t_ref)) if now >= t_ref else value
-
