@@ -3,8 +3,8 @@
 The served model lives behind a `ModelHandle`: a request sees the old version or the new one,
 never a mix. At start-up the current artifact version in `MODEL_CACHE_DIR/collaborative` is loaded
 (no retraining after a restart). Full retrains read the whole signal log and catalog in a worker
-thread, on a schedule and on `POST /models/train`; signals that arrive while a retrain runs are
-replayed into the new model before it is published. Every applied signal is also handed to the
+thread, on a schedule and on `POST /models/train`; signals applied while a retrain runs are
+replayed into the new model before it is published (those its log snapshot lacks). Every applied signal is also handed to the
 served model, which folds the touched users in every `fold_in_every` interactions.
 """
 
@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -105,9 +106,9 @@ class CollaborativeModelService:
             with self._swap_lock:
                 self._during_training = None
             raise
-        # Signals applied while fitting are not in the log snapshot: fold them in, then serve.
+        # Signals applied while fitting and missing from the log snapshot: fold them in, then serve.
         with self._swap_lock:
-            late, self._during_training = self._during_training or [], None
+            late, self._during_training = _not_in(self._during_training or [], signals), None
             model.observe(late)
             self._handle.swap(model)
         return version, {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
@@ -162,3 +163,28 @@ class CollaborativeModelService:
                 task.cancel()
         for pool in (self._trainer, self._updater, self._scorer):
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _not_in(late: list[Signal], snapshot: list[Signal]) -> list[Signal]:
+    """Those of `late` (applied while a retrain ran) that its log snapshot lacks.
+
+    A signal is logged when it is acknowledged and applied a moment later, so one acknowledged
+    just before the snapshot was read can be applied after: replaying it would count it twice.
+    The log keeps no sequence number to compare, so signals are matched on everything they carry.
+    """
+    if not late:
+        return []
+    users = {s.user_id for s in late}
+    logged = Counter(_identity(s) for s in snapshot if s.user_id in users)
+    unseen = []
+    for s in late:
+        key = _identity(s)
+        if logged[key]:
+            logged[key] -= 1
+        else:
+            unseen.append(s)
+    return unseen
+
+
+def _identity(s: Signal) -> tuple:
+    return (s.user_id, s.content_id, s.signal_type, s.timestamp, s.signal_id, s.duration, s.intensity)

@@ -1,0 +1,47 @@
+"""A retrain replays the signals applied while it ran, except those its log snapshot already has."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from overdrive.domain.types import Item, Signal
+from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
+from overdrive.services.collaborative_service import CollaborativeModelService
+from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
+from overdrive.store.sqlite_db import SqliteDatabase
+from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_backend: str, tmp_path: Path) -> None:
+    db = SqliteDatabase(path=tmp_path / "db.sqlite3", schema=ITEMS_SCHEMA + SIGNALS_SCHEMA)
+    catalog, log = SqliteItemCatalog(db), SqliteSignalLog(db)
+    now = time.time()
+    await catalog.put([Item(id=f"i{n}", created_at=now) for n in range(20)])
+    history = [Signal(user_id=f"u{u}", signal_type="like", content_id=f"i{(u * 3 + k) % 20}", timestamp=now - 60 + k)
+               for u in range(10) for k in range(4)]
+    acknowledged = [Signal(user_id="u1", signal_type="view", content_id="i7", timestamp=now),
+                    Signal(user_id="u2", signal_type="like", content_id="i9", timestamp=now, signal_id="s-1")]
+    await log.append(history + acknowledged)  # logged, not yet applied when the retrain starts
+    service = CollaborativeModelService(
+        model_dir=tmp_path / "models", catalog=catalog, signal_log=log, retrain_interval_s=None, train_on_start=False,
+        factory=lambda: AdvancedCollaborativeFiltering(methods=("popularity",), tune=False),
+    )
+    await service.start()
+    try:
+        service.train(reason="test")
+        newer = Signal(user_id="u1", signal_type="like", content_id="i8", timestamp=now + 1)  # logged after the snapshot
+        service.observe([*acknowledged, newer])  # the processor applies all three while the retrain runs
+        while service.status()["collaborative"]["last_training"]["state"] == "running":
+            await asyncio.sleep(0.02)
+        job = service.status()["collaborative"]["last_training"]
+        assert job["state"] == "done" and job["signals"] == len(history) + 2
+        assert job["replayed_after_fit"] == 1  # just `newer`
+    finally:
+        await service.close()
+        await log.close()
