@@ -64,9 +64,11 @@ class RealTimeSignalProcessor:
         self._items = _ItemCache(catalog)
         self._reserved = 0
         self._pending: dict[str, int] = defaultdict(int)
+        self._unapplied = 0  # submitted and not yet through apply and its hooks (queued + in flight)
         self._settled: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task] = []
         monitor.gauge("signal_queue_depth", lambda: float(self._queued))
+        monitor.gauge("signals_unapplied", lambda: float(self._unapplied))
         monitor.gauge("signal_queue_capacity", lambda: float(self._buffer_size))
 
     @property
@@ -105,6 +107,7 @@ class RealTimeSignalProcessor:
             pending[s.user_id] += 1
             lanes[PRIORITY.get(s.signal_type, 2)].append((enqueued, s))
         self._queued += len(signals)
+        self._unapplied += len(signals)
         if signals:
             self._wakeup.set()
 
@@ -171,6 +174,7 @@ class RealTimeSignalProcessor:
         self._monitor.record_stage("apply", (time.perf_counter() - looked_up) * 1000.0, len(signals))
 
     def _done(self, signals: list[Signal]) -> None:
+        self._unapplied -= len(signals)
         for s in signals:
             left = self._pending[s.user_id] - 1
             if left:

@@ -233,10 +233,11 @@ def wait_for_content(client: httpx.Client, n_items: int, options: ReplayOptions)
 
 
 def wait_for_signals(client: httpx.Client, options: ReplayOptions) -> None:
-    """Until the signal queue is empty (every acknowledged signal applied to live state)."""
+    """Until every acknowledged signal is applied to live state and its hooks ran (the learned
+    blend's click labels, the collaborative fold-in): neither queued nor in a batch in flight."""
     deadline = time.monotonic() + options.settle_timeout_s
     while True:
-        depth = call(client, "GET", "/performance/system", retry=options.retry).get("gauges", {}).get("signal_queue_depth")
+        depth = call(client, "GET", "/performance/system", retry=options.retry).get("gauges", {}).get("signals_unapplied")
         if not depth:
             return
         if time.monotonic() > deadline:
@@ -413,9 +414,9 @@ def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, o
         f"({'content features on, indexing included' if report.content_features else 'content features off'}) and "
         f"{len(split.train):,} signals in {t['signals_a'] + t['signals_b']:.1f}s, "
         f"{len(logged):,} rankings logged after the first {n_a:,} in {t['logged_rankings']:.1f}s")
-    with _timed(report.timings, "train"):
-        report.training = train_models(client, options)
+    with _timed(report.timings, "train"):  # on every signal: the blend's labels come as they apply
         wait_for_signals(client, options)
+        report.training = train_models(client, options)
     say(f"models trained in {report.timings['train']:.1f}s: {'; '.join(report.training)}")
 
     offered = strategies(client, options.retry)  # a trained model may bring a strategy of its own

@@ -65,6 +65,7 @@ def test_metrics_and_stage_latencies(client: TestClient) -> None:
     assert perf["signal_stages"]["apply"]["signals"] == 1
     assert set(perf["signal_stages"]) == {"queue_wait", "item_lookup", "apply"}
     assert perf["gauges"]["signal_queue_capacity"] == 10000
+    assert perf["gauges"]["signals_unapplied"] == 0  # settled above: applied, hooks run
     text = client.get("/metrics").text
     assert 'overdrive_signal_stage_seconds_count{stage="apply"} 1.0' in text
     assert 'overdrive_http_request_seconds_count{route="POST /signals/process",status="200"} 1.0' in text
