@@ -10,7 +10,7 @@ ranking's `RankingReads`, read once for all scorers (one round trip on Redis). S
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
 from typing import Protocol
 
@@ -140,11 +140,14 @@ class InterestScorer:
 
     name = "user_interests"
 
+    def __init__(self) -> None:
+        self._columns = _FeatureColumns()
+
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
-        feats = [item.features() for item in items]  # never empty: every item has a media type
-        lengths = np.fromiter(map(len, feats), dtype=np.int64, count=len(feats))
+        if not (reads.interests or reads.short_interests):
+            return None
+        flat, lengths = self._columns.of(items)  # every item has a feature: its media type
         starts = np.cumsum(lengths) - lengths
-        flat = list(chain.from_iterable(feats))
         totals = np.zeros(len(items))
         used = False
         for term, profile in (("long", reads.interests), ("short", reads.short_interests)):
@@ -154,6 +157,40 @@ class InterestScorer:
                 continue
             used = True
             confidence = 1.0 if term == "long" else 1.0 - math.exp(-float(np.abs(weights).sum()))
-            matched = np.add.reduceat(_lookup(profile, flat, 0.0), starts)
+            matched = np.add.reduceat(self._columns.dense(profile, weights)[flat], starts)
             totals += confidence * matched / (norm * np.sqrt(lengths))
         return _scale_by_max_abs(totals) if used else None
+
+
+class _FeatureColumns:
+    """Item features as column numbers in one vocabulary, cached per catalog item (while the
+    catalog hands out the same `Item`): a ranking then gathers a profile's weights with one
+    numpy index instead of a dict lookup per item feature."""
+
+    _CAPACITY = 200_000  # items; past it the cache and vocabulary start over
+
+    def __init__(self) -> None:
+        self._vocab: dict[str, int] = {}
+        self._items: dict[str, tuple[Item, tuple[int, ...]]] = {}
+
+    def of(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
+        """(every item's feature columns, concatenated; how many each item has)."""
+        if len(self._items) > self._CAPACITY:
+            self._vocab, self._items = {}, {}
+        vocab, cached, rows = self._vocab, self._items, []
+        for item in items:
+            hit = cached.get(item.id)
+            if hit is None or hit[0] is not item:
+                hit = cached[item.id] = (item, tuple(vocab.setdefault(f, len(vocab)) for f in item.features()))
+            rows.append(hit[1])
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        return np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
+
+    def dense(self, profile: Mapping[str, float], weights: np.ndarray) -> np.ndarray:
+        """`profile` (whose values are `weights`) over the vocabulary; features that no item seen
+        here has cannot match and are left out."""
+        columns = np.fromiter(map(self._vocab.get, profile, repeat(-1)), dtype=np.intp, count=len(profile))
+        known = columns >= 0
+        vector = np.zeros(len(self._vocab))
+        vector[columns[known]] = weights[known]
+        return vector
