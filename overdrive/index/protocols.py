@@ -14,7 +14,7 @@ class VectorIndex(Protocol):
 
     `upsert` adds or replaces (an id appears at most once); `remove` is a no-op for unknown ids.
     `search` returns up to `k` (id, cosine) pairs, best first, skipping ids in `exclude`;
-    `get` and `get_many` return the stored vectors, L2-normalised on the way in.
+    `get`, `get_many` and `rows` return the stored vectors, L2-normalised on the way in.
     `save` persists atomically — a crash mid-save leaves the previous saved state loadable.
     """
 
@@ -30,6 +30,9 @@ class VectorIndex(Protocol):
     def get(self, item_id: str) -> np.ndarray | None: ...
 
     def get_many(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """The vectors of `item_ids` as one (len(item_ids), dim) matrix; zero rows for ids without one."""
 
     def __contains__(self, item_id: object) -> bool: ...
 

@@ -21,8 +21,8 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Collection, Sequence
+from itertools import compress, repeat
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _MANIFEST = "MANIFEST.json"
-_CACHED_ROWS = 100_000  # vectors kept in memory for get_many (ITEM_EMBEDDING_DIM floats each)
+_CACHED_ROWS = 100_000  # vectors kept in memory for rows/get_many (ITEM_EMBEDDING_DIM floats each)
 
 
 def _onnxruntime_first() -> None:
@@ -54,6 +54,7 @@ class UsearchIndex:
         expansion_add: int = 128,
         expansion_search: int = 64,
         autosave_every: int | None = None,
+        cached_rows: int = _CACHED_ROWS,
     ) -> None:
         _onnxruntime_first()
         from usearch.index import Index
@@ -69,7 +70,7 @@ class UsearchIndex:
         )
         self._index = self._make()
         # Recently read vectors: every ranking reads its candidates' (usearch's get costs more).
-        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._rows = _RowCache(dim, cached_rows)
         self._keys: dict[str, int] = {}
         self._ids: dict[int, str] = {}
         self._next_key = 0
@@ -110,7 +111,7 @@ class UsearchIndex:
                 unit = vectors[add_rows] / norms[add_rows, None]
                 self._index.add(np.array(add_keys, dtype=np.uint64), unit)
                 for key in add_keys:
-                    self._rows.pop(self._ids[key], None)
+                    self._rows.pop(self._ids[key])
             self._touch(len(latest))
 
     def remove(self, item_id: str) -> bool:
@@ -159,27 +160,27 @@ class UsearchIndex:
         return None if vec is None else np.asarray(vec, dtype=np.float32).reshape(-1)
 
     def get_many(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors (read-only) of the known ids among `item_ids`: cached ones, the rest in
-        one call to the index."""
-        out: dict[str, np.ndarray] = {}
+        """Stored vectors of the known ids among `item_ids`."""
+        ids = list(dict.fromkeys(item_ids))
         with self._lock:
-            cache, keys = self._rows, self._keys
-            missing = []
-            for i in dict.fromkeys(item_ids):
-                row = cache.get(i)
-                if row is not None:
-                    out[i] = row
-                elif i in keys:
-                    missing.append((i, keys[i]))
+            matrix = self.rows(ids)
+            return {i: matrix[n] for n, i in enumerate(ids) if i in self._keys}
+
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of `item_ids` as one (n, dim) matrix, a zero row where an id has
+        none: cached rows gathered with one index, the rest read in one call to usearch."""
+        with self._lock:
+            cache = self._rows
+            slots = cache.slots(item_ids)
+            missing = [i for i in dict.fromkeys(compress(item_ids, slots < 0)) if i in self._keys]
             if missing:
-                rows = np.asarray(self._index.get(np.array([k for _, k in missing], dtype=np.uint64)), dtype=np.float32)
-                rows = rows.reshape(len(missing), self._dim)
-                rows.setflags(write=False)  # shared with later callers through the cache
-                for n, (item_id, _) in enumerate(missing):
-                    out[item_id] = cache[item_id] = rows[n]
-                while len(cache) > _CACHED_ROWS:
-                    cache.popitem(last=False)
-        return out
+                if not cache.has_room(len(missing)):
+                    cache.clear()
+                    missing = [i for i in dict.fromkeys(item_ids) if i in self._keys]
+                keys = np.array([self._keys[i] for i in missing], dtype=np.uint64)
+                cache.add(missing, np.asarray(self._index.get(keys), dtype=np.float32).reshape(len(missing), self._dim))
+                slots = cache.slots(item_ids)
+            return cache.gather(slots)
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -227,7 +228,7 @@ class UsearchIndex:
         log.info("loaded vector index from %s (%d items)", self._path, len(self._keys))
 
     def _forget(self, item_id: str) -> None:
-        self._rows.pop(item_id, None)
+        self._rows.pop(item_id)
         key = self._keys.pop(item_id, None)
         if key is not None:
             self._ids.pop(key, None)
@@ -245,3 +246,40 @@ def _write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+class _RowCache:
+    """Vectors by id in one matrix, so a ranking gathers its candidates' rows with one numpy index.
+    Row 0 stays zero (for ids without a vector); when full, the cache starts over."""
+
+    def __init__(self, dim: int, capacity: int) -> None:
+        self._dim, self._capacity = dim, capacity
+        self.clear()
+
+    def clear(self) -> None:
+        self._slot: dict[str, int] = {}
+        self._used = 1  # rows taken, the zero row included (a replaced id leaves its old row unused)
+        self._matrix = np.zeros((1024, self._dim), dtype=np.float32)
+
+    def slots(self, ids: Sequence[str]) -> np.ndarray:
+        """Each id's row, -1 where it is not cached."""
+        return np.fromiter(map(self._slot.get, ids, repeat(-1)), dtype=np.intp, count=len(ids))
+
+    def has_room(self, n: int) -> bool:
+        return self._used + n <= self._capacity + 1
+
+    def add(self, ids: Sequence[str], rows: np.ndarray) -> None:
+        start, end = self._used, self._used + len(ids)
+        if end > len(self._matrix):
+            grown = np.zeros((max(end, min(2 * len(self._matrix), self._capacity + 1)), self._dim), dtype=np.float32)
+            grown[:start] = self._matrix[:start]
+            self._matrix = grown
+        self._matrix[start:end] = rows
+        self._slot.update(zip(ids, range(start, end)))
+        self._used = end
+
+    def pop(self, item_id: str) -> None:
+        self._slot.pop(item_id, None)
+
+    def gather(self, slots: np.ndarray) -> np.ndarray:
+        return self._matrix[np.maximum(slots, 0)]  # a copy: later writes to the cache cannot reach it

@@ -15,7 +15,6 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +183,8 @@ class ContentService:
         ids = [item.id for item in items]
         if not ids:
             return np.zeros(0)
-        vectors, zero = self._index.get_many(ids), np.zeros(self._index.dim, dtype=np.float32)
         # Index rows are unit vectors (or zero), the query is one: the dot product is the cosine.
-        return np.clip(np.stack(list(map(vectors.get, ids, repeat(zero)))) @ query, -1.0, 1.0)
+        return np.clip(self._index.rows(ids) @ query, -1.0, 1.0)
 
     async def retrieve(self, user_id: str, limit: int, now: float) -> list[str]:
         """Catalog items nearest the user's interest embedding, excluding what they acted on."""
