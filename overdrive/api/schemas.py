@@ -7,10 +7,9 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from typing_extensions import Required, TypedDict
-
 import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from typing_extensions import Required, TypedDict
 
 from overdrive.domain.types import CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
 

@@ -3,8 +3,9 @@
 A scorer returns one score per candidate, aligned with the input, in [-1, 1] (negative means
 "evidence against"), or None when it has nothing to say for this request; the blend then leaves
 its component out and renormalises the other weights. What they need of live state comes in the
-ranking's `RankingReads`, read once for all scorers (one round trip on Redis). Scorers work on whole candidate arrays
-(numpy): a ranking scores 100+ items with five scorers, and per-item Python is its largest cost.
+ranking's `RankingReads`, read once for all scorers (one round trip on Redis). Scorers work on
+whole candidate arrays (numpy): a ranking scores 100+ items with five scorers, and per-item Python
+is its largest cost.
 """
 
 from __future__ import annotations
