@@ -116,7 +116,7 @@ class RankingReads:
 
     excluded: set[str]
     engagement: dict[str, float]
-    interests: dict[str, float]
+    long_interests: dict[str, float]
     short_interests: dict[str, float]
     signal_total: int
 

@@ -234,7 +234,8 @@ def wait_for_content(client: httpx.Client, n_items: int, options: ReplayOptions)
 
 def wait_for_signals(client: httpx.Client, options: ReplayOptions) -> None:
     """Until every acknowledged signal is applied to live state and its hooks ran (the learned
-    blend's click labels, the collaborative fold-in): neither queued nor in a batch in flight."""
+    blend's click labels; the collaborative fold-in is handed to its own thread): neither queued
+    nor in a batch in flight."""
     deadline = time.monotonic() + options.settle_timeout_s
     while True:
         depth = call(client, "GET", "/performance/system", retry=options.retry).get("gauges", {}).get("signals_unapplied")

@@ -107,8 +107,14 @@ class CollaborativeModelService:
                 self._during_training = None
             raise
         # Signals applied while fitting and missing from the log snapshot: fold them in, then serve.
+        # Matched outside the lock (it scans the snapshot), which `observe` takes on the event loop;
+        # the few applied meanwhile are matched under it.
         with self._swap_lock:
-            late, self._during_training = _not_in(self._during_training or [], signals), None
+            taken = list(self._during_training or [])
+        early = _missing_from(signals, taken)
+        with self._swap_lock:
+            late = early + _missing_from(signals, (self._during_training or [])[len(taken):])
+            self._during_training = None
             model.observe(late)
             self._handle.swap(model)
         return version, {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
@@ -165,12 +171,13 @@ class CollaborativeModelService:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _not_in(late: list[Signal], snapshot: list[Signal]) -> list[Signal]:
-    """Those of `late` (applied while a retrain ran) that its log snapshot lacks.
+def _missing_from(snapshot: list[Signal], late: list[Signal]) -> list[Signal]:
+    """Those of `late` (applied while a retrain ran) that its log `snapshot` lacks.
 
     A signal is logged when it is acknowledged and applied a moment later, so one acknowledged
     just before the snapshot was read can be applied after: replaying it would count it twice.
-    The log keeps no sequence number to compare, so signals are matched on everything they carry.
+    The log keeps no sequence number to compare, so signals are matched on everything they carry
+    (one without an id and identical to a logged one, timestamp included, is taken to be that one).
     """
     if not late:
         return []

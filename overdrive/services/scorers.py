@@ -3,9 +3,9 @@
 A scorer returns one score per candidate, aligned with the input, in [-1, 1] (negative means
 "evidence against"), or None when it has nothing to say for this request; the blend then leaves
 its component out and renormalises the other weights. What they need of live state comes in the
-ranking's `RankingReads`, read once for all scorers (one round trip on Redis). Scorers work on
-whole candidate arrays (numpy): a ranking scores 100+ items with five scorers, and per-item Python
-is its largest cost.
+ranking's `RankingReads`, read once for all scorers (one round trip on Redis; only velocity, cached
+per item, is read on its own). Scorers work on whole candidate arrays (numpy): a ranking scores
+100+ items with five scorers, and per-item Python is its largest cost.
 """
 
 from __future__ import annotations
@@ -145,53 +145,55 @@ class InterestScorer:
         self._columns = _FeatureColumns()
 
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
-        if not (reads.interests or reads.short_interests):
+        if not (reads.long_interests or reads.short_interests):
             return None
         flat, lengths = self._columns.of(items)  # every item has a feature: its media type
         starts = np.cumsum(lengths) - lengths
         totals = np.zeros(len(items))
         used = False
-        for term, profile in (("long", reads.interests), ("short", reads.short_interests)):
+        for term, profile in (("long", reads.long_interests), ("short", reads.short_interests)):
             weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
             norm = math.sqrt(float(weights @ weights))
             if norm == 0.0:
                 continue
             used = True
             confidence = 1.0 if term == "long" else 1.0 - math.exp(-float(np.abs(weights).sum()))
-            matched = np.add.reduceat(self._columns.dense(profile, weights)[flat], starts)
+            matched = np.add.reduceat(self._columns.weights_at(flat, profile, weights), starts)
             totals += confidence * matched / (norm * np.sqrt(lengths))
         return _scale_by_max_abs(totals) if used else None
 
 
 class _FeatureColumns:
-    """Item features as column numbers in one vocabulary, cached per catalog item (while the
-    catalog hands out the same `Item`): a ranking then gathers a profile's weights with one
-    numpy index instead of a dict lookup per item feature."""
+    """Item features as column numbers in one vocabulary, cached per item id while the item's
+    tags, author and type are the very objects it was cached with (true while the catalog hands
+    out the same `Item`): a ranking then matches a profile with a few numpy calls instead of a dict
+    lookup per item feature."""
 
-    _CAPACITY = 200_000  # items; past it the cache and vocabulary start over
+    _CAPACITY = 200_000  # items, and features; past either the cache starts over
 
     def __init__(self) -> None:
         self._vocab: dict[str, int] = {}
-        self._items: dict[str, tuple[Item, tuple[int, ...]]] = {}
+        self._items: dict[str, tuple[tuple[str, ...], str | None, str, tuple[int, ...]]] = {}
 
     def of(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
         """(every item's feature columns, concatenated; how many each item has)."""
-        if len(self._items) > self._CAPACITY:
+        if len(self._items) > self._CAPACITY or len(self._vocab) > self._CAPACITY:
             self._vocab, self._items = {}, {}
         vocab, cached, rows = self._vocab, self._items, []
         for item in items:
             hit = cached.get(item.id)
-            if hit is None or hit[0] is not item:
-                hit = cached[item.id] = (item, tuple(vocab.setdefault(f, len(vocab)) for f in item.features()))
-            rows.append(hit[1])
+            if hit is None or hit[0] is not item.tags or hit[1] is not item.author_id or hit[2] is not item.type:
+                columns = tuple(vocab.setdefault(f, len(vocab)) for f in item.features())
+                hit = cached[item.id] = (item.tags, item.author_id, item.type, columns)
+            rows.append(hit[3])
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         return np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
 
-    def dense(self, profile: Mapping[str, float], weights: np.ndarray) -> np.ndarray:
-        """`profile` (whose values are `weights`) over the vocabulary; features that no item seen
-        here has cannot match and are left out."""
-        columns = np.fromiter(map(self._vocab.get, profile, repeat(-1)), dtype=np.intp, count=len(profile))
-        known = columns >= 0
-        vector = np.zeros(len(self._vocab))
-        vector[columns[known]] = weights[known]
-        return vector
+    def weights_at(self, columns: np.ndarray, profile: Mapping[str, float], weights: np.ndarray) -> np.ndarray:
+        """The profile's weight (`weights`, in `profile`'s order) of each of `columns`, 0 where it
+        has none: a sorted search over the profile, so nothing scales with the vocabulary."""
+        known = np.fromiter(map(self._vocab.get, profile, repeat(-1)), dtype=np.intp, count=len(profile))
+        order = np.argsort(known)
+        known, weights = known[order], weights[order]
+        at = np.minimum(np.searchsorted(known, columns), len(known) - 1)
+        return np.where(known[at] == columns, weights[at], 0.0)

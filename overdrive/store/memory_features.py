@@ -236,7 +236,7 @@ class MemoryFeatureStore:
         return RankingReads(
             excluded=await self.excluded_items(user_id, item_ids),
             engagement=await self.item_engagement(item_ids, now=now),
-            interests=await self.user_interests(user_id, now=now),
+            long_interests=await self.user_interests(user_id, now=now),
             short_interests=await self.user_interests(user_id, now=now, term="short"),
             signal_total=await self.user_signal_total(user_id),
         )

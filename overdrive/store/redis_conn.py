@@ -29,6 +29,7 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.backoff import ExponentialBackoff
 from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -108,8 +109,9 @@ class RedisConnection:
             )
         else:
             self.client = redis.asyncio.Redis.from_url(self.url, retry=_retry(), **_CLIENT_OPTIONS)
-            pool = self.client.connection_pool  # whichever class the URL's scheme chose, packing in C
-            pool.connection_class = type(pool.connection_class.__name__, (_HiredisPacking, pool.connection_class), {})
+            if HIREDIS_AVAILABLE:  # whichever connection class the URL's scheme chose, packing in C
+                pool = self.client.connection_pool
+                pool.connection_class = type(pool.connection_class.__name__, (_HiredisPacking, pool.connection_class), {})
         self._sync: Any = None
         self._scripts: dict[str, str] = {}
 

@@ -317,7 +317,7 @@ class RedisFeatureStore:
         return RankingReads(
             excluded={i for i, f in zip(ids, replies[0], strict=True) if f} if ids else set(),
             engagement=self._engagement_from(ids, replies[1:], now) if ids else {},
-            interests=_interests(long, now, self._long_rate),
+            long_interests=_interests(long, now, self._long_rate),
             short_interests=_interests(short, now, self._short_rate),
             signal_total=sum(map(int, counts)),
         )

@@ -318,10 +318,10 @@ async def test_ranking_reads_are_the_single_reads_together(feature_store: Featur
     assert reads.excluded == await feature_store.excluded_items("u1", ids) == {"cats", "birds"}
     assert reads.engagement == await feature_store.item_engagement(ids, now=T0 + 600)
     assert set(reads.engagement) == {"cats", "dogs", "birds"}
-    assert reads.interests == await feature_store.user_interests("u1", now=T0 + 600)
+    assert reads.long_interests == await feature_store.user_interests("u1", now=T0 + 600)
     assert reads.short_interests == await feature_store.user_interests("u1", now=T0 + 600, term="short")
-    assert reads.short_interests and reads.short_interests != reads.interests  # decayed at another rate
+    assert reads.short_interests and reads.short_interests != reads.long_interests  # decayed at another rate
     assert reads.signal_total == await feature_store.user_signal_total("u1") == 3
     nobody = await feature_store.ranking_reads("nobody", [], now=T0)
-    assert (nobody.excluded, nobody.engagement, nobody.interests, nobody.short_interests, nobody.signal_total) == (
+    assert (nobody.excluded, nobody.engagement, nobody.long_interests, nobody.short_interests, nobody.signal_total) == (
         set(), {}, {}, {}, 0)

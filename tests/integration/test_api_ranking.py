@@ -153,3 +153,10 @@ def test_health(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200 and ready.json()["checks"]["store"]["ok"] is True
+
+
+def test_a_candidate_may_override_every_content_field_an_item_has() -> None:
+    """`CandidateIn` is a TypedDict for speed; it must keep `_Content`'s fields (and `type`)."""
+    from overdrive.api.schemas import CandidateIn, ItemIn, _Content
+
+    assert set(CandidateIn.__annotations__) == set(_Content.model_fields) | {"id", "type"} == set(ItemIn.model_fields)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 
 def reads(interests: dict[str, float], short: dict[str, float] | None = None) -> RankingReads:
-    return RankingReads(excluded=set(), engagement={}, interests=interests, short_interests=short or {}, signal_total=1)
+    return RankingReads(excluded=set(), engagement={}, long_interests=interests, short_interests=short or {}, signal_total=1)
 
 
 async def test_cosine_with_the_profile_and_a_retagged_item_rescored(anyio_backend: str) -> None:
