@@ -167,18 +167,19 @@ class _FeatureColumns:
     """Item features as column numbers in one vocabulary, cached per item id while the item's
     tags, author and type are the very objects it was cached with (true while the catalog hands
     out the same `Item`): a ranking then matches a profile with a few numpy calls instead of a dict
-    lookup per item feature."""
+    lookup per item feature. Not thread-safe: scorers run on the event loop."""
 
     _CAPACITY = 200_000  # items, and features; past either the cache starts over
 
     def __init__(self) -> None:
         self._vocab: dict[str, int] = {}
         self._items: dict[str, tuple[tuple[str, ...], str | None, str, tuple[int, ...]]] = {}
+        self._scratch = np.zeros(1024)  # zero between calls (see `weights_at`)
 
     def of(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
         """(every item's feature columns, concatenated; how many each item has)."""
         if len(self._items) > self._CAPACITY or len(self._vocab) > self._CAPACITY:
-            self._vocab, self._items = {}, {}
+            self._vocab, self._items, self._scratch = {}, {}, np.zeros(1024)
         vocab, cached, rows = self._vocab, self._items, []
         for item in items:
             hit = cached.get(item.id)
@@ -191,9 +192,13 @@ class _FeatureColumns:
 
     def weights_at(self, columns: np.ndarray, profile: Mapping[str, float], weights: np.ndarray) -> np.ndarray:
         """The profile's weight (`weights`, in `profile`'s order) of each of `columns`, 0 where it
-        has none: a sorted search over the profile, so nothing scales with the vocabulary."""
+        has none: written into a reused vector over the vocabulary, read, and cleared again."""
         known = np.fromiter(map(self._vocab.get, profile, repeat(-1)), dtype=np.intp, count=len(profile))
-        order = np.argsort(known)
-        known, weights = known[order], weights[order]
-        at = np.minimum(np.searchsorted(known, columns), len(known) - 1)
-        return np.where(known[at] == columns, weights[at], 0.0)
+        kept = known >= 0
+        known = known[kept]
+        if len(self._scratch) < len(self._vocab):
+            self._scratch = np.zeros(max(len(self._vocab), 2 * len(self._scratch)))
+        self._scratch[known] = weights[kept]
+        matched = self._scratch[columns]
+        self._scratch[known] = 0.0
+        return matched
