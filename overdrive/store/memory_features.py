@@ -10,7 +10,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from overdrive.domain.decay import DecayedSum, decay_rate, decayed
+from overdrive.domain.decay import DecayedSum, decay_rate
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import WINDOWS_S, WindowCounts, velocity
@@ -164,7 +164,7 @@ class MemoryFeatureStore:
         for i in item_ids:
             entity = items.get(i)
             if entity is not None:
-                out[i] = decayed(entity.engagement.value, entity.engagement.t_ref, now, rate)
+                out[i] = entity.engagement.at(now, rate)
         return out
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
@@ -211,7 +211,7 @@ class MemoryFeatureStore:
         if user is None:
             return {}
         profile, rate = (user.short, self._short_rate) if term == "short" else (user.long, self._long_rate)
-        return {f: decayed(v.value, v.t_ref, now, rate) for f, v in profile.items()}
+        return {f: v.at(now, rate) for f, v in profile.items()}
 
     async def user_signal_total(self, user_id: str) -> int:
         user = self._users.get(user_id)
