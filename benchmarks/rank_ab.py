@@ -24,7 +24,14 @@ from pathlib import Path
 
 from overdrive.evaluation.http_load import post_request, run_load
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.services.ranking_benchmark import RANK_PATH, delete_prefix, rank_bodies, service_env, start_service
+from overdrive.services.ranking_benchmark import (
+    RANK_PATH,
+    delete_prefix,
+    parser,
+    rank_bodies,
+    service_env,
+    start_service,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,9 +46,9 @@ def main() -> int:
     p.add_argument("--no-content", action="store_true")
     p.add_argument("--redis", metavar="URL", help="serve the world from this Redis (scaled mode)")
     args = p.parse_args()
-    # what `start_service` reads from the ranking benchmark's arguments
-    world = argparse.Namespace(users=1000, items=2000, signals_per_user=50.0, no_content=args.no_content,
-                               redis=args.redis)
+    # the ranking benchmark's own world (its default sizes), as `start_service` reads it
+    world = parser().parse_args(["--benchmark", *(["--no-content"] if args.no_content else []),
+                                 *(["--redis", args.redis] if args.redis else [])])
     prefix = f"overdrive-ab-{uuid.uuid4().hex[:8]}:"
     with tempfile.TemporaryDirectory(prefix="overdrive-ab-") as tmp_name:
         tmp = Path(tmp_name)

@@ -7,9 +7,9 @@ keep-alive connections. Then, on the same server stack (`overdrive.app.serve`: o
 uvloop, httptools), a bare ASGI endpoint that parses the same payload with orjson and returns
 `limit` ids, and the framework reference: the service's own FastAPI stack (its middleware and
 the rank route's request model) answering the first `limit` ids without ranking — the most any
-ranker served by this stack could reach. Each endpoint gets two runs: saturation (closed loop: every connection sends again as
-soon as it has an answer, which gives the most requests per second — and by Little's law a latency
-of connections ÷ throughput) and paced at `--rate` requests per second (the spec's 10,000
+ranker served by this stack could reach. Each endpoint gets two runs: saturation (closed loop:
+every connection sends again as soon as it has an answer, which gives the most requests per
+second — and by Little's law a latency of connections ÷ throughput) and paced at `--rate` requests per second (the spec's 10,000
 recommendations/s by default), which gives the latency a client sees at that load; the ranker also
 gets a run paced at half its own saturation rate: the latency at a load it can carry.
 """
@@ -87,7 +87,7 @@ def framework_app() -> FastAPI:
 REFERENCES = {"bare": lambda: bare_app, "framework": framework_app}  # name -> the ASGI app to serve
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m overdrive.services.enhanced_ranking_service",
                                 description="Load-test the ranker over HTTP against a bare ASGI endpoint.")
     p.add_argument("--benchmark", action="store_true", help="run the benchmark (the only mode)")
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also when piped
     if args.serve:
         from overdrive.app import serve
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(REFERENCES[args.serve[0]](), host="127.0.0.1", port=int(args.serve[1]), log_level="warning")
         return 0
     if not args.benchmark:
-        _parser().error("pass --benchmark")
+        parser().error("pass --benchmark")
     rate = args.rate or SPEC_RECS_PER_S / args.limit
     with tempfile.TemporaryDirectory(prefix="overdrive-bench-") as tmp:
         prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
