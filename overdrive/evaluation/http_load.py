@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +90,7 @@ async def _client(host: str, port: int, requests: list[bytes], offset: int, star
         writer.close()
 
 
-async def _run(host: str, port: int, requests: list[bytes], connections: int, duration_s: float,
+async def _run(host: str, ports: Sequence[int], requests: list[bytes], connections: int, duration_s: float,
                warmup_s: float, rate: float | None) -> LoadResult:
     start = time.perf_counter()
     warm_until, end = start + warmup_s, start + warmup_s + duration_s
@@ -99,7 +100,7 @@ async def _run(host: str, port: int, requests: list[bytes], connections: int, du
     sample: list[bytes] = []
     step = max(1, len(requests) // connections)
     await asyncio.gather(*(
-        _client(host, port, requests, c * step, start + (c * interval / connections if interval else 0.0),
+        _client(host, ports[c % len(ports)], requests, c * step, start + (c * interval / connections if interval else 0.0),
                 warm_until, end, interval, out, errors, sample)
         for c in range(connections)
     ))
@@ -107,13 +108,15 @@ async def _run(host: str, port: int, requests: list[bytes], connections: int, du
                       sample_body=sample[0] if sample else b"")
 
 
-def run_load(host: str, port: int, requests: list[bytes], *, connections: int = 64, duration_s: float = 10.0,
-             warmup_s: float = 2.0, rate: float | None = None) -> LoadResult:
-    """Drive the server for warm-up + duration; only responses to requests sent after warm-up count."""
+def run_load(host: str, port: int | Sequence[int], requests: list[bytes], *, connections: int = 64,
+             duration_s: float = 10.0, warmup_s: float = 2.0, rate: float | None = None) -> LoadResult:
+    """Drive the server for warm-up + duration; only responses to requests sent after warm-up count.
+    Given several ports (replicas of one service), the connections are spread over them in turn."""
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         runner = asyncio.run
-    return runner(_run(host, port, requests, connections, duration_s, warmup_s, rate))
+    ports = [port] if isinstance(port, int) else list(port)
+    return runner(_run(host, ports, requests, connections, duration_s, warmup_s, rate))

@@ -12,6 +12,11 @@ every connection sends again as soon as it has an answer, which gives the most r
 second — and by Little's law a latency of connections ÷ throughput) and paced at `--rate` requests per second (the spec's 10,000
 recommendations/s by default), which gives the latency a client sees at that load; the ranker also
 gets a run paced at half its own saturation rate: the latency at a load it can carry.
+
+With `--redis URL --replicas N`, N API replicas share the one Redis (scaled mode), each its own
+process, port and data folder, the later ones loading the collaborative model the first trained and
+indexing content from the shared catalog; the load's connections are spread over them in turn, and
+each reference endpoint runs as N processes too.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -103,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--signals-per-user", type=float, default=50.0)
     p.add_argument("--no-content", action="store_true", help="without content features (no text model)")
     p.add_argument("--redis", metavar="URL", help="run the service on this Redis (scaled mode)")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="API replicas sharing the Redis (needs --redis), and as many processes per reference endpoint")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--serve", nargs=2, metavar=("REFERENCE", "PORT"), help=argparse.SUPPRESS)
     return p
@@ -118,21 +125,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.benchmark:
         parser().error("pass --benchmark")
+    if args.replicas < 1 or (args.replicas > 1 and not args.redis):
+        parser().error("--replicas N: N >= 1, and more than one needs --redis (the embedded default keeps its live state in one process)")
     rate = args.rate or SPEC_RECS_PER_S / args.limit
     with tempfile.TemporaryDirectory(prefix="overdrive-bench-") as tmp:
         prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
         server, ids, users = start_service(Path(tmp), args, prefix)
+        servers = [server]
         try:
+            servers += start_replicas(Path(tmp), args, prefix, len(ids))
+            ports = [s.port for s in servers]
             bodies = rank_bodies(ids, users, args.candidates, args.limit)
             requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
-            print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}")
-            rank = _runs(server.port, requests, args, rate)
+            print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}, "
+                  f"{len(servers)} replica(s)")
+            rank = _runs(ports, requests, args, rate)
             # and the latency it gives at a load it can carry: half its own saturation rate
             rank["paced 50%"] = _checked("paced 50%", run_load(
-                "127.0.0.1", server.port, requests, connections=args.connections, duration_s=args.duration,
+                "127.0.0.1", ports, requests, connections=args.connections, duration_s=args.duration,
                 warmup_s=args.warmup, rate=0.5 * rank["saturation"].rps))
         finally:
-            server.stop()
+            for s in servers:
+                s.stop()
             if args.redis:
                 delete_prefix(args.redis, prefix)
         references = {name: _reference_runs(name, bodies, args, rate) for name in REFERENCES}
@@ -168,6 +182,31 @@ def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Ser
     return server, [i["id"] for i in world.items], world.user_ids
 
 
+def start_replicas(tmp: Path, args: argparse.Namespace, prefix: str, n_items: int) -> list[ServerProcess]:
+    """Replicas 2..N of a Redis-mode service whose first replica holds the world: each its own data
+    folder, the shared collaborative model (saved under MODEL_CACHE_DIR) and content indexed anew
+    from the shared catalog."""
+    env = service_env(tmp, args, prefix)
+    replicas: list[ServerProcess] = []
+    try:
+        for k in range(2, args.replicas + 1):
+            replicas.append(ServerProcess(data_dir=tmp / f"data-{k}", env=env, log_path=tmp / f"server-{k}.log")
+                            .start(timeout_s=300))
+        for replica in replicas:
+            with httpx.Client(base_url=replica.url, timeout=60.0) as client:
+                if client.get("/models/status").json()["collaborative"]["serving"] is None:
+                    raise RuntimeError(f"replica {replica.url} did not load the trained collaborative model")
+                if not args.no_content:
+                    wait_for_content(client, n_items, ReplayOptions())
+    except BaseException:
+        for replica in replicas:
+            replica.stop()
+        raise
+    if replicas:
+        print(f"replicas: {len(replicas)} more started, model loaded, content indexed")
+    return replicas
+
+
 def service_env(tmp: Path, args: argparse.Namespace, prefix: str) -> dict[str, str]:
     """The server's settings for a benchmark world kept under `tmp` (models trained on request)."""
     env = {
@@ -196,10 +235,10 @@ def rank_bodies(ids: list[str], users: list[str], n_candidates: int, limit: int,
     ]
 
 
-def _runs(port: int, requests: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
-    saturation = run_load("127.0.0.1", port, requests, connections=args.connections,
+def _runs(ports: Sequence[int], requests: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
+    saturation = run_load("127.0.0.1", ports, requests, connections=args.connections,
                           duration_s=args.duration, warmup_s=args.warmup)
-    paced = run_load("127.0.0.1", port, requests, connections=args.connections,
+    paced = run_load("127.0.0.1", ports, requests, connections=args.connections,
                      duration_s=args.duration, warmup_s=args.warmup, rate=rate)
     return {"saturation": _checked("saturation", saturation), "paced": _checked("paced", paced)}
 
@@ -215,10 +254,12 @@ def _checked(name: str, result: LoadResult) -> LoadResult:
 
 
 def _reference_runs(name: str, bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
-    port = free_port()
-    with reference_server(name, port):
-        requests = [post_request("127.0.0.1", port, RANK_PATH, b) for b in bodies]
-        return _runs(port, requests, args, rate)
+    ports = [free_port() for _ in range(args.replicas)]
+    with ExitStack() as servers:
+        for port in ports:
+            servers.enter_context(reference_server(name, port))
+        requests = [post_request("127.0.0.1", ports[0], RANK_PATH, b) for b in bodies]
+        return _runs(ports, requests, args, rate)
 
 
 @contextmanager
@@ -277,7 +318,7 @@ def _report(endpoints: dict[str, dict[str, LoadResult]], args: argparse.Namespac
     for what, ok in checks.items():
         print(f"  {'PASS' if ok else 'MISS'}  {what}")
     return {"connections": args.connections, "candidates": args.candidates, "limit": args.limit,
-            "rate": rate, "redis": bool(args.redis), "content": not args.no_content,
+            "rate": rate, "redis": bool(args.redis), "replicas": args.replicas, "content": not args.no_content,
             "runs": rows, "ratio": ratio, "framework_ratio": framework / bare, "targets": checks}
 
 

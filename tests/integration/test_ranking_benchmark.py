@@ -33,6 +33,16 @@ def test_load_generator_counts_answers_and_paces(bare_port: int) -> None:
     assert 0 < paced.percentile(50) <= paced.percentile(99)
 
 
+def test_load_is_spread_over_replicas(bare_port: int) -> None:
+    second = free_port()
+    requests = [post_request("127.0.0.1", bare_port, "/", BODY)]
+    with reference_server("bare", second):
+        both = run_load("127.0.0.1", [bare_port, second], requests, connections=2, duration_s=0.5, warmup_s=0.1)
+    assert both.requests > 0 and not both.errors
+    with pytest.raises(ConnectionRefusedError):  # the second connection goes to the stopped one
+        run_load("127.0.0.1", [bare_port, second], requests, connections=2, duration_s=0.5, warmup_s=0.1)
+
+
 def test_framework_reference_validates_like_the_rank_route() -> None:
     port = free_port()
     with reference_server("framework", port):
@@ -46,7 +56,8 @@ def test_framework_reference_validates_like_the_rank_route() -> None:
     assert set(rejected.errors) == {"422"} and not rejected.requests  # the rank route's request model
 
 
-def test_benchmark_cli_needs_its_flag() -> None:
-    done = subprocess.run([sys.executable, "-m", "overdrive.services.enhanced_ranking_service"],
+@pytest.mark.parametrize(("args", "named"), [([], "--benchmark"), (["--benchmark", "--replicas", "2"], "--replicas")])
+def test_benchmark_cli_refuses_what_it_cannot_run(args: list[str], named: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "overdrive.services.enhanced_ranking_service", *args],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "--benchmark" in done.stderr
+    assert done.returncode == 2 and named in done.stderr  # replicas share live state only through Redis
