@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 class DecayedSum:
     """sum_i w_i * 2^(-(t - t_i) / half_life), kept as (value at t_ref, t_ref) with t_ref = max t_i."""
@@ -32,6 +34,11 @@ class DecayedSum:
 def decayed(value: float, t_ref: float, now: float, rate: float) -> float:
     """A sum worth `value` at `t_ref`, as seen at `now`: `DecayedSum.at` for a stored pair."""
     return value * math.exp(-rate * (now - t_ref)) if now >= t_ref else value
+
+
+def decayed_many(values: np.ndarray, t_refs: np.ndarray, now: float, rate: float) -> np.ndarray:
+    """`decayed` over arrays of stored pairs."""
+    return values * np.exp(-rate * np.maximum(now - t_refs, 0.0))
 
 
 def decay_rate(half_life_seconds: float) -> float:

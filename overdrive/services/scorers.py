@@ -164,16 +164,16 @@ class InterestScorer:
 
 
 class _FeatureColumns:
-    """Item features as column numbers in one vocabulary, cached per item id while the item's
-    tags, author and type are the very objects it was cached with (true while the catalog hands
-    out the same `Item`): a ranking then matches a profile with a few numpy calls instead of a dict
-    lookup per item feature. Not thread-safe: scorers run on the event loop."""
+    """Item features as column numbers in one vocabulary, cached per item id while the `Item`
+    (frozen) is the very object it was cached from, as it is while the catalog hands out the same
+    one: a ranking then matches a profile with a few numpy calls instead of a dict lookup per item
+    feature. Not thread-safe: scorers run on the event loop."""
 
     _CAPACITY = 200_000  # items, and features; past either the cache starts over
 
     def __init__(self) -> None:
         self._vocab: dict[str, int] = {}
-        self._items: dict[str, tuple[tuple[str, ...], str | None, str, tuple[int, ...]]] = {}
+        self._items: dict[str, tuple[Item, tuple[int, ...]]] = {}
         self._scratch = np.zeros(1024)  # zero between calls (see `weights_at`)
 
     def of(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
@@ -183,10 +183,9 @@ class _FeatureColumns:
         vocab, cached, rows = self._vocab, self._items, []
         for item in items:
             hit = cached.get(item.id)
-            if hit is None or hit[0] is not item.tags or hit[1] is not item.author_id or hit[2] is not item.type:
-                columns = tuple(vocab.setdefault(f, len(vocab)) for f in item.features())
-                hit = cached[item.id] = (item.tags, item.author_id, item.type, columns)
-            rows.append(hit[3])
+            if hit is None or hit[0] is not item:
+                hit = cached[item.id] = (item, tuple(vocab.setdefault(f, len(vocab)) for f in item.features()))
+            rows.append(hit[1])
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         return np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
 

@@ -29,17 +29,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from itertools import compress
 from typing import Any
 
+import numpy as np
 import orjson
 
-from overdrive.domain.decay import decay_rate, decayed
+from overdrive.domain.decay import decay_rate, decayed, decayed_many
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.redis_conn import RedisConnection
-from overdrive.store.redis_scripts import ENGAGEMENT_READ_SCRIPT, SIGNAL_SCRIPT
+from overdrive.store.redis_scripts import ENGAGEMENT_READ_SCRIPT, INTERESTS_READ_SCRIPT, SIGNAL_SCRIPT
 
 _HOT_PRUNE_EVERY_S = 60.0  # how often the hot set drops items quiet for an hour
 _VELOCITY_CACHE_S = 2.0  # how long a replica reuses an item's velocity (as the memory store's top list lags)
@@ -102,9 +104,11 @@ class RedisFeatureStore:
         self._dedupe_ttl = max(1, math.ceil(config.dedupe_ttl_s))
         self._sha = connection.script(SIGNAL_SCRIPT)
         self._engagement_sha = connection.script(ENGAGEMENT_READ_SCRIPT)
+        self._interests_sha = connection.script(INTERESTS_READ_SCRIPT)
         self._top, self._hot, self._ver = (f"{self._p}{{g}}:{n}" for n in ("top", "hot", "ver"))
         self._hot_pruned_at = 0.0
-        self._velocity_cache: dict[str, tuple[float | None, float]] = {}  # item -> (velocity or None, at)
+        self._velocity_cache: dict[str, float | None] = {}  # item -> velocity (None: quiet for an hour)
+        self._velocity_since = -math.inf  # when the cache started over
 
     # ------------------------------------------------------------------------------ keys
 
@@ -213,9 +217,13 @@ class RedisFeatureStore:
 
     def _engagement_from(self, ids: list[str], replies: list[Any], now: float) -> dict[str, float]:
         """Decayed engagement per id from the replies to `_engagement_reads(ids)`."""
-        pairs = replies if self._r.cluster else zip(replies[0][::2], replies[0][1::2], strict=True)
-        return {item_id: decayed(float(v), float(t), now, self._eng_rate)
-                for item_id, (v, t) in zip(ids, pairs, strict=True) if v is not None}
+        if self._r.cluster:
+            return {item_id: decayed(float(v), float(t), now, self._eng_rate)
+                    for item_id, (v, t) in zip(ids, replies, strict=True) if v is not None}
+        pairs = np.frombuffer(replies[0], dtype="<f8").reshape(len(ids), 2)
+        engaged = ~np.isnan(pairs[:, 0])
+        values = decayed_many(pairs[engaged, 0], pairs[engaged, 1], now, self._eng_rate)
+        return dict(zip(compress(ids, engaged.tolist()), values.tolist(), strict=True))
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
         if limit <= 0:
@@ -224,29 +232,18 @@ class RedisFeatureStore:
         return [i.decode() for i in ids]
 
     async def item_velocity(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
-        """Cached per item for `_VELOCITY_CACHE_S`: a hot item's velocity reads its whole day of
-        minute buckets (up to 1,440 fields), which would otherwise dominate every ranking."""
-        ids = list(dict.fromkeys(item_ids))
-        if not ids:
-            return {}
-        cache, out = self._velocity_cache, {}
-        stale = []
-        for i in ids:
-            hit = cache.get(i)
-            if hit is not None and 0.0 <= now - hit[1] < _VELOCITY_CACHE_S:
-                if hit[0] is not None:
-                    out[i] = hit[0]
-            else:
-                stale.append(i)
+        """Cached for `_VELOCITY_CACHE_S` (the whole cache starts over then): a hot item's velocity
+        reads its whole day of minute buckets (up to 1,440 fields), which would otherwise dominate
+        every ranking."""
+        if not 0.0 <= now - self._velocity_since < _VELOCITY_CACHE_S or len(self._velocity_cache) > _VELOCITY_CACHE_ITEMS:
+            self._velocity_cache, self._velocity_since = {}, now
+        cache = self._velocity_cache
+        stale = [i for i in dict.fromkeys(item_ids) if i not in cache]
         if stale:
             (scores,) = await self._r.execute([["ZMSCORE", self._hot, *stale]])
-            hot = [i for i, score in zip(stale, scores, strict=True) if score is not None]
-            fresh = await self._velocities(hot, now)
-            out.update(fresh)
-            if len(cache) > _VELOCITY_CACHE_ITEMS:
-                cache.clear()
-            cache.update((i, (fresh.get(i), now)) for i in stale)
-        return out
+            fresh = await self._velocities([i for i, score in zip(stale, scores, strict=True) if score is not None], now)
+            cache.update((i, fresh.get(i)) for i in stale)
+        return {i: v for i in item_ids if (v := cache[i]) is not None}
 
     async def trending(self, limit: int, *, now: float) -> list[tuple[str, float]]:
         since = now - WINDOWS_S["1h"] - COARSE_BUCKET_S  # older latest signals cannot be in the hour
@@ -276,8 +273,12 @@ class RedisFeatureStore:
 
     async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
         key, rate = (("is", self._short_rate) if term == "short" else ("il", self._long_rate))
-        (raw,) = await self._r.execute([["HGETALL", self._key("u", user_id, key)]])
-        return _interests(raw, now, rate)
+        ((names, pairs),) = await self._r.execute([self._interests_read(user_id, key)])
+        return _profile(names, pairs, now, rate)
+
+    def _interests_read(self, user_id: str, *profiles: str) -> list[Any]:
+        keys = [self._key("u", user_id, p) for p in profiles]
+        return ["EVALSHA", self._interests_sha, len(keys), *keys]  # INTERESTS_READ_SCRIPT
 
     async def user_signal_total(self, user_id: str) -> int:
         (counts,) = await self._r.execute([["HVALS", self._key("u", user_id, "c")]])
@@ -308,25 +309,22 @@ class RedisFeatureStore:
     async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
         ids = list(dict.fromkeys(item_ids))
         per_item = [["SMISMEMBER", self._key("u", user_id, "x"), *ids], *self._engagement_reads(ids)] if ids else []
-        long, short, counts, *replies = await self._r.execute([
-            ["HGETALL", self._key("u", user_id, "il")],
-            ["HGETALL", self._key("u", user_id, "is")],
+        (long_names, long, short_names, short), counts, *replies = await self._r.execute([
+            self._interests_read(user_id, "il", "is"),
             ["HVALS", self._key("u", user_id, "c")],
             *per_item,
         ])
         return RankingReads(
             excluded={i for i, f in zip(ids, replies[0], strict=True) if f} if ids else set(),
             engagement=self._engagement_from(ids, replies[1:], now) if ids else {},
-            long_interests=_interests(long, now, self._long_rate),
-            short_interests=_interests(short, now, self._short_rate),
+            long_interests=_profile(long_names, long, now, self._long_rate),
+            short_interests=_profile(short_names, short, now, self._short_rate),
             signal_total=sum(map(int, counts)),
         )
 
 
-def _interests(raw: Mapping[bytes, bytes], now: float, rate: float) -> dict[str, float]:
-    """A decoded interest profile hash: feature -> decayed value (stored as "value t_ref")."""
-    out = {}
-    for feat, packed in raw.items():
-        v, t = packed.split()
-        out[feat.decode()] = decayed(float(v), float(t), now, rate)
-    return out
+def _profile(names: list[bytes], pairs: bytes, now: float, rate: float) -> dict[str, float]:
+    """An interest profile as INTERESTS_READ_SCRIPT returns it: feature -> decayed value."""
+    packed = np.frombuffer(pairs, dtype="<f8").reshape(len(names), 2)
+    values = decayed_many(packed[:, 0], packed[:, 1], now, rate)
+    return dict(zip((n.decode() for n in names), values.tolist(), strict=True))

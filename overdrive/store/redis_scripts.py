@@ -205,15 +205,34 @@ return 1
 """
 
 
-# Reads many items' engagement (value, t_ref) in one call on standalone Redis, where a pipeline
-# of one HMGET per candidate costs the ranking more in client-side packing and parsing than the
-# rest of its Redis reads together. Returns v1, t1, v2, t2, … (nil for items never engaged with).
+# The ranking's reads, answered as packed little-endian doubles: one reply string in place of two
+# bulk strings per candidate or profile feature, each a Python bytes object and a float() to parse
+# (together, on standalone Redis, more of a replica's time than the rest of its Redis reads).
+
+# Many items' engagement: (value, t_ref) per key, NaN for items never engaged with.
 ENGAGEMENT_READ_SCRIPT = """
 local out = {}
 for i, key in ipairs(KEYS) do
   local r = redis.call('HMGET', key, 'v', 't')
-  out[2 * i - 1] = r[1]
-  out[2 * i] = r[2]
+  out[i] = struct.pack('<dd', tonumber(r[1]) or (0 / 0), tonumber(r[2]) or (0 / 0))
+end
+return table.concat(out)
+"""
+
+# Interest profiles (hashes of "value t_ref", all in one user's slot): per key, its feature names
+# and their (value, t_ref) pairs.
+INTERESTS_READ_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', key)
+  local names, pairs = {}, {}
+  for j = 1, #flat, 2 do
+    local v, t = string.match(flat[j + 1], '^(%S+) (%S+)$')
+    names[#names + 1] = flat[j]
+    pairs[#pairs + 1] = struct.pack('<dd', tonumber(v), tonumber(t))
+  end
+  out[2 * i - 1] = names
+  out[2 * i] = table.concat(pairs)
 end
 return out
 """
