@@ -37,7 +37,8 @@ def decayed(value: float, t_ref: float, now: float, rate: float) -> float:
 
 
 def decayed_many(values: np.ndarray, t_refs: np.ndarray, now: float, rate: float) -> np.ndarray:
-    """`decayed` over arrays of stored pairs."""
+    """`decayed` over arrays of stored pairs (equal to it up to rounding: numpy's exp is not
+    bit-identical to `math.exp`)."""
     return values * np.exp(-rate * np.maximum(now - t_refs, 0.0))
 
 

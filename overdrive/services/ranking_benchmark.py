@@ -127,33 +127,39 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("pass --benchmark")
     if args.replicas < 1 or (args.replicas > 1 and not args.redis):
         parser().error("--replicas N: N >= 1, and more than one needs --redis (the embedded default keeps its live state in one process)")
+    if args.connections < args.replicas:
+        parser().error("--connections must be at least --replicas (each replica gets its share)")
     rate = args.rate or SPEC_RECS_PER_S / args.limit
     with tempfile.TemporaryDirectory(prefix="overdrive-bench-") as tmp:
-        prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
-        server, ids, users = start_service(Path(tmp), args, prefix)
-        servers = [server]
-        try:
-            servers += start_replicas(Path(tmp), args, prefix, len(ids))
-            ports = [s.port for s in servers]
-            bodies = rank_bodies(ids, users, args.candidates, args.limit)
-            requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
-            print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}, "
-                  f"{len(servers)} replica(s)")
-            rank = _runs(ports, requests, args, rate)
-            # and the latency it gives at a load it can carry: half its own saturation rate
-            rank["paced 50%"] = _checked("paced 50%", run_load(
-                "127.0.0.1", ports, requests, connections=args.connections, duration_s=args.duration,
-                warmup_s=args.warmup, rate=0.5 * rank["saturation"].rps))
-        finally:
-            for s in servers:
-                s.stop()
-            if args.redis:
-                delete_prefix(args.redis, prefix)
+        rank, bodies = _rank_runs(Path(tmp), args, rate)  # the service is stopped before the references run
         references = {name: _reference_runs(name, bodies, args, rate) for name in REFERENCES}
     report = _report({"rank": rank, **references}, args, rate)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def _rank_runs(tmp: Path, args: argparse.Namespace, rate: float) -> tuple[dict[str, LoadResult], list[bytes]]:
+    prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
+    with ExitStack() as running:  # on the way out: replicas stopped, then the Redis keys deleted
+        if args.redis:
+            running.callback(delete_prefix, args.redis, prefix)
+        server, ids, users = start_service(tmp, args, prefix)
+        running.callback(server.stop)
+        replicas = start_replicas(tmp, args, prefix, len(ids))
+        for replica in replicas:
+            running.callback(replica.stop)
+        ports = [server.port, *(r.port for r in replicas)]
+        bodies = rank_bodies(ids, users, args.candidates, args.limit)
+        requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
+        print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}, "
+              f"{len(ports)} replica(s)")
+        rank = _runs(ports, requests, args, rate)
+        # and the latency it gives at a load it can carry: half its own saturation rate
+        rank["paced 50%"] = _checked("paced 50%", run_load(
+            "127.0.0.1", ports, requests, connections=args.connections, duration_s=args.duration,
+            warmup_s=args.warmup, rate=0.5 * rank["saturation"].rps))
+        return rank, bodies
 
 
 def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[ServerProcess, list[str], list[str]]:
@@ -168,17 +174,21 @@ def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Ser
     if not args.redis:
         load_directly(tmp / "data", world.items, world.signals)
     server = ServerProcess(data_dir=tmp / "data", env=env, log_path=tmp / "server.log").start(timeout_s=300)
-    with httpx.Client(base_url=server.url, timeout=60.0) as client:
-        if args.redis:
-            post_world(client, world.items, world.signals)
-        started = time.perf_counter()
-        options = ReplayOptions()
-        jobs = train_models(client, options)
-        if any(": failed" in job for job in jobs):
-            raise RuntimeError(f"training failed: {jobs}")
-        if not args.no_content:
-            wait_for_content(client, len(world.items), options)
-        print(f"ready: model trained and content indexed in {time.perf_counter() - started:.1f} s")
+    try:
+        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+            if args.redis:
+                post_world(client, world.items, world.signals)
+            started = time.perf_counter()
+            options = ReplayOptions()
+            jobs = train_models(client, options)
+            if any(": failed" in job for job in jobs):
+                raise RuntimeError(f"training failed: {jobs}")
+            if not args.no_content:
+                wait_for_content(client, len(world.items), options)
+            print(f"ready: model trained and content indexed in {time.perf_counter() - started:.1f} s")
+    except BaseException:
+        server.stop()
+        raise
     return server, [i["id"] for i in world.items], world.user_ids
 
 
@@ -190,8 +200,8 @@ def start_replicas(tmp: Path, args: argparse.Namespace, prefix: str, n_items: in
     replicas: list[ServerProcess] = []
     try:
         for k in range(2, args.replicas + 1):
-            replicas.append(ServerProcess(data_dir=tmp / f"data-{k}", env=env, log_path=tmp / f"server-{k}.log")
-                            .start(timeout_s=300))
+            replicas.append(ServerProcess(data_dir=tmp / f"data-{k}", env=env, log_path=tmp / f"server-{k}.log"))
+            replicas[-1].start(timeout_s=300)
         for replica in replicas:
             with httpx.Client(base_url=replica.url, timeout=60.0) as client:
                 if client.get("/models/status").json()["collaborative"]["serving"] is None:
@@ -254,7 +264,10 @@ def _checked(name: str, result: LoadResult) -> LoadResult:
 
 
 def _reference_runs(name: str, bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
-    ports = [free_port() for _ in range(args.replicas)]
+    ports: list[int] = []
+    while len(ports) < args.replicas:  # distinct: two children must not race for one port
+        if (port := free_port()) not in ports:
+            ports.append(port)
     with ExitStack() as servers:
         for port in ports:
             servers.enter_context(reference_server(name, port))

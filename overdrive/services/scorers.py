@@ -167,7 +167,8 @@ class _FeatureColumns:
     """Item features as column numbers in one vocabulary, cached per item id while the `Item`
     (frozen) is the very object it was cached from, as it is while the catalog hands out the same
     one: a ranking then matches a profile with a few numpy calls instead of a dict lookup per item
-    feature. Not thread-safe: scorers run on the event loop."""
+    feature. It keeps each id's last `Item` alive (bounded by `_CAPACITY`, like the catalog's own
+    cache). Not thread-safe: scorers run on the event loop."""
 
     _CAPACITY = 200_000  # items, and features; past either the cache starts over
 

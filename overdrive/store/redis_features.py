@@ -107,8 +107,7 @@ class RedisFeatureStore:
         self._interests_sha = connection.script(INTERESTS_READ_SCRIPT)
         self._top, self._hot, self._ver = (f"{self._p}{{g}}:{n}" for n in ("top", "hot", "ver"))
         self._hot_pruned_at = 0.0
-        self._velocity_cache: dict[str, float | None] = {}  # item -> velocity (None: quiet for an hour)
-        self._velocity_since = -math.inf  # when the cache started over
+        self._velocity_cache: dict[str, tuple[float | None, float]] = {}  # item -> (velocity or None, at)
 
     # ------------------------------------------------------------------------------ keys
 
@@ -232,18 +231,29 @@ class RedisFeatureStore:
         return [i.decode() for i in ids]
 
     async def item_velocity(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
-        """Cached for `_VELOCITY_CACHE_S` (the whole cache starts over then): a hot item's velocity
-        reads its whole day of minute buckets (up to 1,440 fields), which would otherwise dominate
-        every ranking."""
-        if not 0.0 <= now - self._velocity_since < _VELOCITY_CACHE_S or len(self._velocity_cache) > _VELOCITY_CACHE_ITEMS:
-            self._velocity_cache, self._velocity_since = {}, now
-        cache = self._velocity_cache
-        stale = [i for i in dict.fromkeys(item_ids) if i not in cache]
+        """Cached per item for `_VELOCITY_CACHE_S`: a hot item's velocity reads its whole day of
+        minute buckets (up to 1,440 fields), which would otherwise dominate every ranking."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        cache, out = self._velocity_cache, {}
+        stale = []
+        for i in ids:
+            hit = cache.get(i)
+            if hit is not None and 0.0 <= now - hit[1] < _VELOCITY_CACHE_S:
+                if hit[0] is not None:
+                    out[i] = hit[0]
+            else:
+                stale.append(i)
         if stale:
             (scores,) = await self._r.execute([["ZMSCORE", self._hot, *stale]])
-            fresh = await self._velocities([i for i, score in zip(stale, scores, strict=True) if score is not None], now)
-            cache.update((i, fresh.get(i)) for i in stale)
-        return {i: v for i in item_ids if (v := cache[i]) is not None}
+            hot = [i for i, score in zip(stale, scores, strict=True) if score is not None]
+            fresh = await self._velocities(hot, now)
+            out.update(fresh)
+            if len(cache) > _VELOCITY_CACHE_ITEMS:
+                cache.clear()
+            cache.update((i, (fresh.get(i), now)) for i in stale)
+        return out
 
     async def trending(self, limit: int, *, now: float) -> list[tuple[str, float]]:
         since = now - WINDOWS_S["1h"] - COARSE_BUCKET_S  # older latest signals cannot be in the hour

@@ -4,14 +4,15 @@ The math is `overdrive.domain.decay.DecayedSum` and `overdrive.domain.windows.Wi
 transcribed line for line, so the Redis store folds signals exactly as the memory store does.
 Numbers are stored with 17 significant digits (Lua's `tostring` keeps only 14).
 
-One script, four operations (ARGV[1]):
+The signal script (`SIGNAL_SCRIPT`) has four operations (ARGV[1]):
 - `full`   — standalone Redis: marker, user, item, author and global parts in one call.
 - `user`   — Cluster: the user's slot (marker + counts, session, recent, windows, interests).
 - `entity` — Cluster: an item's or author's slot (marker + engagement and windows).
 - `global` — Cluster: the top-engaged and hot sorted sets, updated from an entity's state and
              version so that it is idempotent and order-proof (a stale version is ignored).
 Each part with a marker key applies only if `SET marker NX` succeeded, so redelivering a signal
-changes nothing. See `redis_features` for the key layout.
+changes nothing. The other scripts are small helpers and the ranking's packed reads. See
+`redis_features` for the key layout.
 """
 
 from __future__ import annotations
@@ -206,8 +207,8 @@ return 1
 
 
 # The ranking's reads, answered as packed little-endian doubles: one reply string in place of two
-# bulk strings per candidate or profile feature, each a Python bytes object and a float() to parse
-# (together, on standalone Redis, more of a replica's time than the rest of its Redis reads).
+# bulk strings per candidate (for a profile, of one per feature besides its name), each a Python
+# bytes object and a float() to parse.
 
 # Many items' engagement: (value, t_ref) per key, NaN for items never engaged with.
 ENGAGEMENT_READ_SCRIPT = """
@@ -225,14 +226,14 @@ INTERESTS_READ_SCRIPT = """
 local out = {}
 for i, key in ipairs(KEYS) do
   local flat = redis.call('HGETALL', key)
-  local names, pairs = {}, {}
+  local names, packed = {}, {}
   for j = 1, #flat, 2 do
     local v, t = string.match(flat[j + 1], '^(%S+) (%S+)$')
     names[#names + 1] = flat[j]
-    pairs[#pairs + 1] = struct.pack('<dd', tonumber(v), tonumber(t))
+    packed[#packed + 1] = struct.pack('<dd', tonumber(v), tonumber(t))
   end
   out[2 * i - 1] = names
-  out[2 * i] = table.concat(pairs)
+  out[2 * i] = table.concat(packed)
 end
 return out
 """
