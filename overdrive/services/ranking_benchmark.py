@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from overdrive.api.app_factory import add_middleware
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.schemas import RankRequest
 from overdrive.config import Settings
+from overdrive.evaluation.cpu_use import cpu_meter
 from overdrive.evaluation.http_load import LoadResult, post_request, run_load
 from overdrive.evaluation.replay import ReplayOptions, train_models, wait_for_content
 from overdrive.evaluation.server_process import ServerProcess, free_port
@@ -131,15 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--connections must be at least --replicas (each replica gets its share)")
     rate = args.rate or SPEC_RECS_PER_S / args.limit
     with tempfile.TemporaryDirectory(prefix="overdrive-bench-") as tmp:
-        rank, bodies = _rank_runs(Path(tmp), args, rate)  # the service is stopped before the references run
-        references = {name: _reference_runs(name, bodies, args, rate) for name in REFERENCES}
-    report = _report({"rank": rank, **references}, args, rate)
+        (rank, cpu), bodies = _rank_runs(Path(tmp), args, rate)  # the service is stopped before the references run
+        runs, cpus = {"rank": rank}, {"rank": cpu}
+        for name in REFERENCES:
+            runs[name], cpus[name] = _reference_runs(name, bodies, args, rate)
+    report = _report(runs, cpus, args, rate)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 
-def _rank_runs(tmp: Path, args: argparse.Namespace, rate: float) -> tuple[dict[str, LoadResult], list[bytes]]:
+def _rank_runs(tmp: Path, args: argparse.Namespace, rate: float) -> tuple[tuple[dict[str, LoadResult], dict[str, float]], list[bytes]]:
     prefix = f"overdrive-bench-{uuid.uuid4().hex[:8]}:"
     with ExitStack() as running:  # on the way out: replicas stopped, then the Redis keys deleted
         if args.redis:
@@ -154,12 +157,12 @@ def _rank_runs(tmp: Path, args: argparse.Namespace, rate: float) -> tuple[dict[s
         requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
         print(f"ranking: {len(requests)} distinct requests, {args.candidates} candidates, limit {args.limit}, "
               f"{len(ports)} replica(s)")
-        rank = _runs(ports, requests, args, rate)
+        rank, cpu = _runs(ports, requests, args, rate, {f"replica {n}": s.proc.pid for n, s in enumerate([server, *replicas], 1)})
         # and the latency it gives at a load it can carry: half its own saturation rate
         rank["paced 50%"] = _checked("paced 50%", run_load(
             "127.0.0.1", ports, requests, connections=args.connections, duration_s=args.duration,
             warmup_s=args.warmup, rate=0.5 * rank["saturation"].rps))
-        return rank, bodies
+        return (rank, cpu), bodies
 
 
 def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[ServerProcess, list[str], list[str]]:
@@ -245,12 +248,17 @@ def rank_bodies(ids: list[str], users: list[str], n_candidates: int, limit: int,
     ]
 
 
-def _runs(ports: Sequence[int], requests: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
+def _runs(ports: Sequence[int], requests: list[bytes], args: argparse.Namespace, rate: float,
+          servers: Mapping[str, int]) -> tuple[dict[str, LoadResult], dict[str, float]]:
+    """Saturation and paced runs; and the CPU use (in cores) of `servers` (name -> pid), of the
+    load generator (this process) and of the whole machine during the saturation run."""
+    cpu = cpu_meter({**servers, "load generator": os.getpid()})
     saturation = run_load("127.0.0.1", ports, requests, connections=args.connections,
                           duration_s=args.duration, warmup_s=args.warmup)
+    used = cpu()
     paced = run_load("127.0.0.1", ports, requests, connections=args.connections,
                      duration_s=args.duration, warmup_s=args.warmup, rate=rate)
-    return {"saturation": _checked("saturation", saturation), "paced": _checked("paced", paced)}
+    return {"saturation": _checked("saturation", saturation), "paced": _checked("paced", paced)}, used
 
 
 def _checked(name: str, result: LoadResult) -> LoadResult:
@@ -263,20 +271,19 @@ def _checked(name: str, result: LoadResult) -> LoadResult:
     return result
 
 
-def _reference_runs(name: str, bodies: list[bytes], args: argparse.Namespace, rate: float) -> dict[str, LoadResult]:
+def _reference_runs(name: str, bodies: list[bytes], args: argparse.Namespace, rate: float) -> tuple[dict[str, LoadResult], dict[str, float]]:
     ports: list[int] = []
     while len(ports) < args.replicas:  # distinct: two children must not race for one port
         if (port := free_port()) not in ports:
             ports.append(port)
-    with ExitStack() as servers:
-        for port in ports:
-            servers.enter_context(reference_server(name, port))
+    with ExitStack() as stack:
+        pids = {f"process {n}": stack.enter_context(reference_server(name, port)).pid for n, port in enumerate(ports, 1)}
         requests = [post_request("127.0.0.1", ports[0], RANK_PATH, b) for b in bodies]
-        return _runs(ports, requests, args, rate)
+        return _runs(ports, requests, args, rate, pids)
 
 
 @contextmanager
-def reference_server(name: str, port: int, *, timeout_s: float = 30.0) -> Iterator[None]:
+def reference_server(name: str, port: int, *, timeout_s: float = 30.0) -> Iterator[subprocess.Popen]:
     """The `name` reference app served by `overdrive.app.serve` in a child process on `port`."""
     proc = subprocess.Popen([sys.executable, "-m", "overdrive.services.ranking_benchmark", "--serve", name, str(port)])
     try:
@@ -289,7 +296,7 @@ def reference_server(name: str, port: int, *, timeout_s: float = 30.0) -> Iterat
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"{name} endpoint did not start") from None
                 time.sleep(0.05)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -309,13 +316,18 @@ def _row(name: str, r: LoadResult, limit: int) -> dict:
             "p99_ms": round(r.percentile(99), 2), "requests": r.requests}
 
 
-def _report(endpoints: dict[str, dict[str, LoadResult]], args: argparse.Namespace, rate: float) -> dict:
+def _report(endpoints: dict[str, dict[str, LoadResult]], cpus: dict[str, dict[str, float]],
+            args: argparse.Namespace, rate: float) -> dict:
     rows = {f"{name} {run}": _row(name, result, args.limit)
             for name, runs in endpoints.items() for run, result in runs.items()}
     print(f"\n{'run':<18}{'req/s':>10}{'recs/s':>11}{'P50 ms':>9}{'P95 ms':>9}{'P99 ms':>9}")
     for name, row in rows.items():
         print(f"{name:<18}{row['requests_per_s']:>10,.0f}{row['recommendations_per_s']:>11,.0f}"
               f"{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['p99_ms']:>9.2f}")
+    if any(cpus.values()):
+        print(f"\nCPU during the saturation runs, in cores of {os.cpu_count()}:")
+        for name, used in cpus.items():
+            print(f"  {name:<10} " + ", ".join(f"{part} {cores:.2f}" for part, cores in used.items()))
     rank, bare, framework = (endpoints[n]["saturation"].rps for n in ("rank", "bare", "framework"))
     ratio = rank / bare
     max_recs = rank * args.limit
@@ -332,7 +344,7 @@ def _report(endpoints: dict[str, dict[str, LoadResult]], args: argparse.Namespac
         print(f"  {'PASS' if ok else 'MISS'}  {what}")
     return {"connections": args.connections, "candidates": args.candidates, "limit": args.limit,
             "rate": rate, "redis": bool(args.redis), "replicas": args.replicas, "content": not args.no_content,
-            "runs": rows, "ratio": ratio, "framework_ratio": framework / bare, "targets": checks}
+            "runs": rows, "cpu_cores_at_saturation": cpus, "ratio": ratio, "framework_ratio": framework / bare, "targets": checks}
 
 
 if __name__ == "__main__":
