@@ -30,7 +30,7 @@ from overdrive.services.signal_service import SignalService
 from overdrive.store.cached_catalog import CachedItemCatalog
 from overdrive.store.data_dir_lock import DataDirLock
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalHistory, SignalLog
 from overdrive.stream.protocols import SignalBus
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Backends:
     features: FeatureStore
     bus: SignalBus
     checks: dict[str, HealthCheck]
+    history: SignalHistory  # what models retrain on: the signal log, or with Kafka the topic
     signal_log: SignalLog | None = None  # the durable log, where this deployment keeps one
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -150,6 +151,7 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_appli
         features=features,
         bus=InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog),
         checks={"store": _sqlite_check(signal_log, settings)},
+        history=signal_log,
         signal_log=signal_log,
         closers=[signal_log.close, _released(lock)],
     )
@@ -159,7 +161,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
     """Live state and catalog in Redis; signals through Kafka, or without it the local SQLite log.
 
     With Kafka the API only produces; `python -m overdrive.worker` applies, and each replica reads
-    the topic too for its `on_applied` hooks. Without Kafka each replica applies its own signals
+    the topic too: its end for the `on_applied` hooks, all of it to retrain. Without Kafka each replica applies its own signals
     (read-your-writes holds on the replica that took them).
     """
     if not settings.redis_url:
@@ -177,6 +179,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
     if settings.kafka_bootstrap_servers:
         from overdrive.store.redis_watermarks import RedisWatermarks
         from overdrive.stream.kafka_bus import KafkaSignalBus
+        from overdrive.stream.kafka_history import KafkaSignalHistory
 
         bus: SignalBus = KafkaSignalBus(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -187,6 +190,8 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
             on_consumed=on_applied,
         )
         checks["kafka"] = bus.check
+        history: SignalHistory = KafkaSignalHistory(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                                    topic=settings.kafka_topic, partitions=settings.kafka_partitions)
     else:
         from overdrive.store.sqlite_db import SqliteDatabase
         from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
@@ -200,7 +205,9 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
         bus = InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog, replay=False)
         checks["signal_log"] = _sqlite_check(signal_log, settings)
         closers.insert(0, signal_log.close)
-    return Backends(catalog=catalog, features=features, bus=bus, checks=checks, signal_log=signal_log, closers=closers)
+        history = signal_log
+    return Backends(catalog=catalog, features=features, bus=bus, checks=checks, history=history,
+                    signal_log=signal_log, closers=closers)
 
 
 def _released(lock: DataDirLock) -> Callable[[], Awaitable[None]]:
@@ -261,7 +268,7 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
     return CollaborativeModelService(
         model_dir=settings.model_cache_dir / "collaborative",
         factory=factory,
-        signal_log=backends.signal_log,
+        history=backends.history,
         catalog=backends.catalog,
         retrain_interval_s=settings.retrain_interval_minutes * 60.0 or None,
         train_on_start=settings.train_on_start,

@@ -2,8 +2,8 @@
 
 The served model lives behind a `ModelHandle`: a request sees the old version or the new one,
 never a mix. At start-up the current artifact version in `MODEL_CACHE_DIR/collaborative` is loaded
-(no retraining after a restart). Full retrains read the whole signal log and catalog in a worker
-thread, on a schedule and on `POST /models/train`; signals applied while a retrain runs are
+(no retraining after a restart). Full retrains read the whole signal history (the signal log;
+with Kafka, the topic) and the catalog in a worker thread, on a schedule and on `POST /models/train`; signals applied while a retrain runs are
 replayed into the new model before it is published (those its log snapshot lacks). Every
 applied signal is also handed to the served model, which folds the touched users in every
 `fold_in_every` interactions.
@@ -26,7 +26,7 @@ import numpy as np
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
-from overdrive.store.protocols import ItemCatalog, SignalLog
+from overdrive.store.protocols import ItemCatalog, SignalHistory
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class CollaborativeModelService:
         *,
         model_dir: Path,
         factory: Callable[[], AdvancedCollaborativeFiltering],
-        signal_log: SignalLog | None,
+        history: SignalHistory,
         catalog: ItemCatalog,
         retrain_interval_s: float | None,
         train_on_start: bool,
@@ -45,7 +45,7 @@ class CollaborativeModelService:
         self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
         self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
         self._factory = factory
-        self._log = signal_log
+        self._log = history
         self._catalog = catalog
         self._interval = retrain_interval_s
         self._train_on_start = train_on_start
@@ -66,15 +66,20 @@ class CollaborativeModelService:
         loaded = await loop.run_in_executor(self._trainer, self._handle.refresh)
         if loaded:
             log.info("serving collaborative model version %s", self._handle.get().version)  # type: ignore[union-attr]
-        elif self._train_on_start and self._log is not None and await self._log.count() > 0:
+        elif self._train_on_start and await self._has_signals():
             self.train(reason="start-up: no saved model")
         if self._interval:
             self._schedule = asyncio.create_task(self._retrain_every(self._interval))
 
+    async def _has_signals(self) -> bool:
+        try:
+            return await self._log.count() > 0
+        except BackendUnavailable as exc:  # the Kafka topic, not reachable yet: the schedule retrains later
+            log.warning("no start-up training: %s", exc)
+            return False
+
     def train(self, *, reason: str) -> dict[str, Any]:
         """Start a full retrain in the background unless one is running; returns the job state."""
-        if self._log is None:
-            raise BackendUnavailable("no signal log to train from in this deployment (Kafka mode)")
         if self._training is None or self._training.done():
             self._last_job = {"state": "running", "reason": reason, "started_at": time.time()}
             with self._swap_lock:
@@ -93,7 +98,6 @@ class CollaborativeModelService:
             self._last_job.update(state="failed", error=str(exc), finished_at=time.time())
 
     def _fit_and_publish(self) -> tuple[str, dict[str, Any]]:
-        assert self._log is not None
         started = time.perf_counter()
         signals = [s for batch in self._log.scan() for s in batch]
         items = {i.id: i for batch in self._catalog.scan() for i in batch}
@@ -124,10 +128,7 @@ class CollaborativeModelService:
     async def _retrain_every(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            try:
-                self.train(reason="schedule")
-            except BackendUnavailable:
-                return
+            self.train(reason="schedule")
 
     def observe(self, signals: Sequence[Signal]) -> None:
         """Hand applied signals to the served model (folded in on its own thread, in order)."""

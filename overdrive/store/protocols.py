@@ -8,7 +8,18 @@ from typing import Protocol
 from overdrive.domain.types import Item, RankingReads, Signal, UserActivity
 
 
-class SignalLog(Protocol):
+class SignalHistory(Protocol):
+    """Every acknowledged signal, read back: what models retrain on. The `SignalLog` where the
+    deployment keeps one; with Kafka, the topic (`overdrive.stream.kafka_history`)."""
+
+    async def count(self) -> int:
+        """How many signals are stored."""
+
+    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
+        """Every stored signal, in batches (for replay and training)."""
+
+
+class SignalLog(SignalHistory, Protocol):
     """Append-only record of acknowledged signals: the source of truth everything replays from."""
 
     async def append(self, signals: Sequence[Signal]) -> list[Signal]:
@@ -17,9 +28,6 @@ class SignalLog(Protocol):
         A signal whose `signal_id` is already stored (or repeats within the call) is dropped, so
         clients may retry safely. When this returns, the new signals survive a crash.
         """
-
-    async def count(self) -> int:
-        """How many signals are stored."""
 
     def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
         """Every stored signal in append order, in batches (for replay and training)."""

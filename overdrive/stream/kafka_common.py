@@ -31,6 +31,12 @@ def decode(value: bytes) -> Signal:
     return Signal(**orjson.loads(value))
 
 
+def assigning_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
+    """A consumer that only `assign`s partitions: no group joined, nothing committed (the client
+    still requires a group id)."""
+    return {"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+
+
 def ensure_topic(config: dict[str, Any], topic: str, partitions: int, *, timeout_s: float = 5.0) -> int:
     """Create `topic` if the broker lacks it; returns its partition count. Blocking."""
     admin = AdminClient(config)

@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Signal
-from overdrive.stream.kafka_common import decode, ensure_topic
+from overdrive.stream.kafka_common import assigning_config, decode, ensure_topic
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ class KafkaSignalTail:
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
         self._config = {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "overdrive-tail",  # required by the client; never joined or committed (assign)
-            "enable.auto.commit": False,
+            **assigning_config(bootstrap_servers, "overdrive-tail"),
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 10,
             **(config or {}),

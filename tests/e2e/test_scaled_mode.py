@@ -3,7 +3,7 @@
 - Read-your-writes across processes: likes sent to replica A lift their topic in the very next
   ranking from replica B (the worker applied them; B waited on the Redis watermarks).
 - Every replica reads the signal topic for its in-process learners: a like taken by A labels the
-  impression of the ranking B served.
+  impression of the ranking B served; and B retrains the collaborative model from the whole topic.
 - Worker SIGKILLed mid-stream and restarted: resumes from committed offsets; the all-time counts
   equal the distinct acknowledged signals exactly (no loss, no double count).
 - Broker SIGSTOPped: the API answers 503 with Retry-After within a bounded time and readiness
@@ -143,6 +143,24 @@ def test_a_click_taken_by_one_replica_labels_the_ranking_another_served(scaled: 
         time.sleep(0.1)
     assert clicked(b) == 1
     assert clicked(a) == 0  # a served no ranking to this user: nothing of its own to label
+
+
+def test_a_replica_retrains_the_collaborative_model_from_the_whole_topic(scaled: Scaled) -> None:
+    """With Kafka the topic is the signal log: signals taken by A train the model B retrains."""
+    a, b = (httpx.Client(base_url=r.url, timeout=10.0) for r in scaled.replicas)
+    assert a.post("/items/batch", json={"items": OTHERS}).status_code == 201
+    likes = [{"user_id": f"cf{u}", "signal_type": "like", "content_id": OTHERS[(u * 7 + k) % len(OTHERS)]["id"],
+              "signal_id": f"cf{u}-{k}"} for u in range(12) for k in range(6)]
+    assert a.post("/signals/batch", json={"signals": likes}).status_code == 200
+    rank = {"user_id": "cf0", "candidate_items": [{"id": i["id"]} for i in OTHERS], "limit": 10}
+    assert b.post("/models/train").status_code == 202
+    deadline = time.monotonic() + 90.0
+    while (job := b.get("/models/status").json()["collaborative"]["last_training"])["state"] == "running":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["state"] == "done", job
+    assert job["signals"] >= len(likes)  # all of A's, and whatever earlier tests produced
+    assert "collaborative" in b.post("/rank/for-you/enhanced", json=rank).json()["items"][0]["scores"]
 
 
 def _applied(scaled: Scaled, users: list[str]) -> int:

@@ -29,7 +29,7 @@ async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_ba
                     Signal(user_id="u2", signal_type="like", content_id="i9", timestamp=now, signal_id="s-1")]
     await log.append(history + acknowledged)  # logged, not yet applied when the retrain starts
     service = CollaborativeModelService(
-        model_dir=tmp_path / "models", catalog=catalog, signal_log=log, retrain_interval_s=None, train_on_start=False,
+        model_dir=tmp_path / "models", catalog=catalog, history=log, retrain_interval_s=None, train_on_start=False,
         factory=lambda: AdvancedCollaborativeFiltering(methods=("popularity",), tune=False),
     )
     await service.start()

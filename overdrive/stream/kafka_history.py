@@ -1,0 +1,101 @@
+"""The signal topic read as history: what the collaborative model retrains on in Kafka mode.
+
+With Kafka the API keeps no signal log of its own — the topic is the log. A scan reads every
+partition from the oldest record the broker still retains up to its end (the client's
+partition-EOF event), with no consumer group (`assign`, nothing committed), decodes each record
+and drops signal ids it has already passed on: client retries and redelivery repeat records, and
+workers de-duplicate the same way. How far back it reaches is the topic's retention
+(`retention.ms`); set it to the history the model should learn from. Blocking: the trainer calls
+it on its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from overdrive.domain.errors import BackendUnavailable
+from overdrive.domain.types import Signal
+from overdrive.stream.kafka_common import assigning_config, decode, ensure_topic
+
+log = logging.getLogger(__name__)
+
+
+class KafkaSignalHistory:
+    def __init__(self, *, bootstrap_servers: str, topic: str, partitions: int = 12, stall_timeout_s: float = 30.0,
+                 config: Mapping[str, Any] | None = None) -> None:
+        self._topic = topic
+        self._partitions = partitions
+        self._stall_timeout_s = stall_timeout_s
+        self._config = {**assigning_config(bootstrap_servers, "overdrive-history"), "enable.partition.eof": True,
+                        **(config or {})}
+
+    async def count(self) -> int:
+        """Records the topic retains, repeats included."""
+        return await asyncio.to_thread(self._retained)
+
+    def _retained(self) -> int:
+        with self._consumer() as (consumer, partitions):
+            return sum(high - low for low, high in self._bounds(consumer, partitions).values())
+
+    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
+        """Every retained signal once, in batches (per partition in order; partitions interleave)."""
+        with self._consumer() as (consumer, partitions):
+            reading = {p for p, (low, high) in self._bounds(consumer, partitions).items() if high > low}
+            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in reading])
+            seen: set[str] = set()
+            batch: list[Signal] = []
+            bad = 0
+            progress = time.monotonic()
+            while reading:
+                records = consumer.consume(batch_size, 1.0)
+                if records:
+                    progress = time.monotonic()
+                elif time.monotonic() - progress > self._stall_timeout_s:
+                    raise BackendUnavailable(f"kafka: reading topic {self._topic!r} stalled "
+                                             f"({len(reading)} partitions unfinished)")
+                for rec in records:
+                    error = rec.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            raise BackendUnavailable(f"kafka: reading topic {self._topic!r}: {error}")
+                        reading.discard(rec.partition())
+                        continue
+                    try:
+                        signal = decode(rec.value())
+                    except (TypeError, ValueError):  # the worker logs and skips these too
+                        bad += 1
+                        continue
+                    if signal.signal_id not in seen:
+                        seen.add(signal.signal_id)
+                        batch.append(signal)
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            if bad:
+                log.warning("signal history: %d undecodable records in %s skipped", bad, self._topic)
+
+    def _bounds(self, consumer: Any, partitions: int) -> dict[int, tuple[int, int]]:
+        try:
+            return {p: consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=5.0)
+                    for p in range(partitions)}
+        except KafkaException as exc:
+            raise BackendUnavailable(f"kafka: cannot read the offsets of topic {self._topic!r}: {exc}") from exc
+
+    @contextmanager
+    def _consumer(self) -> Iterator[tuple[Any, int]]:
+        """A consumer, and the topic's partition count."""
+        partitions = ensure_topic({"bootstrap.servers": self._config["bootstrap.servers"]}, self._topic, self._partitions)
+        consumer = Consumer(dict(self._config))
+        try:
+            yield consumer, partitions
+        finally:
+            consumer.close()
