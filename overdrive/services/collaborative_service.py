@@ -178,8 +178,9 @@ def _missing_from(snapshot: list[Signal], late: list[Signal]) -> list[Signal]:
 
     A signal is logged when it is acknowledged and applied a moment later, so one acknowledged
     just before the snapshot was read can be applied after: replaying it would count it twice.
-    The log keeps no sequence number to compare, so signals are matched on everything they carry
-    (one without an id and identical to a logged one, timestamp included, is taken to be that one).
+    The log keeps no sequence number to compare, so signals are matched on their id, and those
+    without one on everything they carry (identical to a logged one, timestamp included, is taken
+    to be that one).
     """
     if not late:
         return []
@@ -196,4 +197,6 @@ def _missing_from(snapshot: list[Signal], late: list[Signal]) -> list[Signal]:
 
 
 def _identity(s: Signal) -> tuple:
-    return (s.user_id, s.content_id, s.signal_type, s.timestamp, s.signal_id, s.duration, s.intensity)
+    if s.signal_id is not None:  # the logs keep one signal per id (a retry may carry a new timestamp)
+        return (s.signal_id,)
+    return (s.user_id, s.content_id, s.signal_type, s.timestamp, s.duration, s.intensity)

@@ -2,9 +2,11 @@
 
 With Kafka the API keeps no signal log of its own — the topic is the log. A scan reads every
 partition from the oldest record the broker still retains up to its end (the client's
-partition-EOF event), with no consumer group (`assign`, nothing committed), decodes each record
-and drops signal ids it has already passed on: client retries and redelivery repeat records, and
-workers de-duplicate the same way. How far back it reaches is the topic's retention
+partition-EOF event; the partition is then let go, so later records are left to the retrain's
+replay), with no consumer group (`assign`, nothing committed), decodes each record and drops
+signal ids it has already passed on: client retries and redelivery repeat records, and workers
+de-duplicate the same way. Transient client errors are logged and waited out; a scan with no
+progress for `stall_timeout_s` fails the retrain. How far back it reaches is the topic's retention
 (`retention.ms`); set it to the history the model should learn from. Blocking: the trainer calls
 it on its own thread.
 """
@@ -33,8 +35,12 @@ class KafkaSignalHistory:
         self._topic = topic
         self._partitions = partitions
         self._stall_timeout_s = stall_timeout_s
-        self._config = {**assigning_config(bootstrap_servers, "overdrive-history"), "enable.partition.eof": True,
-                        **(config or {})}
+        self._config = {
+            **assigning_config(bootstrap_servers, "overdrive-history"),
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",  # if retention deletes what the scan is at: go on from the oldest left
+            **(config or {}),
+        }
 
     async def count(self) -> int:
         """Records the topic retains, repeats included."""
@@ -54,18 +60,22 @@ class KafkaSignalHistory:
             bad = 0
             progress = time.monotonic()
             while reading:
-                records = consumer.consume(batch_size, 1.0)
-                if records:
-                    progress = time.monotonic()
-                elif time.monotonic() - progress > self._stall_timeout_s:
+                if time.monotonic() - progress > self._stall_timeout_s:
                     raise BackendUnavailable(f"kafka: reading topic {self._topic!r} stalled "
                                              f"({len(reading)} partitions unfinished)")
-                for rec in records:
+                for rec in consumer.consume(batch_size, 1.0):
                     error = rec.error()
-                    if error is not None:
-                        if error.code() != KafkaError._PARTITION_EOF:
+                    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                        if error.fatal():
                             raise BackendUnavailable(f"kafka: reading topic {self._topic!r}: {error}")
+                        log.warning("signal history: %s (retrying)", error)
+                        continue
+                    if rec.partition() not in reading:  # fetched before its partition was let go
+                        continue
+                    progress = time.monotonic()
+                    if error is not None:  # the partition's end
                         reading.discard(rec.partition())
+                        consumer.incremental_unassign([TopicPartition(self._topic, rec.partition())])
                         continue
                     try:
                         signal = decode(rec.value())

@@ -47,8 +47,11 @@ class Scaled:
     tmp: Path
 
 
-def _env(broker: services.Tansu, redis_url: str, prefix: str) -> dict[str, str]:
+def _env(broker: services.Tansu, redis_url: str, prefix: str, tmp: Path) -> dict[str, str]:
     return {
+        "MODEL_CACHE_DIR": str(tmp / "models"),  # shared by the replicas, as a deployment's volume would be
+        "OVERDRIVE_COMPILED_MODELS_DIR": str(services.COMPILED_MODELS_DIR),
+        "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
         "REDIS_URL": redis_url,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "OVERDRIVE_KAFKA_TOPIC": TOPIC,
@@ -65,7 +68,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scaled]:
     broker = services.Tansu(log_dir=tmp).start()
     broker.create_topic(TOPIC, partitions=4)
     prefix = services.unique_prefix("e2e")
-    env = _env(broker, services.SHARED_REDIS_URL, prefix)
+    env = _env(broker, services.SHARED_REDIS_URL, prefix, tmp)
     replicas: list[ServerProcess] = []
     worker = services.WorkerProcess(env=env, log_path=tmp / "worker.log")
     try:
@@ -247,7 +250,7 @@ def test_redis_restart_is_survived(tmp_path: Path) -> None:
     redis = services.RedisServer(appendonly=True).start()
     broker = services.Tansu(log_dir=tmp_path).start()
     broker.create_topic(TOPIC, partitions=2)
-    env = _env(broker, redis.url, "od:")
+    env = _env(broker, redis.url, "od:", tmp_path)
     worker = services.WorkerProcess(env=env, log_path=tmp_path / "worker.log")
     api = ServerProcess(data_dir=tmp_path / "api", env=env)
     try:
