@@ -161,8 +161,8 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
     """Live state and catalog in Redis; signals through Kafka, or without it the local SQLite log.
 
     With Kafka the API only produces; `python -m overdrive.worker` applies, and each replica reads
-    the topic too: its end for the `on_applied` hooks, all of it to retrain. Without Kafka each replica applies its own signals
-    (read-your-writes holds on the replica that took them).
+    the topic too: its end for the `on_applied` hooks, all of it to retrain. Without Kafka each
+    replica applies its own signals (read-your-writes holds on the replica that took them).
     """
     if not settings.redis_url:
         raise SettingsError("invalid setting REDIS_URL: required when KAFKA_BOOTSTRAP_SERVERS is set")

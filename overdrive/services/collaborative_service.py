@@ -3,10 +3,10 @@
 The served model lives behind a `ModelHandle`: a request sees the old version or the new one,
 never a mix. At start-up the current artifact version in `MODEL_CACHE_DIR/collaborative` is loaded
 (no retraining after a restart). Full retrains read the whole signal history (the signal log;
-with Kafka, the topic) and the catalog in a worker thread, on a schedule and on `POST /models/train`; signals applied while a retrain runs are
-replayed into the new model before it is published (those its log snapshot lacks). Every
-applied signal is also handed to the served model, which folds the touched users in every
-`fold_in_every` interactions.
+with Kafka, the topic) and the catalog in a worker thread, on a schedule and on
+`POST /models/train`; signals applied while a retrain runs are replayed into the new model
+before it is published (those its snapshot lacks). Every applied signal is also handed to the
+served model, which folds the touched users in every `fold_in_every` interactions.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ uvloop, httptools), a bare ASGI endpoint that parses the same payload with orjso
 the rank route's request model) answering the first `limit` ids without ranking — the most any
 ranker served by this stack could reach. Each endpoint gets two runs: saturation (closed loop:
 every connection sends again as soon as it has an answer, which gives the most requests per
-second — and by Little's law a latency of connections ÷ throughput) and paced at `--rate` requests per second (the spec's 10,000
-recommendations/s by default), which gives the latency a client sees at that load; the ranker also
-gets a run paced at half its own saturation rate: the latency at a load it can carry.
+second — and by Little's law a latency of connections ÷ throughput) and paced at `--rate`
+requests per second (the spec's 10,000 recommendations/s by default), which gives the latency a
+client sees at that load; the ranker also gets a run paced at half its own saturation rate: the
+latency at a load it can carry. Where the CPU went during each saturation run is printed too.
 
 With `--redis URL --replicas N`, N API replicas share the one Redis (scaled mode), each its own
 process, port and data folder, the later ones loading the collaborative model the first trained and
@@ -149,9 +150,7 @@ def _rank_runs(tmp: Path, args: argparse.Namespace, rate: float) -> tuple[tuple[
             running.callback(delete_prefix, args.redis, prefix)
         server, ids, users = start_service(tmp, args, prefix)
         running.callback(server.stop)
-        replicas = start_replicas(tmp, args, prefix, len(ids))
-        for replica in replicas:
-            running.callback(replica.stop)
+        replicas = start_replicas(tmp, args, prefix, len(ids), running)
         ports = [server.port, *(r.port for r in replicas)]
         bodies = rank_bodies(ids, users, args.candidates, args.limit)
         requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
@@ -195,26 +194,22 @@ def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Ser
     return server, [i["id"] for i in world.items], world.user_ids
 
 
-def start_replicas(tmp: Path, args: argparse.Namespace, prefix: str, n_items: int) -> list[ServerProcess]:
+def start_replicas(tmp: Path, args: argparse.Namespace, prefix: str, n_items: int, stack: ExitStack) -> list[ServerProcess]:
     """Replicas 2..N of a Redis-mode service whose first replica holds the world: each its own data
     folder, the shared collaborative model (saved under MODEL_CACHE_DIR) and content indexed anew
-    from the shared catalog."""
+    from the shared catalog. Each is stopped when `stack` closes, also if a later one fails."""
     env = service_env(tmp, args, prefix)
     replicas: list[ServerProcess] = []
-    try:
-        for k in range(2, args.replicas + 1):
-            replicas.append(ServerProcess(data_dir=tmp / f"data-{k}", env=env, log_path=tmp / f"server-{k}.log"))
-            replicas[-1].start(timeout_s=300)
-        for replica in replicas:
-            with httpx.Client(base_url=replica.url, timeout=60.0) as client:
-                if client.get("/models/status").json()["collaborative"]["serving"] is None:
-                    raise RuntimeError(f"replica {replica.url} did not load the trained collaborative model")
-                if not args.no_content:
-                    wait_for_content(client, n_items, ReplayOptions())
-    except BaseException:
-        for replica in replicas:
-            replica.stop()
-        raise
+    for k in range(2, args.replicas + 1):
+        replicas.append(ServerProcess(data_dir=tmp / f"data-{k}", env=env, log_path=tmp / f"server-{k}.log"))
+        stack.callback(replicas[-1].stop)
+        replicas[-1].start(timeout_s=300)
+    for replica in replicas:
+        with httpx.Client(base_url=replica.url, timeout=60.0) as client:
+            if client.get("/models/status").json()["collaborative"]["serving"] is None:
+                raise RuntimeError(f"replica {replica.url} did not load the trained collaborative model")
+            if not args.no_content:
+                wait_for_content(client, n_items, ReplayOptions())
     if replicas:
         print(f"replicas: {len(replicas)} more started, model loaded, content indexed")
     return replicas

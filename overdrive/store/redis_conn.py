@@ -87,8 +87,8 @@ def _seed_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
 
 class _HiredisPacking:
     """Commands packed by hiredis in C, as redis-py's synchronous client does; its asyncio client
-    packs them in Python, which was the largest single cost of a ranking on Redis (one takes about
-    200 arguments: 64 µs to pack a 100-key command in Python, 6 µs in C)."""
+    packs them in Python, which was the largest single cost of a ranking on Redis (a ranking's
+    reads take about 200 arguments); the A/B in the README measured the change."""
 
     _packer = HiredisRespSerializer()
 
