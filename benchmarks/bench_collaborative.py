@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.models.collaborative_filtering import (
     AdvancedCollaborativeFiltering,
     InteractionMatrix,

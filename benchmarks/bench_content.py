@@ -33,11 +33,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from overdrive.domain.types import Item  # noqa: E402
-from overdrive.evaluation.synthetic import WorldConfig, generate_world  # noqa: E402
-from overdrive.features.cache import FeatureCache  # noqa: E402
-from overdrive.features.extractor import MultiModalFeatureExtractor, text_input  # noqa: E402
-from overdrive.features.pipeline import FeaturePipeline  # noqa: E402
-from overdrive.features.text import HashingTextEncoder, SentenceTextEncoder  # noqa: E402
+from overdrive.data.synthetic import WorldConfig, generate_world  # noqa: E402
+from overdrive.content.cache import ContentCache  # noqa: E402
+from overdrive.content.extractor import MultiModalFeatureExtractor, text_input  # noqa: E402
+from overdrive.content.pipeline import ContentPipeline  # noqa: E402
+from overdrive.content.text import HashingTextEncoder, SentenceTextEncoder  # noqa: E402
 from overdrive.index import UsearchIndex  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def bench_text(args: argparse.Namespace, cache_dir: Path, short: list[str], full
 
 def bench_extract(cache_dir: Path, items: list[Item], tmp: Path) -> dict:
     ex = MultiModalFeatureExtractor(model_cache_dir=cache_dir, item_embedding_dim=128,
-                                    cache=FeatureCache(path=tmp / "features.sqlite"))
+                                    cache=ContentCache(path=tmp / "features.sqlite"))
     ex.load()
     ex.extract(items[:32])
     fresh = items[32:]
@@ -89,7 +89,7 @@ def bench_extract(cache_dir: Path, items: list[Item], tmp: Path) -> dict:
 
 def bench_ingest(cache_dir: Path, items: list[Item], tmp: Path) -> dict:
     ex = MultiModalFeatureExtractor(model_cache_dir=cache_dir, item_embedding_dim=128,
-                                    cache=FeatureCache(path=tmp / "ingest-cache.sqlite"))
+                                    cache=ContentCache(path=tmp / "ingest-cache.sqlite"))
     delivered = []
     done_at: list[float] = []
 
@@ -98,7 +98,7 @@ def bench_ingest(cache_dir: Path, items: list[Item], tmp: Path) -> dict:
         if len(delivered) >= len(items):
             done_at.append(time.perf_counter())
 
-    pipe = FeaturePipeline(extractor=ex, sink=sink, journal_path=tmp / "journal.sqlite", batch_size=128)
+    pipe = ContentPipeline(extractor=ex, sink=sink, journal_path=tmp / "journal.sqlite", batch_size=128)
     pipe.start()
     ex.load()
     submit_ms = []

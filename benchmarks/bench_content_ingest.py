@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.evaluation.synthetic import topic_vocabulary
+from overdrive.data.synthetic import topic_vocabulary
 
 
 def _items(n: int, words: int, seed: int) -> list[dict]:

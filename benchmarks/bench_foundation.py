@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 from timing import percentiles, timed  # benchmarks/timing.py
 
 

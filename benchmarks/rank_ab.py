@@ -22,9 +22,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from overdrive.evaluation.http_load import post_request, run_load
+from benchmarks.load import post_request, run_load
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.services.ranking_benchmark import (
+from benchmarks.ranking import (
     RANK_PATH,
     delete_prefix,
     parser,

@@ -18,16 +18,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from overdrive.domain.types import COMPONENTS, NEGATIVE_SIGNAL_WEIGHTS, SIGNAL_TYPES, SPEC_SIGNAL_WEIGHTS
-
-DEFAULT_RANKING_WEIGHTS: dict[str, float] = {
-    "content_based": 0.3,
-    "collaborative": 0.25,
-    "real_time": 0.25,
-    "user_interests": 0.1,
-    "freshness": 0.1,
-}
-DEFAULT_SIGNAL_WEIGHTS: dict[str, float] = {**SPEC_SIGNAL_WEIGHTS, **NEGATIVE_SIGNAL_WEIGHTS}
+from overdrive.domain.types import COMPONENTS, DEFAULT_RANKING_WEIGHTS, DEFAULT_SIGNAL_WEIGHTS, SIGNAL_TYPES
 
 
 def _env(name: str, *more: str) -> Any:

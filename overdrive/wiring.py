@@ -3,39 +3,40 @@
 Backends are chosen here and nowhere else: the embedded default (SQLite log and catalog,
 in-memory live state, in-process bus) or, with `REDIS_URL` / `KAFKA_BOOTSTRAP_SERVERS`, the scaled
 ones. Backend modules are imported lazily, so the embedded default needs neither client library.
+Only the entry points (`overdrive.app`, `overdrive.worker`) import this module.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from overdrive.analytics.insights import RankingJournal
-from overdrive.analytics.item_analytics import ItemAnalytics
-from overdrive.analytics.performance import PerformanceMonitor
-from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
-from overdrive.analytics.user_analytics import UserAnalytics
 from overdrive.config import Settings, SettingsError
-from overdrive.domain.types import Signal
 from overdrive.domain.weighting import SignalWeighting
+from overdrive.observability.performance import PerformanceMonitor
+from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import CollaborativeModelService
+from overdrive.services.container import HealthCheck, Lifecycle, Services
 from overdrive.services.content_service import ContentService
-from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.diversity import DiversityPolicy
-from overdrive.services.enhanced_ranking_service import EnhancedOverdriveRankingService, strategies_from_weights
+from overdrive.services.insights import RankingJournal
+from overdrive.services.item_analytics import ItemAnalytics
+from overdrive.services.ranking import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
+from overdrive.services.user_analytics import UserAnalytics
 from overdrive.store.cached_catalog import CachedItemCatalog
 from overdrive.store.data_dir_lock import DataDirLock
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalHistory, SignalLog
+from overdrive.stream.applier import Learners, SignalApplier
 from overdrive.stream.protocols import SignalBus
 
 log = logging.getLogger(__name__)
 
-HealthCheck = Callable[[], Awaitable[dict]]
+Step = Callable[[], Awaitable[None]]
 _BLEND_PRIOR_CLICKS = 200.0  # how much feedback the configured weights count as, against a learned blend
 _SHARED_ITEM_TTL_S = 5.0  # how stale an item edited through another replica may be served
 
@@ -49,66 +50,8 @@ class Backends:
     bus: SignalBus
     checks: dict[str, HealthCheck]
     history: SignalHistory  # what models retrain on: the signal log, or with Kafka the topic
-    signal_log: SignalLog | None = None  # the durable log, where this deployment keeps one
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Services:
-    """Everything the API needs, built from settings; `start` before serving, `close` after."""
-
-    settings: Settings
-    backends: Backends
-    signals: SignalService
-    catalog: CatalogService
-    ranker: EnhancedOverdriveRankingService
-    analytics: UserAnalytics
-    item_analytics: ItemAnalytics
-    collaborative: CollaborativeModelService
-    blend: BlendLearner
-    content: ContentService | None
-    performance: PerformanceMonitor
-    ready: bool = False
-
-    async def start(self) -> None:
-        await self.backends.bus.start()
-        await self.collaborative.start()
-        self.blend.start(interval_s=self.settings.retrain_interval_minutes * 60.0 or None)
-        if self.content is not None:
-            await self.content.start()
-        self.ready = True
-
-    async def readiness(self) -> dict[str, dict]:
-        checks: dict[str, dict] = {}
-        for name, check in self.backends.checks.items():
-            try:
-                checks[name] = {"ok": True, **await check()}
-            except Exception as exc:  # any failure here is the dependency's, reported not raised
-                checks[name] = {"ok": False, "error": str(exc) or type(exc).__name__}
-        cf = self.collaborative.model()
-        checks["models"] = {
-            "ok": self.ready,
-            "scorers": [s.name for s in self.ranker.scorers],
-            "state": "ready" if self.ready else "starting",
-            "collaborative": {"version": cf.version, "fitted_at": cf.fitted_at} if cf else "not trained yet",
-            "content": self.content.health() if self.content is not None else "disabled (OVERDRIVE_CONTENT_FEATURES=false)",
-        }
-        return checks
-
-    async def store_sizes(self) -> dict[str, int]:
-        sizes = {"items": await self.backends.catalog.count()}
-        if self.backends.signal_log is not None:
-            sizes["signals"] = await self.backends.signal_log.count()
-        return sizes
-
-    async def close(self) -> None:
-        if self.content is not None:
-            await self.content.close()
-        await self.collaborative.close()
-        await self.blend.close()
-        await self.backends.bus.close()
-        for close in self.backends.closers:
-            await close()
+    signal_log: SignalLog | None  # the durable log, where this deployment keeps one
+    closers: list[Step]
 
 
 def feature_config(settings: Settings) -> FeatureConfig:
@@ -123,33 +66,29 @@ def feature_config(settings: Settings) -> FeatureConfig:
     )
 
 
-AppliedHook = Callable[[list[Signal]], None]
+def _in_process_bus(settings: Settings, signal_log: SignalLog, features: FeatureStore, catalog: ItemCatalog,
+                    monitor: PerformanceMonitor, learners: Learners, *, replay: bool) -> SignalBus:
+    from overdrive.stream.in_process import in_process_bus
+
+    return in_process_bus(signal_log=signal_log, features=features, catalog=catalog, monitor=monitor, learners=learners,
+                          buffer_size=settings.signal_buffer_size, workers=settings.max_workers, replay=replay)
 
 
-def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_applied: list[AppliedHook]) -> Backends:
-    from overdrive.store.memory_features import MemoryFeatureStore
+def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners: Learners) -> Backends:
+    from overdrive.store.memory_feature_store import MemoryFeatureStore
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
-    from overdrive.stream.in_process import InProcessSignalBus
 
     lock = DataDirLock(settings.data_dir).acquire()
     db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA + ITEMS_SCHEMA)
     signal_log = SqliteSignalLog(db)
     catalog = CachedItemCatalog(SqliteItemCatalog(db))  # this process is the catalog's only writer
     features = MemoryFeatureStore(config=feature_config(settings))
-    processor = RealTimeSignalProcessor(
-        features=features,
-        catalog=catalog,
-        buffer_size=settings.signal_buffer_size,
-        workers=settings.max_workers,
-        monitor=monitor,
-        on_applied=on_applied,
-    )
     return Backends(
         catalog=catalog,
         features=features,
-        bus=InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog),
+        bus=_in_process_bus(settings, signal_log, features, catalog, monitor, learners, replay=True),
         checks={"store": _sqlite_check(signal_log, settings)},
         history=signal_log,
         signal_log=signal_log,
@@ -157,24 +96,24 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, on_appli
     )
 
 
-def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied: list[AppliedHook]) -> Backends:
+def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: Learners) -> Backends:
     """Live state and catalog in Redis; signals through Kafka, or without it the local SQLite log.
 
     With Kafka the API only produces; `python -m overdrive.worker` applies, and each replica reads
-    the topic too: its end for the `on_applied` hooks, all of it to retrain. Without Kafka each
-    replica applies its own signals (read-your-writes holds on the replica that took them).
+    the topic too: its end for the learners, all of it to retrain. Without Kafka each replica
+    applies its own signals (read-your-writes holds on the replica that took them).
     """
     if not settings.redis_url:
         raise SettingsError("invalid setting REDIS_URL: required when KAFKA_BOOTSTRAP_SERVERS is set")
     from overdrive.store.redis_catalog import RedisItemCatalog
     from overdrive.store.redis_conn import RedisConnection
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
 
     redis = RedisConnection(settings.redis_url)
     features = RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix)
     catalog = CachedItemCatalog(RedisItemCatalog(connection=redis, prefix=settings.redis_prefix), ttl_s=_SHARED_ITEM_TTL_S)
     checks: dict[str, HealthCheck] = {"store": redis.ping}
-    closers: list[Callable[[], Awaitable[None]]] = [catalog.close, redis.close]
+    closers: list[Step] = [catalog.close, redis.close]
     signal_log = None
     if settings.kafka_bootstrap_servers:
         from overdrive.store.redis_watermarks import RedisWatermarks
@@ -187,7 +126,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
             partitions=settings.kafka_partitions,
             delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
             watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
-            on_consumed=on_applied,
+            learners=learners,
         )
         checks["kafka"] = bus.check
         history: SignalHistory = KafkaSignalHistory(bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -195,14 +134,9 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
     else:
         from overdrive.store.sqlite_db import SqliteDatabase
         from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
-        from overdrive.stream.in_process import InProcessSignalBus
 
         signal_log = SqliteSignalLog(SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA))
-        processor = RealTimeSignalProcessor(
-            features=features, catalog=catalog, buffer_size=settings.signal_buffer_size,
-            workers=settings.max_workers, monitor=monitor, on_applied=on_applied,
-        )
-        bus = InProcessSignalBus(signal_log=signal_log, processor=processor, features=features, catalog=catalog, replay=False)
+        bus = _in_process_bus(settings, signal_log, features, catalog, monitor, learners, replay=False)
         checks["signal_log"] = _sqlite_check(signal_log, settings)
         closers.insert(0, signal_log.close)
         history = signal_log
@@ -210,14 +144,14 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, on_applied
                     signal_log=signal_log, closers=closers)
 
 
-def _released(lock: DataDirLock) -> Callable[[], Awaitable[None]]:
+def _released(lock: DataDirLock) -> Step:
     async def release() -> None:
         lock.release()
 
     return release
 
 
-def _sqlite_check(signal_log, settings: Settings) -> HealthCheck:
+def _sqlite_check(signal_log: SignalLog, settings: Settings) -> HealthCheck:
     async def check() -> dict:
         await signal_log.ping()
         return {"backend": "sqlite", "path": str(settings.data_dir)}
@@ -234,11 +168,16 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
         )
     from overdrive.store.redis_catalog import RedisItemCatalog
     from overdrive.store.redis_conn import RedisConnection
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
     from overdrive.store.redis_watermarks import RedisWatermarks
     from overdrive.stream.kafka_consumer import KafkaSignalWorker
 
     redis = RedisConnection(settings.redis_url)
+    applier = SignalApplier(
+        features=RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix),
+        catalog=RedisItemCatalog(connection=redis, prefix=settings.redis_prefix),
+        monitor=PerformanceMonitor(),
+    )
     worker = KafkaSignalWorker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         topic=settings.kafka_topic,
@@ -246,8 +185,7 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
         partitions=settings.kafka_partitions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         batch_size=settings.worker_batch_size,
-        features=RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix),
-        catalog=RedisItemCatalog(connection=redis, prefix=settings.redis_prefix),
+        applier=applier,
         watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
     )
     return worker, redis.close
@@ -260,9 +198,10 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
     params = None if settings.cf_tune else {m: {"n_factors": settings.n_factors} for m in factor_methods}
 
     def factory() -> AdvancedCollaborativeFiltering:
-        return AdvancedCollaborativeFiltering.from_settings(
-            settings, methods=settings.cf_method_list, tune=settings.cf_tune,
-            fold_in_every=settings.fold_in_every, params=params,
+        return AdvancedCollaborativeFiltering(
+            signal_weights=settings.signal_weights, half_life_days=settings.interest_half_life_days,
+            methods=settings.cf_method_list, tune=settings.cf_tune, fold_in_every=settings.fold_in_every,
+            params=params,
         )
 
     return CollaborativeModelService(
@@ -276,12 +215,12 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
 
 
 def _content(settings: Settings, backends: Backends) -> ContentService:
-    from overdrive.features.cache import FeatureCache
-    from overdrive.features.extractor import MultiModalFeatureExtractor
-    from overdrive.features.text import SentenceTextEncoder
+    from overdrive.content.cache import ContentCache
+    from overdrive.content.extractor import MultiModalFeatureExtractor
+    from overdrive.content.text import SentenceTextEncoder
     from overdrive.index.usearch_index import UsearchIndex
 
-    cache = FeatureCache(path=settings.data_dir / "features.sqlite3")
+    cache = ContentCache(path=settings.data_dir / "features.sqlite3")
     text = SentenceTextEncoder(model_cache_dir=settings.model_cache_dir, compiled_dir=settings.compiled_models_dir)
     extractor = MultiModalFeatureExtractor(
         model_cache_dir=settings.model_cache_dir, item_embedding_dim=settings.item_embedding_dim,
@@ -302,16 +241,16 @@ def _content(settings: Settings, backends: Backends) -> ContentService:
 
 def build_services(settings: Settings) -> Services:
     monitor = PerformanceMonitor()
+    learners = Learners()  # told of every applied signal (with Kafka: every signal of the topic)
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
-    on_applied: list[AppliedHook] = []  # called with each applied batch (with Kafka: each consumed one)
-    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, on_applied)
+    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
     collaborative = _collaborative(settings, backends)
-    on_applied.append(collaborative.observe)
+    learners.subscribe(collaborative.observe)
     content = _content(settings, backends) if settings.content_features else None
     journal = RankingJournal()
     blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
                          prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS)
-    on_applied.append(blend.on_applied)
+    learners.subscribe(blend.on_applied)
     ranker = EnhancedOverdriveRankingService(
         scorers=[
             *([ContentScorer(content)] if content is not None else []),
@@ -331,10 +270,22 @@ def build_services(settings: Settings) -> Services:
         embeddings=content.embeddings if content is not None else None,
         learned=blend,
     )
+    lifecycle = _lifecycle(settings, backends, collaborative, blend, content)
+
+    async def models_check() -> dict:
+        cf = collaborative.model()
+        return {
+            "ok": lifecycle.started,
+            "scorers": [s.name for s in ranker.scorers],
+            "state": "ready" if lifecycle.started else "starting",
+            "collaborative": {"version": cf.version, "fitted_at": cf.fitted_at} if cf else "not trained yet",
+            "content": content.health() if content is not None else "disabled (OVERDRIVE_CONTENT_FEATURES=false)",
+        }
+
+    lifecycle.checks["models"] = models_check
     return Services(
         settings=settings,
-        backends=backends,
-        signals=SignalService(bus=backends.bus),
+        signals=SignalService(bus=backends.bus, signal_log=backends.signal_log),
         catalog=CatalogService(catalog=backends.catalog, features=backends.features, content=content),
         ranker=ranker,
         analytics=UserAnalytics(
@@ -346,4 +297,21 @@ def build_services(settings: Settings) -> Services:
         blend=blend,
         content=content,
         performance=monitor,
+        lifecycle=lifecycle,
     )
+
+
+def _lifecycle(settings: Settings, backends: Backends, collaborative: CollaborativeModelService,
+               blend: BlendLearner, content: ContentService | None) -> Lifecycle:
+    """Start: the bus (the embedded one rebuilds live state from the log first), the models, the
+    content pipeline. Stop in the reverse order, then close the stores."""
+
+    async def start_blend() -> None:
+        blend.start(interval_s=settings.retrain_interval_minutes * 60.0 or None)
+
+    starts: list[Step] = [backends.bus.start, collaborative.start, start_blend]
+    stops: list[Step] = [collaborative.close, blend.close, backends.bus.close, *backends.closers]
+    if content is not None:
+        starts.append(content.start)
+        stops.insert(0, content.close)
+    return Lifecycle(starts=starts, stops=stops, checks=dict(backends.checks))

@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from overdrive import __version__
-from overdrive.analytics.performance import PerformanceMonitor
+from overdrive.observability.performance import PerformanceMonitor
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
 from overdrive.api.routes import analytics, health, items, models, ranking, signals
 from overdrive.config import Settings
-from overdrive.wiring import Services
+from overdrive.services.container import Services
 
 
 def create_app(services: Services) -> FastAPI:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from overdrive.wiring import Services
+from overdrive.services.container import Services
 
 
 def services_of(request: Request) -> Services:

@@ -8,7 +8,7 @@ import uuid
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from overdrive.analytics.performance import PerformanceMonitor
+from overdrive.observability.performance import PerformanceMonitor
 
 
 class _BodyTooLarge(Exception):

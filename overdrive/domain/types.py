@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 # The spec's ten signal types and weights; the defaults of `Settings.signal_weights`.
 SPEC_SIGNAL_WEIGHTS: dict[str, float] = {
@@ -27,17 +29,19 @@ NEGATIVE_SIGNAL_WEIGHTS: dict[str, float] = {
     "report": -5.0,
 }
 SIGNAL_TYPES: tuple[str, ...] = tuple(SPEC_SIGNAL_WEIGHTS) + tuple(NEGATIVE_SIGNAL_WEIGHTS)
+DEFAULT_SIGNAL_WEIGHTS: dict[str, float] = {**SPEC_SIGNAL_WEIGHTS, **NEGATIVE_SIGNAL_WEIGHTS}
 
 CONTENT_TYPES: tuple[str, ...] = ("text", "image", "video", "audio", "mixed")
 
-# The spec's ranking-weight names, in the order explanations list them.
-COMPONENTS: tuple[str, ...] = (
-    "content_based",
-    "collaborative",
-    "real_time",
-    "user_interests",
-    "freshness",
-)
+# The spec's ranking weights; their names, in this order, are the components explanations list.
+DEFAULT_RANKING_WEIGHTS: dict[str, float] = {
+    "content_based": 0.3,
+    "collaborative": 0.25,
+    "real_time": 0.25,
+    "user_interests": 0.1,
+    "freshness": 0.1,
+}
+COMPONENTS: tuple[str, ...] = tuple(DEFAULT_RANKING_WEIGHTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,28 @@ class RankedItem:
     rank: int
     scores: dict[str, float]
     components: dict[str, float] = field(default_factory=dict)
+
+
+class Candidate(NamedTuple):
+    """A candidate to rank, named by id, optionally carrying content that overrides the catalog's.
+
+    A named tuple: a request builds one per candidate, and a frozen dataclass's `__init__` costs
+    several times as much."""
+
+    id: str
+    content: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RankResult:
+    """One answered ranking: the feed in order, which strategy made it, and how long it took."""
+
+    user_id: str
+    items: list[RankedItem]
+    strategy: str
+    request_id: str
+    processing_time_ms: float
+    candidates_considered: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,11 @@ from pathlib import Path
 import httpx
 import orjson
 
-from overdrive.evaluation.importers import Dataset, load_csv, load_jsonl, load_movielens, rebased
-from overdrive.evaluation.ingest import IngestError, Retry
+from overdrive.data.importers import Dataset, load_csv, load_jsonl, load_movielens, rebased
+from overdrive.ingest.http import RequestFailed, Retry
 from overdrive.evaluation.replay import BadInput, ReplayOptions, ServiceError, prepare, replay_and_evaluate
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 
 PROG = "python -m overdrive.evaluation"
 # A server started here trains only when asked (the protocol's POST /models/train).
@@ -215,7 +215,7 @@ def _main(argv: list[str] | None) -> int:
                 report = replay_and_evaluate(client, items, split, options, dataset=name, say=say)
     except BadInput as exc:
         raise _UsageError(str(exc)) from None
-    except (ServiceError, IngestError, httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is not JSON
+    except (ServiceError, RequestFailed, httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is not JSON
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     report.timings["total"] = round(time.perf_counter() - started, 3)

@@ -33,21 +33,18 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 import numpy as np
-import orjson
 from tqdm import tqdm
 
 from overdrive.api.schemas import MAX_CANDIDATES
-from overdrive.domain.types import COMPONENTS, NEGATIVE_SIGNAL_WEIGHTS, SPEC_SIGNAL_WEIGHTS
-from overdrive.evaluation.ingest import Retry, post_world
-from overdrive.evaluation.metrics import catalog_coverage, ranking_metrics
+from overdrive.domain.types import COMPONENTS, DEFAULT_SIGNAL_WEIGHTS
+from overdrive.ingest.http import Retry, post_world, request
+from overdrive.models.metrics import catalog_coverage, ranking_metrics
 
 log = logging.getLogger(__name__)
 
-SIGNAL_WEIGHTS: dict[str, float] = {**SPEC_SIGNAL_WEIGHTS, **NEGATIVE_SIGNAL_WEIGHTS}
+SIGNAL_WEIGHTS = DEFAULT_SIGNAL_WEIGHTS
 BLENDS = ("enhanced", "learned")
 MAX_LIMIT = 1000  # the API's largest `limit`
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_JSON = {"content-type": "application/json"}
 
 
 class BadInput(ValueError):
@@ -55,7 +52,7 @@ class BadInput(ValueError):
 
 
 class ServiceError(Exception):
-    """The service refused a request, retries ran out, or it did not finish in time."""
+    """The service did not finish a step (indexing, applying signals, training) in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,30 +163,8 @@ def split_by_time(signals: Sequence[dict], options: ReplayOptions) -> Split:
 
 def call(client: httpx.Client, method: str, path: str, body: dict | None = None, *, retry: Retry,
          ok: Iterable[int] = (200, 201, 202)) -> dict:
-    """One JSON request, retried like an ingest batch: on connection errors, 429 and 5xx."""
-    content = orjson.dumps(body) if body is not None else None
-    problem = ""
-    for attempt in range(retry.attempts + 1):
-        wait = None
-        try:
-            response = client.request(method, path, content=content, headers=_JSON if content else None)
-        except httpx.TransportError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.status_code in ok:
-                return response.json()
-            if response.status_code not in _RETRY_STATUS:
-                raise ServiceError(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
-            problem = f"HTTP {response.status_code}"
-            try:
-                wait = min(float(response.headers["retry-after"]), 60.0)
-            except (KeyError, ValueError):
-                pass
-        if attempt < retry.attempts:
-            delay = wait if wait is not None else min(retry.base_s * 2**attempt, retry.max_s)
-            log.debug("%s %s failed (%s); retrying in %.2fs", method, path, problem, delay)
-            retry.sleep(delay)
-    raise ServiceError(f"{method} {path} failed after {retry.attempts} retries: {problem}")
+    """One JSON request, retried like an ingest batch (`overdrive.ingest.http.request`)."""
+    return request(client, method, path, body, retry=retry, ok=ok)[0]
 
 
 def strategies(client: httpx.Client, retry: Retry) -> list[str]:

@@ -31,7 +31,8 @@ import numpy as np
 
 from overdrive.domain.types import COMPONENTS, Signal
 from overdrive.domain.weighting import SignalWeighting
-from overdrive.services.enhanced_ranking_service import LEARNED, RankResult
+from overdrive.domain.types import RankResult
+from overdrive.services.ranking import LEARNED
 
 log = logging.getLogger(__name__)
 

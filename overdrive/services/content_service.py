@@ -1,6 +1,6 @@
 """Content understanding in the service: features at ingest, the vector index, content scores.
 
-Item writes hand items to a `FeaturePipeline` (journaled, batched, in the background, cached by
+Item writes hand items to a `ContentPipeline` (journaled, batched, in the background, cached by
 content hash), so a write never waits on an encoder. Its sink puts each fused embedding into the
 `VectorIndex`, which then serves `/items/{id}/similar`, candidate retrieval and content scores.
 A user's long- and short-term interest embeddings are computed on demand from their recent
@@ -23,11 +23,11 @@ import numpy as np
 from overdrive.domain.errors import NotFound
 from overdrive.domain.types import Item
 from overdrive.domain.weighting import SignalWeighting
-from overdrive.features.cache import FeatureCache, content_hash
-from overdrive.features.extractor import MultiModalFeatureExtractor
-from overdrive.features.interest import interest_query
-from overdrive.features.pipeline import FeaturePipeline
-from overdrive.features.types import ItemFeatures
+from overdrive.content.cache import ContentCache, content_hash
+from overdrive.content.extractor import MultiModalFeatureExtractor
+from overdrive.content.interest import interest_query
+from overdrive.content.pipeline import ContentPipeline
+from overdrive.content.types import ContentFeatures
 from overdrive.index.protocols import VectorIndex
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 
@@ -41,7 +41,7 @@ class ContentService:
         self,
         *,
         extractor: MultiModalFeatureExtractor,
-        cache: FeatureCache,
+        cache: ContentCache,
         index: VectorIndex,
         journal_path: Path,
         features: FeatureStore,
@@ -58,7 +58,7 @@ class ContentService:
         self._weighting = weighting
         self._long_rate = math.log(2.0) / long_half_life_s
         self._short_rate = math.log(2.0) / short_half_life_s
-        self._pipeline = FeaturePipeline(extractor=extractor, sink=self._store, journal_path=journal_path)
+        self._pipeline = ContentPipeline(extractor=extractor, sink=self._store, journal_path=journal_path)
         self._backfill: asyncio.Future | None = None
         # user -> (key, t0, query, query with the short term, short-term mass, items acted on)
         self._profiles: OrderedDict[str, tuple] = OrderedDict()
@@ -82,7 +82,7 @@ class ContentService:
             log.info("queued %d catalog items without content features", queued)
         return queued
 
-    def _store(self, computed: list[ItemFeatures]) -> None:
+    def _store(self, computed: list[ContentFeatures]) -> None:
         """Pipeline sink (its own thread): index the fused embeddings; no content → no vector."""
         if computed:
             self._index.upsert([f.item_id for f in computed], np.stack([f.embedding for f in computed]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
+from overdrive.domain.types import DEFAULT_SIGNAL_WEIGHTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,27 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import orjson
 
+from overdrive.domain.codec import decode_item, encode_item
 from overdrive.domain.types import Item
 from overdrive.store.redis_conn import RedisConnection, unavailable
-from overdrive.store.redis_features import check_prefix, escape
+from overdrive.store.redis_feature_store import check_prefix, escape
 
 _CHUNK = 1000
-
-
-def _blob(i: Item) -> bytes:
-    return orjson.dumps({
-        "id": i.id, "type": i.type, "text": i.text, "image_url": i.image_url, "video_url": i.video_url,
-        "audio_url": i.audio_url, "author_id": i.author_id, "created_at": i.created_at,
-        "tags": list(i.tags), "metadata": i.metadata,
-    })
-
-
-def _item(raw: bytes) -> Item:
-    d = orjson.loads(raw)
-    d["tags"] = tuple(d["tags"])
-    return Item(**d)
 
 
 class RedisItemCatalog:
@@ -53,7 +39,7 @@ class RedisItemCatalog:
         last = {i.id: i for i in items}  # the same id twice in one call: the last one wins
         if not last:
             return
-        blobs = [["SET", self._key(i.id), _blob(i)] for i in last.values()]
+        blobs = [["SET", self._key(i.id), encode_item(i)] for i in last.values()]
         index = [
             ["ZADD", self._new, *(x for i in last.values() for x in ("-inf" if i.created_at is None else repr(i.created_at), i.id))],
             ["ZADD", self._ids, *(x for i in last for x in (0, i))],
@@ -71,7 +57,7 @@ class RedisItemCatalog:
                     blobs = await self._r.client.mget_nonatomic(keys)
             else:
                 (blobs,) = await self._r.execute([["MGET", *keys]])
-            found.update((i, _item(b)) for i, b in zip(chunk, blobs, strict=True) if b is not None)
+            found.update((i, decode_item(b)) for i, b in zip(chunk, blobs, strict=True) if b is not None)
         return found
 
     async def delete(self, item_id: str) -> bool:
@@ -103,7 +89,7 @@ class RedisItemCatalog:
                 keys = [self._key(i.decode()) for i in ids]
                 blobs = sync.mget_nonatomic(keys) if self._r.cluster else sync.mget(keys)
             after = b"(" + ids[-1]
-            batch = [_item(b) for b in blobs if b is not None]
+            batch = [decode_item(b) for b in blobs if b is not None]
             if batch:
                 yield batch
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from overdrive.store.redis_conn import RedisConnection
-from overdrive.store.redis_features import check_prefix, escape
+from overdrive.store.redis_feature_store import check_prefix, escape
 from overdrive.store.redis_scripts import MAX_SET_SCRIPT
 
 _PRODUCED_TTL_S = 86_400

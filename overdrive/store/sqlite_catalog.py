@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import orjson
-
+from overdrive.domain.codec import ITEM_COLUMNS, item_from_row, item_to_row
 from overdrive.domain.types import Item
 from overdrive.store.sqlite_db import SqliteDatabase
 
@@ -24,23 +23,8 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_created ON items (created_at);
 """
-_COLUMNS = "id, type, text, image_url, video_url, audio_url, author_id, created_at, tags, metadata"
-_UPSERT = f"INSERT OR REPLACE INTO items ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-def _row(i: Item) -> tuple:
-    meta = orjson.dumps(i.metadata) if i.metadata else None
-    return (i.id, i.type, i.text, i.image_url, i.video_url, i.audio_url, i.author_id, i.created_at,
-            orjson.dumps(list(i.tags)), meta)
-
-
-def _item(row: tuple) -> Item:
-    iid, itype, text, image, video, audio, author, created, tags, meta = row
-    return Item(
-        id=iid, type=itype, text=text, image_url=image, video_url=video, audio_url=audio,
-        author_id=author, created_at=created, tags=tuple(orjson.loads(tags)),
-        metadata=orjson.loads(meta) if meta else {},
-    )
+_COLUMNS = ", ".join(ITEM_COLUMNS)
+_UPSERT = f"INSERT OR REPLACE INTO items ({_COLUMNS}) VALUES ({', '.join('?' * len(ITEM_COLUMNS))})"
 
 
 class SqliteItemCatalog:
@@ -48,7 +32,7 @@ class SqliteItemCatalog:
         self._db = db
 
     async def put(self, items: Sequence[Item]) -> None:
-        rows = [_row(i) for i in items]
+        rows = [item_to_row(i) for i in items]
 
         def job(c) -> None:  # return nothing: a cursor must not leave the writer thread
             c.executemany(_UPSERT, rows)
@@ -66,7 +50,7 @@ class SqliteItemCatalog:
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in c.execute(f"SELECT {_COLUMNS} FROM items WHERE id IN ({marks})", chunk):
-                    found[row[0]] = _item(row)
+                    found[row[0]] = item_from_row(row)
             return found
 
         return await self._db.read(query)
@@ -97,7 +81,7 @@ class SqliteItemCatalog:
             if not rows:
                 return
             last = rows[-1][0]
-            yield [_item(r) for r in rows]
+            yield [item_from_row(r) for r in rows]
 
     async def close(self) -> None:
         await self._db.close()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 
-import orjson
-
+from overdrive.domain.codec import SIGNAL_COLUMNS, signal_from_row, signal_to_row
 from overdrive.domain.types import Signal
 from overdrive.store.sqlite_db import SqliteDatabase
 
@@ -23,27 +22,8 @@ CREATE TABLE IF NOT EXISTS signals (
     metadata BLOB
 );
 """
-_COLUMNS = "signal_id, user_id, content_id, signal_type, ts, duration, intensity, metadata"
-_INSERT = f"INSERT INTO signals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-def _row(s: Signal) -> tuple:
-    meta = orjson.dumps(s.metadata) if s.metadata else None
-    return (s.signal_id, s.user_id, s.content_id, s.signal_type, s.timestamp, s.duration, s.intensity, meta)
-
-
-def _signal(row: tuple) -> Signal:
-    sid, user, content, stype, ts, duration, intensity, meta = row
-    return Signal(
-        user_id=user,
-        signal_type=stype,
-        content_id=content,
-        timestamp=ts,
-        duration=duration,
-        intensity=intensity,
-        signal_id=sid,
-        metadata=orjson.loads(meta) if meta else {},
-    )
+_COLUMNS = ", ".join(SIGNAL_COLUMNS)
+_INSERT = f"INSERT INTO signals ({_COLUMNS}) VALUES ({', '.join('?' * len(SIGNAL_COLUMNS))})"
 
 
 class SqliteSignalLog:
@@ -68,7 +48,7 @@ class SqliteSignalLog:
             if not rows:
                 return
             last = rows[-1][0]
-            yield [_signal(r[1:]) for r in rows]
+            yield [signal_from_row(r[1:]) for r in rows]
 
     async def ping(self) -> None:
         await self._db.read(lambda c: c.execute("SELECT 1 FROM signals LIMIT 1").fetchall())
@@ -92,5 +72,5 @@ def _append(conn: sqlite3.Connection, signals: Sequence[Signal]) -> list[Signal]
                 continue
             seen.add(s.signal_id)
         fresh.append(s)
-    conn.executemany(_INSERT, [_row(s) for s in fresh])
+    conn.executemany(_INSERT, [signal_to_row(s) for s in fresh])
     return fresh

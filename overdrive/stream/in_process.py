@@ -6,9 +6,11 @@ import logging
 import time
 from collections.abc import Sequence
 
-from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
 from overdrive.domain.types import Signal
+from overdrive.observability.performance import PerformanceMonitor
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
+from overdrive.stream.applier import Learners, SignalApplier
+from overdrive.stream.processor import RealTimeSignalProcessor
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +21,14 @@ class InProcessSignalBus:
         *,
         signal_log: SignalLog,
         processor: RealTimeSignalProcessor,
-        features: FeatureStore,
-        catalog: ItemCatalog,
+        applier: SignalApplier,
         replay: bool = True,
     ) -> None:
         """`replay=False` when the live state outlives the process (Redis): nothing to rebuild."""
         self._replay = replay
         self._log = signal_log
         self._processor = processor
-        self._features = features
-        self._catalog = catalog
+        self._applier = applier
 
     async def publish(self, signals: Sequence[Signal]) -> list[Signal]:
         with self._processor.reserve(len(signals)):
@@ -41,16 +41,20 @@ class InProcessSignalBus:
 
     async def start(self) -> None:
         """Rebuild live state from the whole log (it lives in memory), then start processing."""
-        if not self._replay:
-            await self._processor.start()
-            return
-        started, total = time.perf_counter(), 0
-        for batch in self._log.scan():
-            items = await self._catalog.get([s.content_id for s in batch])
-            await self._features.apply(batch, items, now=time.time())
-            total += len(batch)
-        log.info("replayed %d signals into live state in %.2fs", total, time.perf_counter() - started)
+        if self._replay:
+            started = time.perf_counter()
+            total = await self._applier.rebuild(self._log.scan())
+            log.info("replayed %d signals into live state in %.2fs", total, time.perf_counter() - started)
         await self._processor.start()
 
     async def close(self) -> None:
         await self._processor.stop()
+
+
+def in_process_bus(*, signal_log: SignalLog, features: FeatureStore, catalog: ItemCatalog, monitor: PerformanceMonitor,
+                   learners: Learners | None = None, buffer_size: int = 10_000, workers: int = 8,
+                   replay: bool = True) -> InProcessSignalBus:
+    """The embedded signal path put together: durable log → priority queue → workers → applier."""
+    applier = SignalApplier(features=features, catalog=catalog, monitor=monitor, learners=learners)
+    processor = RealTimeSignalProcessor(applier=applier, buffer_size=buffer_size, workers=workers, monitor=monitor)
+    return InProcessSignalBus(signal_log=signal_log, processor=processor, applier=applier, replay=replay)

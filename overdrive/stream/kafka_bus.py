@@ -15,8 +15,8 @@ returns every signal: the API reports `duplicates: 0` in this mode.
 recorded per user in Redis (`Watermarks`); workers record applied offsets per partition; settled
 polls until the user's produced offsets are applied.
 
-`on_consumed` hooks (the in-process models' fold-in and click labels) get every signal of the
-topic, from any replica, through this replica's own `KafkaSignalTail`.
+The `learners` (the in-process models' fold-in and click labels) get every signal of the topic,
+from any replica, through this replica's own `KafkaSignalTail`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from overdrive.domain.codec import encode_signal
 from overdrive.domain.errors import BackendUnavailable, Overloaded
 from overdrive.domain.types import Signal
-from overdrive.stream.kafka_common import check_topic, encode, ensure_topic
-from overdrive.stream.kafka_tail import KafkaSignalTail, SignalHook
+from overdrive.stream.kafka_common import check_topic, ensure_topic
+from overdrive.stream.applier import Learners
+from overdrive.stream.kafka_tail import KafkaSignalTail
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class KafkaSignalBus:
         partitions: int = 12,
         delivery_timeout_ms: int = 5000,
         config: Mapping[str, Any] | None = None,
-        on_consumed: Sequence[SignalHook] = (),
+        learners: Learners | None = None,
     ) -> None:
         self._topic = topic
         self._partitions = partitions
@@ -82,7 +84,7 @@ class KafkaSignalBus:
         self._suspect = False  # a delivery failed: open a fresh producer before the next publish
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._tail = KafkaSignalTail(bootstrap_servers=bootstrap_servers, topic=topic, hooks=on_consumed,
+        self._tail = KafkaSignalTail(bootstrap_servers=bootstrap_servers, topic=topic, learners=Learners() if learners is None else learners,
                                      partitions=partitions)
 
     # --------------------------------------------------------------------------- lifecycle
@@ -154,7 +156,7 @@ class KafkaSignalBus:
         try:
             for s in signals:
                 fut = loop.create_future()
-                self._producer.produce(self._topic, key=s.user_id.encode(), value=encode(s),
+                self._producer.produce(self._topic, key=s.user_id.encode(), value=encode_signal(s),
                                        on_delivery=_reporter(loop, fut))
                 futures.append(fut)
         except BufferError as exc:

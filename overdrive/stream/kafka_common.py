@@ -9,26 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from overdrive.domain.errors import BackendUnavailable
-from overdrive.domain.types import Signal
 
 log = logging.getLogger(__name__)
-
-
-def encode(s: Signal) -> bytes:
-    return orjson.dumps({
-        "user_id": s.user_id, "signal_type": s.signal_type, "content_id": s.content_id,
-        "timestamp": s.timestamp, "duration": s.duration, "intensity": s.intensity,
-        "signal_id": s.signal_id, "metadata": s.metadata,
-    })
-
-
-def decode(value: bytes) -> Signal:
-    return Signal(**orjson.loads(value))
 
 
 def assigning_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:

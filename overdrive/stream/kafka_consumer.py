@@ -1,10 +1,11 @@
 """The processor worker's loop: consume signals in a group, write state, then commit.
 
-Per batch: poll up to `batch_size` records → look up their items → `FeatureStore.apply` (which
-skips signal ids it has seen, so redelivery changes nothing) → record applied offsets (for
-read-your-writes) → commit the offsets synchronously. Offsets are committed only after state is
+Per batch: poll up to `batch_size` records → `SignalApplier.apply` (item lookup, then
+`FeatureStore.apply`, which skips signal ids it has seen, so redelivery changes nothing) → record
+applied offsets (for read-your-writes) → commit the offsets synchronously. Offsets are committed only after state is
 written, so a worker killed at any point resumes from the last commit and re-applies nothing
-twice. While the store is unavailable the batch is retried with backoff, uncommitted. Records
+twice. While the store is unavailable the batch is retried with backoff, uncommitted
+(`until_stored`, the processor's policy). Records
 are applied in log order (one user's signals are in order on one partition); the embedded
 queue's priority ordering has no meaning when a whole batch lands before its commit.
 """
@@ -21,14 +22,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
-from overdrive.store.protocols import FeatureStore, ItemCatalog
+from overdrive.stream.applier import SignalApplier, until_stored
 from overdrive.stream.kafka_bus import Watermarks
-from overdrive.stream.kafka_common import decode, ensure_topic
+from overdrive.stream.kafka_common import ensure_topic
 
 log = logging.getLogger(__name__)
 
-_RETRY_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
 _REPORT_EVERY_S = 10.0
 
 
@@ -39,8 +40,7 @@ class KafkaSignalWorker:
         bootstrap_servers: str,
         topic: str,
         group: str,
-        features: FeatureStore,
-        catalog: ItemCatalog,
+        applier: SignalApplier,
         watermarks: Watermarks,
         partitions: int = 12,
         session_timeout_ms: int = 45_000,
@@ -50,8 +50,7 @@ class KafkaSignalWorker:
     ) -> None:
         self._topic = topic
         self._partitions = partitions
-        self._features = features
-        self._catalog = catalog
+        self._applier = applier
         self._watermarks = watermarks
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
@@ -113,17 +112,17 @@ class KafkaSignalWorker:
                 continue
             last[rec.partition()] = max(rec.offset(), last.get(rec.partition(), -1))
             try:
-                signals.append(decode(rec.value()))
+                signals.append(decode_signal(rec.value()))
             except (TypeError, ValueError) as exc:  # poison record: skip it (it is logged), never block the partition
                 self.stats["bad_records"] += 1
                 log.error("skipping undecodable record partition=%d offset=%d: %s", rec.partition(), rec.offset(), exc)
         if not last:
             return
         started = time.perf_counter()
-        applied = await self._retrying(lambda: self._apply(signals), stop)
+        applied = await until_stored(lambda: self._applier.apply(signals), stop=stop)
         if applied is None:
             return  # stopping while the store is down: leave the batch uncommitted
-        await self._retrying(lambda: self._watermarks.record_applied(last), stop, attempts=3)
+        await until_stored(lambda: self._watermarks.record_applied(last), stop=stop, attempts=3)
         offsets = [TopicPartition(self._topic, p, off + 1) for p, off in last.items()]
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -132,33 +131,12 @@ class KafkaSignalWorker:
             log.warning("offset commit failed (batch will be redelivered, de-duplicated): %s", exc)
         self.stats["batches"] += 1
         self.stats["records"] += len(signals)
-        self.stats["applied"] += applied
-        self.stats["skipped_duplicates"] += len(signals) - applied
-        if applied < len(signals):
-            log.info("skipped %d already-applied signals (redelivery or client retry)", len(signals) - applied)
-        log.debug("batch records=%d applied=%d partitions=%s ms=%.2f", len(signals), applied, sorted(last),
+        self.stats["applied"] += len(applied)
+        self.stats["skipped_duplicates"] += len(signals) - len(applied)
+        if len(applied) < len(signals):
+            log.info("skipped %d already-applied signals (redelivery or client retry)", len(signals) - len(applied))
+        log.debug("batch records=%d applied=%d partitions=%s ms=%.2f", len(signals), len(applied), sorted(last),
                   (time.perf_counter() - started) * 1000.0)
-
-    async def _apply(self, signals: list) -> int:
-        if not signals:
-            return 0
-        items = await self._catalog.get([s.content_id for s in signals])
-        return len(await self._features.apply(signals, items, now=time.time()))
-
-    async def _retrying(self, step: Any, stop: asyncio.Event, *, attempts: int | None = None) -> Any:
-        """Run `step` until it succeeds; None if stopping (or out of attempts) while it cannot."""
-        n = 0
-        while True:
-            try:
-                return await step()
-            except BackendUnavailable as exc:
-                n += 1
-                if stop.is_set() or (attempts is not None and n >= attempts):
-                    log.warning("giving up on this batch for now: %s", exc)
-                    return None
-                delay = _RETRY_BACKOFF_S[min(n - 1, len(_RETRY_BACKOFF_S) - 1)]
-                log.warning("store unavailable, retrying in %.2fs (attempt %d): %s", delay, n, exc)
-                await asyncio.sleep(delay)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -22,9 +22,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Signal
-from overdrive.stream.kafka_common import assigning_config, decode, ensure_topic
+from overdrive.stream.kafka_common import assigning_config, ensure_topic
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class KafkaSignalHistory:
                         consumer.incremental_unassign([TopicPartition(self._topic, rec.partition())])
                         continue
                     try:
-                        signal = decode(rec.value())
+                        signal = decode_signal(rec.value())
                     except (TypeError, ValueError):  # the worker logs and skips these too
                         bad += 1
                         continue

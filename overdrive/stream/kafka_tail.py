@@ -1,13 +1,12 @@
 """Every API replica's own read of the signal topic, for the in-process models that learn from it.
 
-With Kafka the API only produces and `python -m overdrive.worker` applies, so the hooks embedded
+With Kafka the API only produces and `python -m overdrive.worker` applies, so the learners embedded
 mode calls after applying a batch — the collaborative model's fold-in, the learned blend's click
 labels — would never run on a replica. The tail reads the topic from its end as it was when the
 replica started, with no consumer group (`assign`, nothing committed: each replica sees every
 signal, and a restart does not replay history its models were trained on), decodes each batch,
 drops signal ids it has already passed on (client retries, redelivery) and hands the rest to the
-hooks on its own thread. Hooks must be thread-safe; a failing hook is logged and the next batch
-still goes to it. Partitions added to the topic while the replica runs are not read. (Tansu
+`Learners` on its own thread. Partitions added to the topic while the replica runs are not read. (Tansu
 reports a partition's end as of its last record batch, so there the first read may repeat a few
 signals from just before the start: a label set twice is one label, and a fold-in of a signal
 the model already counts weighs it a little more until the next retrain.)
@@ -18,18 +17,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
-from overdrive.domain.types import Signal
-from overdrive.stream.kafka_common import assigning_config, decode, ensure_topic
+from overdrive.stream.applier import Learners
+from overdrive.stream.kafka_common import assigning_config, ensure_topic
 
 log = logging.getLogger(__name__)
 
-SignalHook = Callable[[list[Signal]], None]
 _REMEMBERED_IDS = 100_000
 
 
@@ -39,7 +38,7 @@ class KafkaSignalTail:
         *,
         bootstrap_servers: str,
         topic: str,
-        hooks: Sequence[SignalHook],
+        learners: Learners,
         partitions: int = 12,
         batch_size: int = 500,
         poll_timeout_s: float = 0.1,
@@ -47,7 +46,7 @@ class KafkaSignalTail:
     ) -> None:
         self._topic = topic
         self._partitions = partitions
-        self._hooks = hooks  # kept by reference: wiring adds hooks after building the backends
+        self._learners = learners
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
         self._config = {
@@ -59,13 +58,13 @@ class KafkaSignalTail:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()  # positioned at the topic's end: later signals are seen
-        self._passed: OrderedDict[str, None] = OrderedDict()  # recent signal ids handed to the hooks
-        self.stats = {"batches": 0, "signals": 0, "bad_records": 0, "hook_errors": 0}
+        self._passed: OrderedDict[str, None] = OrderedDict()  # recent signal ids handed to the learners
+        self.stats = {"batches": 0, "signals": 0, "bad_records": 0}
 
     def start(self, *, timeout_s: float = 10.0) -> None:
         """Start reading; returns once positioned at the end of every partition (or on timeout,
-        with the reader still trying in the background). Without hooks there is nothing to do."""
-        if not self._hooks:
+        with the reader still trying in the background). Without learners there is nothing to do."""
+        if not self._learners.subscribed:
             return
         self._thread = threading.Thread(target=self._run, name="kafka-tail", daemon=True)
         self._thread.start()
@@ -107,7 +106,7 @@ class KafkaSignalTail:
                 log.warning("signal tail: consume error: %s", rec.error())
                 continue
             try:
-                signal = decode(rec.value())
+                signal = decode_signal(rec.value())
             except (TypeError, ValueError):  # the worker logs and skips these too
                 self.stats["bad_records"] += 1
                 continue
@@ -120,9 +119,4 @@ class KafkaSignalTail:
             return
         self.stats["batches"] += 1
         self.stats["signals"] += len(signals)
-        for hook in self._hooks:
-            try:
-                hook(signals)
-            except Exception:  # one hook's bug must not stop the others or the tail
-                self.stats["hook_errors"] += 1
-                log.exception("signal tail: hook %r failed", hook)
+        self._learners.notify(signals)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pytest
 from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalLog
-from tests import services
+from tests import real_servers
 
 # --------------------------------------------------------------------------------------------
 # SignalLog factories
@@ -73,10 +73,10 @@ _SESSION = uuid.uuid4().hex[:8]  # pytest reuses tmp paths across runs; prefixes
 
 
 def _redis_url(cluster: bool) -> str:
-    missing = services.redis_server_missing() if cluster else services.shared_redis_missing()
+    missing = real_servers.redis_server_missing() if cluster else real_servers.shared_redis_missing()
     if missing:
-        services.unavailable(missing)
-    return services.shared_cluster().url if cluster else services.SHARED_REDIS_URL
+        real_servers.unavailable(missing)
+    return real_servers.shared_cluster().url if cluster else real_servers.SHARED_REDIS_URL
 
 
 @asynccontextmanager
@@ -142,14 +142,14 @@ ITEM_CATALOG_FACTORIES: list[ItemCatalogFactory] = [sqlite_item_catalog, redis_i
 
 @asynccontextmanager
 async def memory_feature_store(location: Path, config: FeatureConfig) -> AsyncIterator[FeatureStore]:
-    from overdrive.store.memory_features import MemoryFeatureStore
+    from overdrive.store.memory_feature_store import MemoryFeatureStore
 
     yield MemoryFeatureStore(config=config)
 
 
 @asynccontextmanager
 async def redis_feature_store(location: Path, config: FeatureConfig) -> AsyncIterator[FeatureStore]:
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
 
     async with _redis_connection(location, cluster=False) as (connection, prefix):
         yield RedisFeatureStore(connection=connection, config=config, prefix=prefix)
@@ -157,7 +157,7 @@ async def redis_feature_store(location: Path, config: FeatureConfig) -> AsyncIte
 
 @asynccontextmanager
 async def redis_cluster_feature_store(location: Path, config: FeatureConfig) -> AsyncIterator[FeatureStore]:
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
 
     async with _redis_connection(location, cluster=True) as (connection, prefix):
         yield RedisFeatureStore(connection=connection, config=config, prefix=prefix)
@@ -198,10 +198,10 @@ def _redis_cleanup() -> Iterator[None]:
     yield
     for url, prefix in sorted(_REDIS_PREFIXES):
         try:
-            services.delete_prefix(url, prefix)
+            real_servers.delete_prefix(url, prefix)
         except Exception:  # noqa: BLE001 - cleanup must not fail the run
             pass
-    services.stop_shared_cluster()
+    real_servers.stop_shared_cluster()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 from overdrive.domain.types import Item, Signal
 from overdrive.store.feature_config import FeatureConfig
-from tests import services
+from tests import real_servers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -33,19 +33,17 @@ class BusRig:
 
 @asynccontextmanager
 async def in_process_bus(tmp: Path) -> AsyncIterator[BusRig]:
-    from overdrive.analytics.performance import PerformanceMonitor
-    from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
-    from overdrive.store.memory_features import MemoryFeatureStore
+    from overdrive.observability.performance import PerformanceMonitor
+    from overdrive.store.memory_feature_store import MemoryFeatureStore
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS, SqliteSignalLog
-    from overdrive.stream.in_process import InProcessSignalBus
+    from overdrive.stream.in_process import in_process_bus
 
     db = SqliteDatabase(path=tmp / "bus.sqlite3", schema=SIGNALS + ITEMS)
     catalog, features = SqliteItemCatalog(db), MemoryFeatureStore(config=FeatureConfig())
-    processor = RealTimeSignalProcessor(features=features, catalog=catalog, buffer_size=10_000, workers=4,
-                                        monitor=PerformanceMonitor())
-    bus = InProcessSignalBus(signal_log=SqliteSignalLog(db), processor=processor, features=features, catalog=catalog)
+    bus = in_process_bus(signal_log=SqliteSignalLog(db), features=features, catalog=catalog, monitor=PerformanceMonitor(),
+                         workers=4)
     await bus.start()
     try:
         yield BusRig(bus, features, catalog)
@@ -56,25 +54,28 @@ async def in_process_bus(tmp: Path) -> AsyncIterator[BusRig]:
 
 @asynccontextmanager
 async def kafka_bus(tmp: Path) -> AsyncIterator[BusRig]:
-    if (why := services.tansu_missing() or services.shared_redis_missing()) is not None:
-        services.unavailable(why)
+    if (why := real_servers.tansu_missing() or real_servers.shared_redis_missing()) is not None:
+        real_servers.unavailable(why)
     from overdrive.store.redis_catalog import RedisItemCatalog
     from overdrive.store.redis_conn import RedisConnection
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
     from overdrive.store.redis_watermarks import RedisWatermarks
     from overdrive.stream.kafka_bus import KafkaSignalBus
+    from overdrive.observability.performance import PerformanceMonitor
+    from overdrive.stream.applier import SignalApplier
     from overdrive.stream.kafka_consumer import KafkaSignalWorker
 
-    broker = services.Tansu(log_dir=tmp).start()
+    broker = real_servers.Tansu(log_dir=tmp).start()
     broker.create_topic("contract", partitions=3)
-    prefix = services.unique_prefix("buscontract")
-    redis = RedisConnection(services.SHARED_REDIS_URL)
+    prefix = real_servers.unique_prefix("buscontract")
+    redis = RedisConnection(real_servers.SHARED_REDIS_URL)
     features = RedisFeatureStore(connection=redis, config=FeatureConfig(), prefix=prefix)
     catalog = RedisItemCatalog(connection=redis, prefix=prefix)
     watermarks = RedisWatermarks(connection=redis, topic="contract", prefix=prefix)
     bus = KafkaSignalBus(bootstrap_servers=broker.bootstrap, topic="contract", watermarks=watermarks)
-    worker = KafkaSignalWorker(bootstrap_servers=broker.bootstrap, topic="contract", group="g", features=features,
-                               catalog=catalog, watermarks=watermarks, session_timeout_ms=6000)
+    applier = SignalApplier(features=features, catalog=catalog, monitor=PerformanceMonitor())
+    worker = KafkaSignalWorker(bootstrap_servers=broker.bootstrap, topic="contract", group="g", applier=applier,
+                               watermarks=watermarks, session_timeout_ms=6000)
     stop = asyncio.Event()
     await bus.start()
     task = asyncio.create_task(worker.run(stop))
@@ -87,7 +88,7 @@ async def kafka_bus(tmp: Path) -> AsyncIterator[BusRig]:
         await bus.close()
         await redis.close()
         broker.stop()
-        services.delete_prefix(services.SHARED_REDIS_URL, prefix)
+        real_servers.delete_prefix(real_servers.SHARED_REDIS_URL, prefix)
 
 
 BusFactory = Callable[[Path], AbstractAsyncContextManager[BusRig]]

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 
 
 def _stream(url: str, signals: list[dict], batch: int, acked: list[dict], lock: threading.Lock) -> None:

@@ -26,12 +26,12 @@ import httpx
 import pytest
 
 from overdrive.evaluation.server_process import ServerProcess
-from tests import services
+from tests import real_servers
 
 pytestmark = pytest.mark.timeout(180)
 
-if (_why := services.tansu_missing() or services.shared_redis_missing() or services.redis_server_missing()) is not None:
-    services.unavailable(_why)
+if (_why := real_servers.tansu_missing() or real_servers.shared_redis_missing() or real_servers.redis_server_missing()) is not None:
+    real_servers.unavailable(_why)
 
 TOPIC = "overdrive-e2e"
 CATS = [{"id": f"cat{n}", "type": "video", "tags": ["cats"], "author_id": "kit"} for n in range(10)]
@@ -40,17 +40,17 @@ OTHERS = [{"id": f"car{n}", "type": "text", "tags": ["cars"], "author_id": f"a{n
 
 @dataclass
 class Scaled:
-    broker: services.Tansu
+    broker: real_servers.Tansu
     replicas: list[ServerProcess]
-    worker: services.WorkerProcess
+    worker: real_servers.WorkerProcess
     env: dict[str, str]
     tmp: Path
 
 
-def _env(broker: services.Tansu, redis_url: str, prefix: str, tmp: Path) -> dict[str, str]:
+def _env(broker: real_servers.Tansu, redis_url: str, prefix: str, tmp: Path) -> dict[str, str]:
     return {
         "MODEL_CACHE_DIR": str(tmp / "models"),  # shared by the replicas, as a deployment's volume would be
-        "OVERDRIVE_COMPILED_MODELS_DIR": str(services.COMPILED_MODELS_DIR),
+        "OVERDRIVE_COMPILED_MODELS_DIR": str(real_servers.COMPILED_MODELS_DIR),
         "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
         "REDIS_URL": redis_url,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
@@ -65,12 +65,12 @@ def _env(broker: services.Tansu, redis_url: str, prefix: str, tmp: Path) -> dict
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scaled]:
     tmp = tmp_path_factory.mktemp("scaled")
-    broker = services.Tansu(log_dir=tmp).start()
+    broker = real_servers.Tansu(log_dir=tmp).start()
     broker.create_topic(TOPIC, partitions=4)
-    prefix = services.unique_prefix("e2e")
-    env = _env(broker, services.SHARED_REDIS_URL, prefix, tmp)
+    prefix = real_servers.unique_prefix("e2e")
+    env = _env(broker, real_servers.SHARED_REDIS_URL, prefix, tmp)
     replicas: list[ServerProcess] = []
-    worker = services.WorkerProcess(env=env, log_path=tmp / "worker.log")
+    worker = real_servers.WorkerProcess(env=env, log_path=tmp / "worker.log")
     try:
         replicas = [ServerProcess(data_dir=tmp / f"api{n}", env=env).start() for n in range(2)]
         worker.start()
@@ -86,7 +86,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scaled]:
         for r in replicas:
             r.stop()
         broker.stop()
-        services.delete_prefix(services.SHARED_REDIS_URL, prefix)
+        real_servers.delete_prefix(real_servers.SHARED_REDIS_URL, prefix)
 
 
 def _counts(client: httpx.Client, user: str) -> Counter:
@@ -247,11 +247,11 @@ def test_stalled_broker_answers_503_then_retries_count_once(scaled: Scaled) -> N
 
 
 def test_redis_restart_is_survived(tmp_path: Path) -> None:
-    redis = services.RedisServer(appendonly=True).start()
-    broker = services.Tansu(log_dir=tmp_path).start()
+    redis = real_servers.RedisServer(appendonly=True).start()
+    broker = real_servers.Tansu(log_dir=tmp_path).start()
     broker.create_topic(TOPIC, partitions=2)
     env = _env(broker, redis.url, "od:", tmp_path)
-    worker = services.WorkerProcess(env=env, log_path=tmp_path / "worker.log")
+    worker = real_servers.WorkerProcess(env=env, log_path=tmp_path / "worker.log")
     api = ServerProcess(data_dir=tmp_path / "api", env=env)
     try:
         api.start()

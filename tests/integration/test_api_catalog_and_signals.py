@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from overdrive.api import create_app
 from overdrive.config import Settings
 from overdrive.wiring import build_services
-from tests.services import app_env
+from tests.real_servers import app_env
 
 
 def _signal(**over):

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from overdrive.api import create_app
 from overdrive.config import Settings
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.wiring import build_services
-from tests.services import RELEVANCE_ONLY, app_env
+from tests.real_servers import RELEVANCE_ONLY, app_env
 
 pytestmark = pytest.mark.timeout(300)
 

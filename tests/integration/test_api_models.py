@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 
 from overdrive.api import create_app
 from overdrive.config import Settings
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.wiring import build_services
-from tests.services import app_env
+from tests.real_servers import app_env
 
 CF_ENV = {"OVERDRIVE_CF_METHODS": "popularity,item_cosine,als", "OVERDRIVE_CF_TUNE": "false",
           "OVERDRIVE_FOLD_IN_EVERY": "20", "N_FACTORS": "16"}

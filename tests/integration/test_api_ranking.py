@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from overdrive.config import Settings
-from tests.services import RELEVANCE_ONLY, app_env
+from tests.real_servers import RELEVANCE_ONLY, app_env
 
 DAY = 86400.0
 

@@ -13,7 +13,7 @@ from overdrive.domain.types import COMPONENTS
 from overdrive.evaluation.__main__ import main
 from overdrive.evaluation.replay import BadInput, ReplayOptions, split_by_time
 from overdrive.evaluation.server_process import ServerProcess
-from tests.services import app_env
+from tests.real_servers import app_env
 
 # 120 users, 400 items, ~4,800 signals: about 15 s end to end on a 2-core machine, most of it the
 # collaborative retrain and 80 users × 7 strategies of rankings.

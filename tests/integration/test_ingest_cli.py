@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from overdrive.evaluation.ingest import IngestError, Retry, post_world
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.ingest.http import RequestFailed, Retry, post_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD = ["--seed", "5", "--users", "30", "--items-count", "80", "--topics", "4", "--days", "3", "--signals-per-user", "20"]
@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _ingest(url: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "overdrive.evaluation.ingest", "--url", url, "--format", "synthetic", *WORLD,
+        [sys.executable, "-m", "overdrive.ingest", "--url", url, "--format", "synthetic", *WORLD,
          "--batch-size", "150", "--no-progress", *extra],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
@@ -89,12 +89,12 @@ def test_cli_loads_the_world_and_a_rerun_adds_nothing(server: str, tmp_path: Pat
 def test_a_refused_batch_names_the_absolute_row(server: str) -> None:
     signals = [{"user_id": "x", "signal_type": "view", "content_id": "i0", "signal_id": f"bad-{n}"} for n in range(9)]
     signals[7]["signal_type"] = "poke"
-    with httpx.Client(base_url=server) as client, pytest.raises(IngestError, match=r"signals\[7\]\.signal_type"):
+    with httpx.Client(base_url=server) as client, pytest.raises(RequestFailed, match=r"signals\[7\]\.signal_type"):
         post_world(client, [], signals, batch_size=3)
 
 
 def test_post_world_gives_up_on_an_unreachable_service_after_backoff() -> None:
     slept: list[float] = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{_free_port()}") as client, pytest.raises(IngestError, match="after 2 retries"):
+    with httpx.Client(base_url=f"http://127.0.0.1:{_free_port()}") as client, pytest.raises(RequestFailed, match="after 2 retries"):
         post_world(client, [{"id": "a"}], [], retry=Retry(attempts=2, sleep=slept.append))
     assert slept == [0.25, 0.5]

@@ -18,20 +18,22 @@ import pytest
 
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Item, Signal
+from overdrive.observability.performance import PerformanceMonitor
 from overdrive.store.feature_config import FeatureConfig
-from tests import services
+from overdrive.stream.applier import Learners, SignalApplier
+from tests import real_servers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
-if (_why := services.tansu_missing() or services.shared_redis_missing()) is not None:
-    services.unavailable(_why)
+if (_why := real_servers.tansu_missing() or real_servers.shared_redis_missing()) is not None:
+    real_servers.unavailable(_why)
 
 TOPIC = "signals"
 
 
 @dataclass
 class Rig:
-    broker: services.Tansu
+    broker: real_servers.Tansu
     bus: object
     features: object
     catalog: object
@@ -42,21 +44,22 @@ class Rig:
 async def rig(tmp_path) -> AsyncIterator[Rig]:
     from overdrive.store.redis_catalog import RedisItemCatalog
     from overdrive.store.redis_conn import RedisConnection
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
     from overdrive.store.redis_watermarks import RedisWatermarks
     from overdrive.stream.kafka_bus import KafkaSignalBus
     from overdrive.stream.kafka_consumer import KafkaSignalWorker
 
-    broker = services.Tansu(log_dir=tmp_path).start()
+    broker = real_servers.Tansu(log_dir=tmp_path).start()
     broker.create_topic(TOPIC, partitions=3)
-    prefix = services.unique_prefix("kafka")
-    redis = RedisConnection(services.SHARED_REDIS_URL)
+    prefix = real_servers.unique_prefix("kafka")
+    redis = RedisConnection(real_servers.SHARED_REDIS_URL)
     features = RedisFeatureStore(connection=redis, config=FeatureConfig(), prefix=prefix)
     catalog = RedisItemCatalog(connection=redis, prefix=prefix)
     watermarks = RedisWatermarks(connection=redis, topic=TOPIC, prefix=prefix)
     bus = KafkaSignalBus(bootstrap_servers=broker.bootstrap, topic=TOPIC, watermarks=watermarks, delivery_timeout_ms=2000)
-    worker = KafkaSignalWorker(bootstrap_servers=broker.bootstrap, topic=TOPIC, group="g", features=features,
-                               catalog=catalog, watermarks=watermarks, session_timeout_ms=6000)
+    worker = KafkaSignalWorker(bootstrap_servers=broker.bootstrap, topic=TOPIC, group="g",
+                               applier=SignalApplier(features=features, catalog=catalog, monitor=PerformanceMonitor()),
+                               watermarks=watermarks, session_timeout_ms=6000)
     stop = asyncio.Event()
     await bus.start()
     task = asyncio.create_task(worker.run(stop))
@@ -71,7 +74,7 @@ async def rig(tmp_path) -> AsyncIterator[Rig]:
         await bus.close()
         await redis.close()
         broker.stop()
-        services.delete_prefix(services.SHARED_REDIS_URL, prefix)
+        real_servers.delete_prefix(real_servers.SHARED_REDIS_URL, prefix)
 
 
 def _sig(user: str, n: int, stype: str = "like", **kw) -> Signal:
@@ -167,8 +170,9 @@ async def test_worker_dying_mid_batch_resumes_with_no_double_count(rig: Rig) -> 
     await rig.bus.publish(sent)
 
     def worker(features) -> KafkaSignalWorker:
-        return KafkaSignalWorker(bootstrap_servers=rig.broker.bootstrap, topic=TOPIC, group="crash", features=features,
-                                 catalog=rig.catalog, watermarks=watermarks, session_timeout_ms=6000)
+        applier = SignalApplier(features=features, catalog=rig.catalog, monitor=PerformanceMonitor())
+        return KafkaSignalWorker(bootstrap_servers=rig.broker.bootstrap, topic=TOPIC, group="crash", applier=applier,
+                                 watermarks=watermarks, session_timeout_ms=6000)
 
     crashing = _CrashMidBatch(rig.features)
     first = worker(crashing)
@@ -194,8 +198,8 @@ async def test_worker_dying_mid_batch_resumes_with_no_double_count(rig: Rig) -> 
         await second.close()
 
 
-async def test_tail_hands_every_new_signal_to_the_hooks_once(rig: Rig) -> None:
-    """Each replica's tail: signals produced after it started reach its hooks, repeats do not."""
+async def test_tail_hands_every_new_signal_to_the_learners_once(rig: Rig) -> None:
+    """Each replica's tail: signals produced after it started reach its learners, repeats do not."""
     from overdrive.stream.kafka_tail import KafkaSignalTail
 
     seen: list[Signal] = []
@@ -203,9 +207,12 @@ async def test_tail_hands_every_new_signal_to_the_hooks_once(rig: Rig) -> None:
 
     def failing(signals: list[Signal]) -> None:
         failing_calls.append(len(signals))
-        raise RuntimeError("a buggy hook")
+        raise RuntimeError("a buggy learner")
 
-    tail = KafkaSignalTail(bootstrap_servers=rig.broker.bootstrap, topic=TOPIC, hooks=[failing, seen.extend])
+    learners = Learners()
+    learners.subscribe(failing)
+    learners.subscribe(seen.extend)
+    tail = KafkaSignalTail(bootstrap_servers=rig.broker.bootstrap, topic=TOPIC, learners=learners)
     await asyncio.to_thread(tail.start)
     try:
         await rig.bus.publish([_sig("eve", n) for n in range(5)] + [_sig("fay", n) for n in range(5)])
@@ -219,7 +226,7 @@ async def test_tail_hands_every_new_signal_to_the_hooks_once(rig: Rig) -> None:
         # partition's high watermark as of its last record batch, so a few may show up.)
         assert sorted(s.signal_id for s in seen) == sorted(
             [f"eve-{n}" for n in range(5)] + [f"fay-{n}" for n in range(5)] + ["eve-99"])
-        assert sum(failing_calls) == 11 and tail.stats["hook_errors"] == len(failing_calls)
+        assert sum(failing_calls) == 11 and learners.failures == len(failing_calls)
     finally:
         await asyncio.to_thread(tail.close)
 

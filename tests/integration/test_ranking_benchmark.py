@@ -8,9 +8,9 @@ import sys
 import orjson
 import pytest
 
-from overdrive.evaluation.http_load import post_request, run_load
+from benchmarks.load import post_request, run_load
 from overdrive.evaluation.server_process import free_port
-from overdrive.services.ranking_benchmark import RANK_PATH, reference_server
+from benchmarks.ranking import RANK_PATH, reference_server
 
 
 BODY = orjson.dumps({"user_id": "u", "candidate_items": [{"id": f"i{n}"} for n in range(100)], "limit": 20})

@@ -15,26 +15,26 @@ from fastapi.testclient import TestClient
 from overdrive.api import create_app
 from overdrive.config import Settings, SettingsError
 from overdrive.wiring import build_services
-from tests import services
+from tests import real_servers
 
-if (_why := services.shared_redis_missing()) is not None:
-    services.unavailable(_why)
+if (_why := real_servers.shared_redis_missing()) is not None:
+    real_servers.unavailable(_why)
 
 
 @pytest.fixture(params=["standalone", "cluster"])
 def redis_url(request: pytest.FixtureRequest) -> str:
     if request.param == "standalone":
-        return services.SHARED_REDIS_URL
-    if (why := services.redis_server_missing()) is not None:
-        services.unavailable(why)
-    return services.shared_cluster().url
+        return real_servers.SHARED_REDIS_URL
+    if (why := real_servers.redis_server_missing()) is not None:
+        real_servers.unavailable(why)
+    return real_servers.shared_cluster().url
 
 
 @pytest.fixture
 def prefix(redis_url: str) -> Iterator[str]:
-    p = services.unique_prefix("api")
+    p = real_servers.unique_prefix("api")
     yield p
-    services.delete_prefix(redis_url, p)
+    real_servers.delete_prefix(redis_url, p)
 
 
 def _app(tmp: Path, prefix: str, redis_url: str) -> TestClient:

@@ -17,8 +17,8 @@ import pytest
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Item, Signal
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.memory_features import MemoryFeatureStore
-from tests import services
+from overdrive.store.memory_feature_store import MemoryFeatureStore
+from tests import real_servers
 
 pytestmark = pytest.mark.anyio
 
@@ -52,23 +52,23 @@ def _stream(seed: int, n: int) -> list[Signal]:
 @pytest.fixture(params=["standalone", "cluster"])
 async def redis_store(request: pytest.FixtureRequest) -> AsyncIterator:
     from overdrive.store.redis_conn import RedisConnection
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
 
     if request.param == "cluster":
-        if (why := services.redis_server_missing()) is not None:
-            services.unavailable(why)
-        url = services.shared_cluster().url
+        if (why := real_servers.redis_server_missing()) is not None:
+            real_servers.unavailable(why)
+        url = real_servers.shared_cluster().url
     else:
-        if (why := services.shared_redis_missing()) is not None:
-            services.unavailable(why)
-        url = services.SHARED_REDIS_URL
-    prefix = services.unique_prefix("feat")
+        if (why := real_servers.shared_redis_missing()) is not None:
+            real_servers.unavailable(why)
+        url = real_servers.SHARED_REDIS_URL
+    prefix = real_servers.unique_prefix("feat")
     connection = RedisConnection(url)
     try:
         yield RedisFeatureStore(connection=connection, config=CONFIG, prefix=prefix), connection
     finally:
         await connection.close()
-        services.delete_prefix(url, prefix)
+        real_servers.delete_prefix(url, prefix)
 
 
 async def _snapshot(store, now: float) -> dict:
@@ -146,10 +146,10 @@ async def test_windows_and_markers_expire(redis_store) -> None:
 
 async def test_an_unreachable_server_is_backend_unavailable() -> None:
     from overdrive.store.redis_conn import RedisConnection
-    from overdrive.store.redis_features import RedisFeatureStore
+    from overdrive.store.redis_feature_store import RedisFeatureStore
 
-    connection = RedisConnection(f"redis://127.0.0.1:{services.free_port()}/0")
-    store = RedisFeatureStore(connection=connection, config=CONFIG, prefix=services.unique_prefix())
+    connection = RedisConnection(f"redis://127.0.0.1:{real_servers.free_port()}/0")
+    store = RedisFeatureStore(connection=connection, config=CONFIG, prefix=real_servers.unique_prefix())
     try:
         with pytest.raises(BackendUnavailable):
             await store.item_engagement(["x"], now=T0)

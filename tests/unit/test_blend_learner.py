@@ -12,7 +12,7 @@ from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
 from overdrive.domain.types import COMPONENTS, RankedItem, Signal
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.services.blend_learner import BlendLearner
-from overdrive.services.enhanced_ranking_service import RankResult
+from overdrive.domain.types import RankResult
 
 
 def _learner(tmp_path: Path, **kw) -> BlendLearner:

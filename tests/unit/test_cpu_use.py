@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from overdrive.evaluation.cpu_use import cpu_meter
+from benchmarks.cpu_use import cpu_meter
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc (Linux)")

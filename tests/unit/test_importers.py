@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from overdrive.api.schemas import ItemIn, SignalIn
-from overdrive.evaluation.importers import (
+from overdrive.data.importers import (
     load_csv,
     load_jsonl,
     load_movielens,
@@ -20,8 +20,8 @@ from overdrive.evaluation.importers import (
     rating_signal,
     rebased,
 )
-from overdrive.evaluation.ingest import write_world
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import write_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 
 FLAGS_ACTION_COMEDY = "|".join("1" if g in (1, 5) else "0" for g in range(19))
 

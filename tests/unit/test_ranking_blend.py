@@ -11,21 +11,16 @@ import pytest
 
 from overdrive.config import DEFAULT_RANKING_WEIGHTS, DEFAULT_SIGNAL_WEIGHTS
 from overdrive.domain.errors import InvalidInput
-from overdrive.domain.types import Item, Signal
-from overdrive.analytics.performance import PerformanceMonitor
-from overdrive.analytics.real_time_signals import RealTimeSignalProcessor
-from overdrive.services.enhanced_ranking_service import (
-    Candidate,
-    EnhancedOverdriveRankingService,
-    strategies_from_weights,
-)
+from overdrive.domain.types import Candidate, Item, Signal
+from overdrive.observability.performance import PerformanceMonitor
+from overdrive.services.ranking import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.memory_features import MemoryFeatureStore
+from overdrive.store.memory_feature_store import MemoryFeatureStore
 from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
 from overdrive.store.sqlite_db import SqliteDatabase
 from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
-from overdrive.stream.in_process import InProcessSignalBus
+from overdrive.stream.in_process import InProcessSignalBus, in_process_bus
 
 pytestmark = pytest.mark.anyio
 
@@ -63,10 +58,8 @@ async def world(anyio_backend: str, tmp_path: Path) -> AsyncIterator[World]:
             signal_weights=DEFAULT_SIGNAL_WEIGHTS, engagement_half_life_s=24 * HOUR, interest_half_life_s=14 * 24 * HOUR
         )
     )
-    processor = RealTimeSignalProcessor(
-        features=features, catalog=catalog, buffer_size=1000, workers=2, monitor=PerformanceMonitor()
-    )
-    bus = InProcessSignalBus(signal_log=SqliteSignalLog(db), processor=processor, features=features, catalog=catalog)
+    bus = in_process_bus(signal_log=SqliteSignalLog(db), features=features, catalog=catalog, monitor=PerformanceMonitor(),
+                         buffer_size=1000, workers=2)
     await bus.start()
     ranker = EnhancedOverdriveRankingService(
         scorers=[EngagementScorer(features), InterestScorer(), FreshnessScorer(half_life_s=48 * HOUR)],

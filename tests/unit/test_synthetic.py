@@ -11,7 +11,7 @@ import pytest
 
 from overdrive.api.schemas import ItemIn, SignalIn
 from overdrive.domain.types import SIGNAL_TYPES
-from overdrive.evaluation.synthetic import World, WorldConfig, generate_world, topic_vocabulary
+from overdrive.data.synthetic import World, WorldConfig, generate_world, topic_vocabulary
 
 END = 1_750_000_000.0
 POSITIVE = {"like", "share", "bookmark", "comment", "completion"}

@@ -9,7 +9,7 @@ from overdrive.api.deps import ServicesDep, request_id_of, services_of
 from overdrive.api.errors import field_path
 from overdrive.api.schemas import RankRequest, RankResponse, candidate_content
 from overdrive.domain.errors import InvalidInput
-from overdrive.services.enhanced_ranking_service import Candidate
+from overdrive.domain.types import Candidate
 
 router = APIRouter(prefix="/rank", tags=["ranking"])
 

@@ -23,8 +23,6 @@ from overdrive.models.collaborative_filtering.matrix import (
     InteractionMatrix,
     Interactions,
     aggregate_signals,
-    item_from_wire,
-    signal_from_wire,
 )
 from overdrive.models.collaborative_filtering.registry import (
     DEFAULT_METHODS,
@@ -46,6 +44,4 @@ __all__ = [
     "Recommender",
     "aggregate_signals",
     "create",
-    "item_from_wire",
-    "signal_from_wire",
 ]

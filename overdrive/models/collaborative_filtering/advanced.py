@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from overdrive.config import DEFAULT_SIGNAL_WEIGHTS, Settings
-from overdrive.domain.types import Item, Signal
+from overdrive.domain.codec import signal_from_dict
+from overdrive.domain.types import DEFAULT_SIGNAL_WEIGHTS, Item, Signal
 from overdrive.models.collaborative_filtering.base import (
     BaseRecommender,
     pack_sparse,
@@ -51,11 +51,11 @@ from overdrive.models.collaborative_filtering.matrix import (
     InteractionMatrix,
     SignalStrength,
     items_by_id,
-    signal_from_wire,
 )
 from overdrive.models.collaborative_filtering.registry import (
     DEFAULT_METHODS,
     create,
+    load_recommender,
     recommender_class,
 )
 from overdrive.models.collaborative_filtering.tuning import holdout
@@ -117,15 +117,6 @@ class AdvancedCollaborativeFiltering:
         self._new_item_users: dict[str, set[str]] = {}  # unknown item → users who touched it
         self._lock = threading.RLock()
         self._score_cache: OrderedDict[str, tuple] = OrderedDict()  # user -> (generation, names, weights, rows, negatives)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> AdvancedCollaborativeFiltering:
-        """Signal weights and interest half-life from settings; anything else by keyword."""
-        kwargs: dict[str, Any] = {
-            "signal_weights": settings.signal_weights,
-            "half_life_days": settings.interest_half_life_days,
-        }
-        return cls(**{**kwargs, **overrides})
 
     # ---- fitting -------------------------------------------------------------------------------
 
@@ -314,7 +305,7 @@ class AdvancedCollaborativeFiltering:
         folded = 0
         with self._lock:
             for raw in signals:
-                s = signal_from_wire(raw)
+                s = signal_from_dict(raw)
                 delta = self._pending.setdefault(s.user_id, {})
                 delta[s.content_id] = delta.get(s.content_id, 0.0) + self._strength.weight(s, anchor=self._anchor_time)
                 self._since_fold += 1
@@ -431,7 +422,7 @@ class AdvancedCollaborativeFiltering:
         if manifest.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported model format {manifest.get('format')!r}")
         obj = cls(**manifest["config"])
-        obj.members = {n: BaseRecommender.load(path / "members" / n) for n in obj.methods}
+        obj.members = {n: load_recommender(path / "members" / n) for n in obj.methods}
         obj.ensemble = EnsembleWeights(
             weights=manifest["weights"], validation_ndcg=manifest["validation_ndcg"],
             best_member=manifest["best_member"], n_validation_users=manifest["n_validation_users"],

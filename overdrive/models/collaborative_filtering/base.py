@@ -247,14 +247,12 @@ class BaseRecommender(ABC):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BaseRecommender:
-        from overdrive.models.collaborative_filtering.registry import recommender_class
-
+        """A model this class saved; `registry.load_recommender` loads one of any class."""
         path = Path(path)
-        meta = json.loads((path / "meta.json").read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported model format {meta.get('format')!r}")
-        target = cls if cls.name == meta["class"] else recommender_class(meta["class"])
-        obj = target(**meta["config"])
+        meta = saved_meta(path)
+        if meta["class"] != cls.name:
+            raise ValueError(f"{path}: holds a {meta['class']!r} model, not {cls.name!r}")
+        obj = cls(**meta["config"])
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         obj._user_ids, obj._item_ids = list(meta["user_ids"]), list(meta["item_ids"])
@@ -392,3 +390,11 @@ def pack_sparse(arrays: dict[str, np.ndarray], key: str, m: sp.csr_matrix) -> No
 def unpack_sparse(arrays: dict[str, np.ndarray], key: str) -> sp.csr_matrix:
     shape = tuple(int(x) for x in arrays[f"{key}.shape"])
     return sp.csr_matrix((arrays[f"{key}.data"], arrays[f"{key}.indices"], arrays[f"{key}.indptr"]), shape=shape)
+
+
+def saved_meta(path: Path) -> dict[str, Any]:
+    """The `meta.json` of a saved model, checked for a format this code reads."""
+    meta = json.loads((path / "meta.json").read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported model format {meta.get('format')!r}")
+    return meta

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from overdrive.evaluation.metrics import hit_matrix, metrics_from_hits
+from overdrive.models.metrics import hit_matrix, metrics_from_hits
 
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
 

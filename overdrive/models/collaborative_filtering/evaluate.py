@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from overdrive.evaluation.metrics import catalog_coverage, hit_matrix, metrics_from_hits
-from overdrive.evaluation.splits import leave_last_out, stratified_split
+from overdrive.models.metrics import catalog_coverage, hit_matrix, metrics_from_hits
+from overdrive.models.splits import leave_last_out, stratified_split
 from overdrive.models.collaborative_filtering.ensemble import top_k_indices
 from overdrive.models.collaborative_filtering.matrix import (
     InteractionMatrix,
@@ -180,7 +180,7 @@ class LoadedData:
 
 def synthetic_data(*, n_users: int, n_items: int, interactions: int, seed: int) -> LoadedData:
     """A synthetic world sized by (user, item) pairs: about 2.4 signals per pair."""
-    from overdrive.evaluation.synthetic import WorldConfig, generate_world
+    from overdrive.data.synthetic import WorldConfig, generate_world
 
     config = WorldConfig(n_users=n_users, n_items=n_items, signals_per_user=2.45 * interactions / n_users,
                          seed=seed, end=1_700_000_000.0)
@@ -195,7 +195,7 @@ def load_data(
     """Signals and items from a MovieLens folder, CSV/JSONL files, or (no --data) a synthetic world."""
     if data is None:
         return synthetic_data(n_users=n_users, n_items=n_items, interactions=interactions, seed=seed)
-    from overdrive.evaluation import importers
+    from overdrive.data import importers
 
     if fmt == "movielens":
         ds = importers.load_movielens(data)

@@ -17,41 +17,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from overdrive.domain.codec import item_from_dict, signal_from_dict
 from overdrive.domain.types import Item, Signal
 from overdrive.domain.weighting import SignalWeighting
 
 SECONDS_PER_DAY = 86_400.0
-
-
-def signal_from_wire(d: Mapping[str, Any] | Signal) -> Signal:
-    """A wire-format signal dict (as the API, importers and synthetic worlds produce) → `Signal`."""
-    if isinstance(d, Signal):
-        return d
-    return Signal(
-        user_id=str(d["user_id"]),
-        signal_type=str(d["signal_type"]),
-        content_id=str(d["content_id"]),
-        timestamp=float(d["timestamp"]),
-        duration=None if d.get("duration") is None else float(d["duration"]),
-        intensity=1.0 if d.get("intensity") is None else float(d["intensity"]),
-        signal_id=d.get("signal_id"),
-        metadata=dict(d.get("metadata") or {}),
-    )
-
-
-def item_from_wire(d: Mapping[str, Any] | Item) -> Item:
-    """A wire-format item dict → `Item` (unknown keys are ignored)."""
-    if isinstance(d, Item):
-        return d
-    return Item(
-        id=str(d["id"]),
-        type=str(d.get("type") or "text"),
-        text=d.get("text"),
-        author_id=None if d.get("author_id") is None else str(d["author_id"]),
-        created_at=None if d.get("created_at") is None else float(d["created_at"]),
-        tags=tuple(str(t) for t in d.get("tags") or ()),
-        metadata=dict(d.get("metadata") or {}),
-    )
 
 
 def items_by_id(items: Iterable[Mapping[str, Any] | Item] | Mapping[str, Item] | None) -> dict[str, Item]:
@@ -59,10 +29,10 @@ def items_by_id(items: Iterable[Mapping[str, Any] | Item] | Mapping[str, Item] |
     if items is None:
         return {}
     if isinstance(items, Mapping):
-        return {str(k): item_from_wire(v) for k, v in items.items()}
+        return {str(k): item_from_dict(v) for k, v in items.items()}
     out: dict[str, Item] = {}
     for raw in items:
-        item = item_from_wire(raw)
+        item = item_from_dict(raw)
         out[item.id] = item
     return out
 
@@ -123,7 +93,7 @@ def aggregate_signals(
     now: float | None = None,
 ) -> Interactions:
     """Sum each (user, item)'s signal strengths, decayed to `now` (default: the latest signal)."""
-    parsed = [signal_from_wire(s) for s in signals]
+    parsed = [signal_from_dict(s) for s in signals]
     if now is None:
         now = max((s.timestamp for s in parsed), default=0.0)
     strength = SignalStrength(signal_weights=signal_weights, half_life_days=half_life_days)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+from pathlib import Path
 from typing import Any
 
-from overdrive.models.collaborative_filtering.base import BaseRecommender
+from overdrive.models.collaborative_filtering.base import BaseRecommender, saved_meta
 
 _PKG = "overdrive.models.collaborative_filtering"
 # name → (module, class, default keyword arguments)
@@ -44,3 +46,8 @@ def create(method: str, **params: Any) -> BaseRecommender:
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {**defaults, **{k: v for k, v in params.items() if k in accepted}}
     return cls(**kwargs)
+
+
+def load_recommender(path: str | os.PathLike[str]) -> BaseRecommender:
+    """A saved model of any registered class (the class its `meta.json` names)."""
+    return recommender_class(saved_meta(Path(path))["class"]).load(path)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from overdrive.evaluation.metrics import hit_matrix, metrics_from_hits
-from overdrive.evaluation.splits import stratified_split
+from overdrive.models.metrics import hit_matrix, metrics_from_hits
+from overdrive.models.splits import stratified_split
 from overdrive.models.collaborative_filtering.matrix import InteractionMatrix
 
 

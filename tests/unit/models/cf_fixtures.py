@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from overdrive.config import DEFAULT_SIGNAL_WEIGHTS
-from overdrive.evaluation.synthetic import WorldConfig, generate_world
+from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.models.collaborative_filtering.evaluate import EvalSplit, make_split
 from overdrive.models.collaborative_filtering.matrix import (
     InteractionMatrix,

@@ -141,7 +141,8 @@ def test_a_failed_save_leaves_the_current_version_alone(model, tmp_path):
 
 def test_fit_from_wire_signals_with_settings():
     settings = Settings.load({})
-    model = AdvancedCollaborativeFiltering.from_settings(settings, methods=("popularity", "item_cosine"), tune=False)
+    model = AdvancedCollaborativeFiltering(signal_weights=settings.signal_weights, half_life_days=settings.interest_half_life_days,
+                                           methods=("popularity", "item_cosine"), tune=False)
     signals = [sig(f"u{u}", f"i{i}", "like") for u in range(6) for i in range(4) if (u + i) % 4]
     signals += [sig(f"u{u}", f"i{i}", "like") for u in range(6, 12) for i in range(4, 8) if (u + i) % 4]
     matrix = model.fit_signals(signals, items=[{"id": f"i{n}"} for n in range(9)])

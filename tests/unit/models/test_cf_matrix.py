@@ -13,8 +13,8 @@ from overdrive.domain.weighting import SignalWeighting
 from overdrive.models.collaborative_filtering.matrix import (
     InteractionMatrix,
     aggregate_signals,
-    signal_from_wire,
 )
+from overdrive.domain.codec import signal_from_dict
 
 DAY = 86_400.0
 
@@ -35,7 +35,7 @@ def test_weights_dwell_and_negatives_are_summed_per_pair():
     assert m.item_ids[0] == "w"  # catalog items without signals keep a column
     assert m.user_row("a")["x"] == pytest.approx(3.0)
     assert m.user_row("a")["y"] == pytest.approx(-0.5)
-    dwell = SignalWeighting(DEFAULT_SIGNAL_WEIGHTS).strength(signal_from_wire(signals[3]))
+    dwell = SignalWeighting(DEFAULT_SIGNAL_WEIGHTS).strength(signal_from_dict(signals[3]))
     assert m.user_row("a")["z"] == pytest.approx(dwell) and dwell > 1.2
     assert m.user_row("b") == {"x": pytest.approx(-3.0)}
     assert m.positive().nnz == 2

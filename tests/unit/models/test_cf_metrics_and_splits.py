@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from overdrive.evaluation.metrics import (
+from overdrive.models.metrics import (
     catalog_coverage,
     mean_average_precision,
     ndcg_at_k,
@@ -15,7 +15,7 @@ from overdrive.evaluation.metrics import (
     ranking_metrics,
     recall_at_k,
 )
-from overdrive.evaluation.splits import leave_last_out, stratified_split
+from overdrive.models.splits import leave_last_out, stratified_split
 
 RECS = [[1, 2, 3, 4], [7, 8, 9, 10], [1, 2, 3, 4]]
 RELEVANT = [{1, 3, 5}, {10}, set()]  # the third user has nothing relevant and is skipped

@@ -12,7 +12,7 @@ from overdrive.models.collaborative_filtering.base import (
     Recommender,
 )
 from overdrive.models.collaborative_filtering.matrix import InteractionMatrix
-from overdrive.models.collaborative_filtering.registry import METHODS, create
+from overdrive.models.collaborative_filtering.registry import METHODS, create, load_recommender
 
 PERSONALISED = [m for m in METHODS if m != "popularity"]
 
@@ -76,7 +76,7 @@ def test_scores_agree_with_recommend(method, models):
 def test_save_load_round_trip_gives_identical_scores(method, models, tmp_path):
     model = models[method]
     model.save(tmp_path / method)
-    loaded = BaseRecommender.load(tmp_path / method)
+    loaded = load_recommender(tmp_path / method)
     ids = [f"i{n}" for n in range(8)] + ["unknown"]
     for user in ("u0", "u7", "stranger"):
         np.testing.assert_allclose(loaded.score(user, ids), model.score(user, ids), rtol=1e-5, atol=1e-6)
@@ -94,7 +94,7 @@ def test_fold_in_moves_recommendations_toward_new_interactions(method, blocks, t
     model.update_user("newbie", {"i0": 2.0, "i1": 2.0, "i2": 2.0})
     assert model.recommend("newbie", 1)[0][0] == "i3"
     model.save(tmp_path / "m")
-    loaded = BaseRecommender.load(tmp_path / "m")
+    loaded = load_recommender(tmp_path / "m")
     assert loaded.recommend("newbie", 1)[0][0] == "i3"
     np.testing.assert_allclose(loaded.score("u0", ["i3", "i7"]), model.score("u0", ["i3", "i7"]), rtol=1e-5, atol=1e-6)
 

@@ -1,0 +1,200 @@
+"""EnhancedOverdriveRankingService: gather candidates, filter, score, blend, diversify, explain.
+
+The blend is a weighted sum over the components that have something to say for this request,
+with their weights renormalised to sum to one; each item's `scores` holds every component's
+contribution (normalised weight × component score), so the contributions add up to `score`.
+What the ranking needs of live state is read once, for the filter and every scorer
+(`FeatureStore.ranking_reads`). Items the user already consumed or rejected are filtered out
+first and the blend order is then re-ranked for diversity (`diversity.diversify`). The `learned`
+strategy takes its weights from a `BlendLearner` fitted on logged rankings; until it has been
+fitted it blends with the configured weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from overdrive.domain.errors import InvalidInput
+from overdrive.domain.types import COMPONENTS, Candidate, Item, RankedItem, RankingReads, RankResult
+from overdrive.services.diversity import DiversityPolicy, diversify, similarity_matrix
+from overdrive.services.scorers import Scorer
+from overdrive.store.protocols import FeatureStore, ItemCatalog
+from overdrive.stream.protocols import SignalBus
+
+# How long a ranking waits for the user's own just-acknowledged signals to be applied.
+READ_YOUR_WRITES_TIMEOUT_S = 0.5
+
+
+Retriever = Callable[[str, int, float], Awaitable[list[str]]]  # (user_id, limit, now) -> item ids
+Embeddings = Callable[[Sequence[str]], Mapping[str, np.ndarray]]  # item ids -> content embeddings
+LEARNED = "learned"
+
+
+class LearnedWeights(Protocol):
+    """Where the `learned` strategy's weights come from (None: not fitted yet)."""
+
+    @property
+    def weights(self) -> Mapping[str, float] | None: ...
+
+
+class RankingObserver(Protocol):
+    """Told about every ranking (insights keep the recent ones per user)."""
+
+    def observe(self, result: RankResult) -> None: ...
+
+
+def strategies_from_weights(ranking_weights: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Named blends for A/B tests: the configured blend plus each component alone."""
+    named = {"enhanced": dict(ranking_weights)}
+    named.update({c: {c: 1.0} for c in COMPONENTS})
+    return named
+
+
+class EnhancedOverdriveRankingService:
+    def __init__(
+        self,
+        *,
+        scorers: Sequence[Scorer],
+        strategies: Mapping[str, Mapping[str, float]],
+        catalog: ItemCatalog,
+        features: FeatureStore,
+        bus: SignalBus,
+        catalog_candidates: int,
+        observers: Sequence[RankingObserver] = (),
+        retrievers: Sequence[Retriever] = (),
+        diversity: DiversityPolicy = DiversityPolicy(mmr_lambda=1.0, max_per_author=0),
+        embeddings: Embeddings | None = None,
+        learned: LearnedWeights | None = None,
+    ) -> None:
+        self._scorers = list(scorers)
+        self._strategies = {k: dict(v) for k, v in strategies.items()}
+        self._catalog = catalog
+        self._features = features
+        self._bus = bus
+        self._catalog_candidates = catalog_candidates
+        self._observers = list(observers)
+        self._retrievers = list(retrievers)  # personal candidate sources (content, collaborative)
+        self._diversity = diversity
+        self._embeddings = embeddings
+        self._learned = learned
+
+    @property
+    def scorers(self) -> list[Scorer]:
+        return list(self._scorers)
+
+    @property
+    def strategies(self) -> dict[str, dict[str, float]]:
+        named = {k: dict(v) for k, v in self._strategies.items()}
+        if self._learned is not None:
+            named[LEARNED] = self._weights(LEARNED)  # type: ignore[assignment]
+        return named
+
+    def _weights(self, strategy: str) -> Mapping[str, float] | None:
+        if strategy == LEARNED and self._learned is not None:
+            return self._learned.weights or self._strategies["enhanced"]
+        return self._strategies.get(strategy)
+
+    async def rank(
+        self,
+        *,
+        user_id: str,
+        candidates: Sequence[Candidate] | None,
+        limit: int,
+        strategy: str = "enhanced",
+        request_id: str | None = None,
+        exclude_seen: bool = True,
+    ) -> RankResult:
+        started = time.perf_counter()
+        weights = self._weights(strategy)
+        if weights is None:
+            raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self.strategies)}", field="strategy")
+        await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
+        now = time.time()
+        if candidates is not None:
+            items = await self._resolve(candidates)
+            reads = await self._features.ranking_reads(user_id, [i.id for i in items], now=now)
+            if exclude_seen and reads.excluded:
+                items = [i for i in items if i.id not in reads.excluded]
+        else:
+            items, reads = await self._from_catalog(user_id, now, exclude_seen=exclude_seen)
+        ranked = await self._blend(user_id, items, reads, weights, now, limit)
+        result = RankResult(
+            user_id=user_id,
+            items=ranked,
+            strategy=strategy,
+            request_id=request_id or uuid.uuid4().hex,
+            processing_time_ms=(time.perf_counter() - started) * 1000.0,
+            candidates_considered=len(items),
+        )
+        for observer in self._observers:
+            observer.observe(result)
+        return result
+
+    async def _resolve(self, candidates: Sequence[Candidate]) -> list[Item]:
+        stored = await self._catalog.get([c.id for c in candidates])
+        items = []
+        for c in candidates:
+            base = stored.get(c.id) or Item(id=c.id)
+            items.append(dataclasses.replace(base, **c.content) if c.content else base)
+        return items
+
+    async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool) -> tuple[list[Item], RankingReads]:
+        """A de-duplicated union: the user's nearest items by content and collaborative top-N,
+        then trending, popular-now and newest catalog items, less what the user has seen."""
+        n = self._catalog_candidates
+        quarter = max(1, n // 4)
+        ids: dict[str, None] = {}
+        for retrieve in self._retrievers:
+            ids.update(dict.fromkeys(await retrieve(user_id, quarter, now)))
+        ids.update(dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now)))
+        ids.update(dict.fromkeys(await self._features.top_engaged(quarter, now=now)))
+        ids.update(dict.fromkeys(await self._catalog.newest(n)))
+        reads = await self._features.ranking_reads(user_id, list(ids), now=now)
+        if exclude_seen:
+            for seen in reads.excluded:
+                del ids[seen]
+        chosen = list(ids)[:n]
+        stored = await self._catalog.get(chosen)
+        return [stored[i] for i in chosen if i in stored], reads
+
+    async def _blend(
+        self, user_id: str, items: list[Item], reads: RankingReads, weights: Mapping[str, float], now: float, limit: int
+    ) -> list[RankedItem]:
+        if not items:
+            return []
+        raw: dict[str, np.ndarray] = {}
+        for scorer in self._scorers:
+            if weights.get(scorer.name, 0.0) > 0.0:
+                scores = await scorer.score(user_id, items, now, reads)
+                if scores is not None:
+                    raw[scorer.name] = np.asarray(scores, dtype=np.float64)
+        total_weight = sum(weights[name] for name in raw)
+        parts = {name: scores * (weights[name] / total_weight) for name, scores in raw.items()}
+        blended = sum(parts.values()) if parts else np.zeros(len(items))
+        order = np.argsort(-blended, kind="stable")  # stable: ties keep request order
+        if self._diversity.active and len(order) > 1:
+            pool = order[: max(2 * limit, 20)]  # MMR only reorders the head of the blend
+            pool_items = [items[i] for i in pool]
+            vectors = self._embeddings([i.id for i in pool_items]) if self._embeddings is not None else {}
+            picked = diversify(blended[pool], similarity_matrix(pool_items, vectors),
+                               [i.author_id for i in pool_items], limit=limit, policy=self._diversity)
+            order = pool[picked]
+        top = order[:limit]
+        return [
+            RankedItem(id=items[idx].id, score=score, rank=pos, scores=shares, components=own)
+            for pos, idx, score, shares, own in zip(
+                range(1, len(top) + 1), top.tolist(), blended[top].tolist(), _per_item(parts, top), _per_item(raw, top))
+        ]
+
+
+def _per_item(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> list[dict[str, float]]:
+    """{component: value} for each of `rows`, from one array per component (one conversion)."""
+    names = list(columns)
+    values = np.array([columns[n][rows] for n in names]).T.tolist() if names else [[]] * len(rows)
+    return [dict(zip(names, row)) for row in values]

@@ -1,0 +1,327 @@
+"""FeatureStore in Redis, shared by every API replica and worker; behaves as `MemoryFeatureStore`.
+
+Key layout (`P` = prefix; `{…}` is the Cluster hash tag, ids inside are %-escaped so a brace in
+an id cannot move a key to another slot):
+
+    P{u:<user>}:c  all-time counts per type (hash)       P{i:<item>}:e   engagement v, t_ref, version
+    P{u:<user>}:s  latest session (hash)                 P{i:<item>}:wf  10-s buckets  c<start>/w<start>
+    P{u:<user>}:r  recent signals, newest first (list)   P{i:<item>}:wc  60-s buckets  (TTL span + bucket)
+    P{u:<user>}:wf / :wc  windows                        P{a:<author>}:e / :wf / :wc   as for items
+    P{u:<user>}:il / :is  long/short interests           P{g}:top  item → log(value) + rate·t_ref (zset)
+    P{u:<user>}:x  items out of the user's feed (set)
+    P{?:<id>}:seen:<signal id>  de-duplication marker    P{g}:hot  item → latest signal time (zset)
+                                                         P{g}:ver  item → engagement version (hash)
+
+Exactly once: every signal is one Lua call (`redis_scripts`). On standalone Redis that call does
+everything — marker `SET NX EX dedupe_ttl`, user, item, author, top/hot — atomically, so a crash
+or redelivery can neither lose nor double a part. On a Cluster the parts live in different slots:
+the user part and each entity part carry their own marker in their own slot, and the top/hot
+update is idempotent (it takes the entity's state and version and ignores stale versions), so a
+redelivery after a crash between parts completes exactly the missing parts; the one residual is
+that a signal interrupted between parts is half-visible until it is redelivered.
+
+Writes for a batch go in one pipeline (one round trip standalone; one per node and phase on a
+Cluster). Windows prune their own expired buckets and expire whole when idle.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from itertools import compress
+from typing import Any
+
+import numpy as np
+
+from overdrive.domain.codec import decode_signal, encode_signal
+from overdrive.domain.decay import decay_rate, decayed, decayed_many
+from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
+from overdrive.domain.weighting import SignalWeighting
+from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
+from overdrive.store.feature_config import FeatureConfig
+from overdrive.store.redis_conn import RedisConnection
+from overdrive.store.redis_scripts import ENGAGEMENT_READ_SCRIPT, INTERESTS_READ_SCRIPT, SIGNAL_SCRIPT
+
+_HOT_PRUNE_EVERY_S = 60.0  # how often the hot set drops items quiet for an hour
+_VELOCITY_CACHE_S = 2.0  # how long a replica reuses an item's velocity (as the memory store's top list lags)
+_VELOCITY_CACHE_ITEMS = 100_000
+_KINDS = {"item": "i", "author": "a", "user": "u"}
+
+
+def escape(entity_id: str) -> str:
+    """An id as it appears inside a hash tag: no braces, reversibly."""
+    return entity_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def check_prefix(prefix: str) -> str:
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(f"redis key prefix {prefix!r} must not contain braces")
+    return prefix
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+def _windows(fine: Mapping[bytes, bytes], coarse: Mapping[bytes, bytes]) -> WindowCounts:
+    return WindowCounts(fine=_buckets(fine), coarse=_buckets(coarse))
+
+
+def _buckets(raw: Mapping[bytes, bytes]) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for field, value in raw.items():
+        kind, start = field[:1], field[1:]
+        if kind == b"c":
+            out.setdefault(int(start), [0.0, 0.0])[0] = float(value)
+        elif kind == b"w":
+            out.setdefault(int(start), [0.0, 0.0])[1] = float(value)
+    return out
+
+
+class RedisFeatureStore:
+    def __init__(self, *, connection: RedisConnection, config: FeatureConfig, prefix: str = "overdrive:") -> None:
+        self._r = connection
+        self._cfg = config
+        self._p = check_prefix(prefix)
+        self._weighting = SignalWeighting(config.signal_weights)
+        self._eng_rate = decay_rate(config.engagement_half_life_s)
+        self._long_rate = decay_rate(config.interest_half_life_s)
+        self._short_rate = decay_rate(config.short_term_half_life_s)
+        self._dedupe_ttl = max(1, math.ceil(config.dedupe_ttl_s))
+        self._sha = connection.script(SIGNAL_SCRIPT)
+        self._engagement_sha = connection.script(ENGAGEMENT_READ_SCRIPT)
+        self._interests_sha = connection.script(INTERESTS_READ_SCRIPT)
+        self._top, self._hot, self._ver = (f"{self._p}{{g}}:{n}" for n in ("top", "hot", "ver"))
+        self._hot_pruned_at = 0.0
+        self._velocity_cache: dict[str, tuple[float | None, float]] = {}  # item -> (velocity or None, at)
+
+    # ------------------------------------------------------------------------------ keys
+
+    def _key(self, kind: str, entity_id: str, suffix: str) -> str:
+        return f"{self._p}{{{kind}:{escape(entity_id)}}}:{suffix}"
+
+    def _user_keys(self, user_id: str) -> list[str]:
+        return [self._key("u", user_id, s) for s in ("c", "s", "r", "wf", "wc", "il", "is", "x")]
+
+    def _entity_keys(self, kind: str, entity_id: str) -> list[str]:
+        return [self._key(kind, entity_id, s) for s in ("e", "wf", "wc")]
+
+    def _marker(self, kind: str, entity_id: str, signal_id: str | None) -> str:
+        return self._key(kind, entity_id, f"seen:{signal_id or ''}")
+
+    # ----------------------------------------------------------------------------- writes
+
+    async def apply(self, signals: Sequence[Signal], items: Mapping[str, Item], *, now: float | None = None) -> list[Signal]:
+        now = time.time() if now is None else now
+        if not signals:
+            return []
+        if self._r.cluster:
+            applied = await self._apply_cluster(signals, items, now)
+        else:
+            replies = await self._r.execute([self._full(s, items.get(s.content_id), now) for s in signals])
+            applied = [s for s, r in zip(signals, replies, strict=True) if r == 1]
+        await self._prune_hot(now)
+        return applied
+
+    def _argv(self, op: str, s: Signal, item: Item | None, now: float) -> list[Any]:
+        author = item.author_id if item is not None else None
+        feats = list(item.features()) if item is not None else []
+        ttl = self._dedupe_ttl if s.signal_id is not None else 0
+        return [
+            op, ttl, _f(s.timestamp), _f(self._weighting.strength(s)), _f(now),
+            _f(self._eng_rate), _f(self._long_rate), _f(self._short_rate),
+            _f(self._cfg.session_gap_s), self._cfg.recent_per_user, s.signal_type,
+            _f(s.timestamp).encode() + b" " + encode_signal(s), s.content_id, "1" if author else "0",
+            "1" if s.signal_type in self._cfg.excluding_signal_types else "0", *feats,
+        ]
+
+    def _full(self, s: Signal, item: Item | None, now: float) -> list[Any]:
+        author = item.author_id if item is not None else None
+        item_keys = self._entity_keys("i", s.content_id)
+        keys = [
+            self._marker("u", s.user_id, s.signal_id), *self._user_keys(s.user_id), *item_keys,
+            *(self._entity_keys("a", author) if author else item_keys), self._top, self._hot, self._ver,
+        ]
+        return ["EVALSHA", self._sha, len(keys), *keys, *self._argv("full", s, item, now)]
+
+    async def _apply_cluster(self, signals: Sequence[Signal], items: Mapping[str, Item], now: float) -> list[Signal]:
+        """Per-slot parts, each with its own marker; then the idempotent top/hot update."""
+        commands: list[list[Any]] = []
+        for s in signals:
+            item = items.get(s.content_id)
+            keys = [self._marker("u", s.user_id, s.signal_id), *self._user_keys(s.user_id)]
+            commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("user", s, item, now)])
+            keys = [self._marker("i", s.content_id, s.signal_id), *self._entity_keys("i", s.content_id)]
+            commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("entity", s, item, now)])
+            if item is not None and item.author_id:
+                keys = [self._marker("a", item.author_id, s.signal_id), *self._entity_keys("a", item.author_id)]
+                commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("entity", s, item, now)])
+        replies = iter(await self._r.execute(commands))
+        applied, updates = [], []
+        for s in signals:
+            if next(replies) == 1:
+                applied.append(s)
+            _, v, t, n = next(replies)
+            hot = _f(s.timestamp) if s.timestamp >= now - WINDOWS_S["1h"] else ""
+            updates.append(["EVALSHA", self._sha, 3, self._top, self._hot, self._ver,
+                            "global", s.content_id, v, t, n, _f(self._eng_rate), hot])
+            item = items.get(s.content_id)
+            if item is not None and item.author_id:
+                next(replies)
+        await self._r.execute(updates)
+        return applied
+
+    async def _prune_hot(self, now: float) -> None:
+        """Like the memory store's sweep: forget items with no signal in the last hour."""
+        wall = time.monotonic()
+        if wall - self._hot_pruned_at < _HOT_PRUNE_EVERY_S:
+            return
+        self._hot_pruned_at = wall
+        await self._r.execute([["ZREMRANGEBYSCORE", self._hot, "-inf", f"({_f(now - WINDOWS_S['1h'])}"]])
+
+    async def forget_item(self, item_id: str) -> None:
+        await self._r.execute([
+            ["DEL", *self._entity_keys("i", item_id)],
+            ["ZREM", self._top, item_id], ["ZREM", self._hot, item_id], ["HDEL", self._ver, item_id],
+        ])
+
+    # ------------------------------------------------------------------------------ reads
+
+    async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        out = self._engagement_from(ids, await self._r.execute(self._engagement_reads(ids)), now)
+        return {i: out[i] for i in item_ids if i in out}
+
+    def _engagement_reads(self, ids: list[str]) -> list[list[Any]]:
+        keys = [self._key("i", i, "e") for i in ids]
+        if self._r.cluster:  # the keys live in many slots: one HMGET each
+            return [["HMGET", k, "v", "t"] for k in keys]
+        return [["EVALSHA", self._engagement_sha, len(keys), *keys]]  # all in one call (ENGAGEMENT_READ_SCRIPT)
+
+    def _engagement_from(self, ids: list[str], replies: list[Any], now: float) -> dict[str, float]:
+        """Decayed engagement per id from the replies to `_engagement_reads(ids)`."""
+        if self._r.cluster:
+            return {item_id: decayed(float(v), float(t), now, self._eng_rate)
+                    for item_id, (v, t) in zip(ids, replies, strict=True) if v is not None}
+        pairs = np.frombuffer(replies[0], dtype="<f8").reshape(len(ids), 2)
+        engaged = ~np.isnan(pairs[:, 0])
+        values = decayed_many(pairs[engaged, 0], pairs[engaged, 1], now, self._eng_rate)
+        return dict(zip(compress(ids, engaged.tolist()), values.tolist(), strict=True))
+
+    async def top_engaged(self, limit: int, *, now: float) -> list[str]:
+        if limit <= 0:
+            return []
+        (ids,) = await self._r.execute([["ZREVRANGEBYSCORE", self._top, "+inf", "-inf", "LIMIT", 0, limit]])
+        return [i.decode() for i in ids]
+
+    async def item_velocity(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
+        """Cached per item for `_VELOCITY_CACHE_S`: a hot item's velocity reads its whole day of
+        minute buckets (up to 1,440 fields), which would otherwise dominate every ranking."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        cache, out = self._velocity_cache, {}
+        stale = []
+        for i in ids:
+            hit = cache.get(i)
+            if hit is not None and 0.0 <= now - hit[1] < _VELOCITY_CACHE_S:
+                if hit[0] is not None:
+                    out[i] = hit[0]
+            else:
+                stale.append(i)
+        if stale:
+            (scores,) = await self._r.execute([["ZMSCORE", self._hot, *stale]])
+            hot = [i for i, score in zip(stale, scores, strict=True) if score is not None]
+            fresh = await self._velocities(hot, now)
+            out.update(fresh)
+            if len(cache) > _VELOCITY_CACHE_ITEMS:
+                cache.clear()
+            cache.update((i, (fresh.get(i), now)) for i in stale)
+        return out
+
+    async def trending(self, limit: int, *, now: float) -> list[tuple[str, float]]:
+        since = now - WINDOWS_S["1h"] - COARSE_BUCKET_S  # older latest signals cannot be in the hour
+        (ids,) = await self._r.execute([["ZRANGEBYSCORE", self._hot, _f(since), "+inf"]])
+        scored = await self._velocities([i.decode() for i in ids], now, need_recent=True)
+        best = sorted(((v, i) for i, v in scored.items()), reverse=True)[: max(0, limit)]
+        return [(i, v) for v, i in best]
+
+    async def _velocities(self, ids: list[str], now: float, *, need_recent: bool = False) -> dict[str, float]:
+        replies = await self._r.execute([["HGETALL", self._key("i", i, "wc")] for i in ids])
+        out = {}
+        for item_id, raw in zip(ids, replies, strict=True):
+            w = WindowCounts(coarse=_buckets(raw))
+            c1 = w.window("1h", now)[0]
+            if c1 or not need_recent:
+                out[item_id] = velocity(c1, w.window("24h", now)[0])
+        return out
+
+    async def windows(self, kind: str, entity_id: str, *, now: float) -> dict[str, dict[str, float]]:
+        short = _KINDS.get(kind)
+        if short is None:
+            raise ValueError(f"unknown entity kind {kind!r}")
+        fine, coarse = await self._r.execute([
+            ["HGETALL", self._key(short, entity_id, "wf")], ["HGETALL", self._key(short, entity_id, "wc")],
+        ])
+        return _windows(fine, coarse).all_windows(now)
+
+    async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
+        key, rate = (("is", self._short_rate) if term == "short" else ("il", self._long_rate))
+        ((names, pairs),) = await self._r.execute([self._interests_read(user_id, key)])
+        return _profile(names, pairs, now, rate)
+
+    def _interests_read(self, user_id: str, *profiles: str) -> list[Any]:
+        keys = [self._key("u", user_id, p) for p in profiles]
+        return ["EVALSHA", self._interests_sha, len(keys), *keys]  # INTERESTS_READ_SCRIPT
+
+    async def user_signal_total(self, user_id: str) -> int:
+        (counts,) = await self._r.execute([["HVALS", self._key("u", user_id, "c")]])
+        return sum(map(int, counts))
+
+    async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
+        counts, sess, recent = await self._r.execute([
+            ["HGETALL", self._key("u", user_id, "c")],
+            ["HMGET", self._key("u", user_id, "s"), "start", "last", "n", "total"],
+            ["LRANGE", self._key("u", user_id, "r"), 0, -1],
+        ])
+        if not counts:
+            return UserActivity(signal_counts={}, recent=[], session=None, sessions_total=0)
+        start, last, n, total = sess
+        return UserActivity(
+            signal_counts={k.decode(): int(v) for k, v in counts.items()},
+            recent=[decode_signal(r[r.index(b" ") + 1 :]) for r in recent],
+            session=Session(started_at=float(start), last_signal_at=float(last), signals=int(n)),
+            sessions_total=int(total),
+        )
+
+    async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
+        if not item_ids:
+            return set()
+        (flags,) = await self._r.execute([["SMISMEMBER", self._key("u", user_id, "x"), *item_ids]])
+        return {i for i, f in zip(item_ids, flags, strict=True) if f}
+
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+        ids = list(dict.fromkeys(item_ids))
+        per_item = [["SMISMEMBER", self._key("u", user_id, "x"), *ids], *self._engagement_reads(ids)] if ids else []
+        (long_names, long, short_names, short), counts, *replies = await self._r.execute([
+            self._interests_read(user_id, "il", "is"),
+            ["HVALS", self._key("u", user_id, "c")],
+            *per_item,
+        ])
+        return RankingReads(
+            excluded={i for i, f in zip(ids, replies[0], strict=True) if f} if ids else set(),
+            engagement=self._engagement_from(ids, replies[1:], now) if ids else {},
+            long_interests=_profile(long_names, long, now, self._long_rate),
+            short_interests=_profile(short_names, short, now, self._short_rate),
+            signal_total=sum(map(int, counts)),
+        )
+
+
+def _profile(names: list[bytes], pairs: bytes, now: float, rate: float) -> dict[str, float]:
+    """An interest profile as INTERESTS_READ_SCRIPT returns it: feature -> decayed value."""
+    packed = np.frombuffer(pairs, dtype="<f8").reshape(len(names), 2)
+    values = decayed_many(packed[:, 0], packed[:, 1], now, rate)
+    return dict(zip((n.decode() for n in names), values.tolist(), strict=True))
