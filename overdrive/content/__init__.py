@@ -7,7 +7,7 @@ on `MultiModalFeatureExtractor.load()` or first use.
 from overdrive.content.cache import ContentCache, content_hash
 from overdrive.content.extractor import MultiModalFeatureExtractor, text_input
 from overdrive.content.fusion import Fusion
-from overdrive.content.interest import InterestVector, build_interest, content_scores, interest_query
+from overdrive.content.interest import interest_query
 from overdrive.content.media import Media, MediaError, MediaLoader
 from overdrive.content.pipeline import ContentPipeline, SubmitReceipt
 from overdrive.content.protocols import Encoder
@@ -20,16 +20,13 @@ __all__ = [
     "ContentCache",
     "ContentPipeline",
     "Fusion",
-    "InterestVector",
     "ContentFeatures",
     "Media",
     "MediaError",
     "MediaLoader",
     "MultiModalFeatureExtractor",
     "SubmitReceipt",
-    "build_interest",
     "content_hash",
-    "content_scores",
     "interest_query",
     "text_input",
 ]

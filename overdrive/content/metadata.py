@@ -1,71 +1,10 @@
-"""Metadata enrichment: engagement metrics, smoothed author reputation, content quality.
-
-Engagement and reputation change with every signal, so they are computed from counts the caller
-keeps (the feature store), never cached with the content features. Content quality depends on
-content only and is computed at extraction.
-
-Author reputation is empirical-Bayes smoothing of the author's engagement rate: with `e`
-engaged impressions out of `n` over all of the author's items, and a platform-wide rate `p`,
-``rate = (e + k·p) / (n + k)`` — `k` (`prior_strength`) pseudo-impressions at the platform rate,
-so a new author starts at the platform average and moves away only as evidence accumulates.
-`reputation = rate / (rate + p)`: 0.5 for an average author, → 1 for far better, → 0 for worse.
-"""
+"""Content quality: a 0–1 score of an item's content, computed at extraction from the descriptors
+the encoders report. (Engagement figures change with every signal and live in the live state.)"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
-
-# Which signal types count as an impression, as positive engagement, and as negative feedback.
-IMPRESSION_SIGNALS = ("view", "skip")
-POSITIVE_SIGNALS = ("like", "comment", "share", "follow", "bookmark", "click", "completion")
-NEGATIVE_SIGNALS = ("skip", "hide", "dislike", "report")
-
-
-def engagement_metrics(counts: Mapping[str, float], *, signal_weights: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Rates per impression from per-signal-type counts for one item (or one author)."""
-    impressions = max(sum(counts.get(s, 0.0) for s in IMPRESSION_SIGNALS), counts.get("view", 0.0), 0.0)
-    positive = sum(counts.get(s, 0.0) for s in POSITIVE_SIGNALS)
-    negative = sum(counts.get(s, 0.0) for s in NEGATIVE_SIGNALS)
-
-    def rate(x: float) -> float:
-        return round(x / impressions, 6) if impressions > 0 else 0.0
-
-    out = {
-        "impressions": float(impressions),
-        "engagement_rate": rate(min(positive, impressions) if impressions else 0.0),
-        "like_rate": rate(counts.get("like", 0.0)),
-        "share_rate": rate(counts.get("share", 0.0)),
-        "comment_rate": rate(counts.get("comment", 0.0)),
-        "completion_rate": rate(counts.get("completion", 0.0)),
-        "skip_rate": rate(counts.get("skip", 0.0)),
-        "negative_rate": rate(negative),
-    }
-    if signal_weights is not None:
-        weighted = sum(signal_weights.get(s, 0.0) * c for s, c in counts.items())
-        out["weighted_engagement"] = rate(weighted)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorReputation:
-    """Smoothed engagement rate of an author and its 0–1 reputation score."""
-
-    rate: float
-    reputation: float
-    impressions: float
-
-
-def author_reputation(
-    *, engaged: float, impressions: float, platform_rate: float, prior_strength: float = 50.0
-) -> AuthorReputation:
-    """Empirical-Bayes smoothed reputation from the author's engaged/total impressions."""
-    if prior_strength <= 0 or not 0 < platform_rate < 1:
-        raise ValueError("need prior_strength > 0 and 0 < platform_rate < 1")
-    engaged = min(max(engaged, 0.0), max(impressions, 0.0))
-    rate = (engaged + prior_strength * platform_rate) / (max(impressions, 0.0) + prior_strength)
-    return AuthorReputation(rate=rate, reputation=rate / (rate + platform_rate), impressions=max(impressions, 0.0))
 
 
 def content_quality(descriptors: Mapping[str, Any]) -> float:
