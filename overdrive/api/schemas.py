@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
-import time
-from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from typing_extensions import Required, TypedDict
 
+from overdrive.domain.times import epoch_seconds
 from overdrive.domain.types import CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
 
-MAX_FUTURE_SKEW_S = 86_400.0
 MAX_BATCH_SIGNALS = 10_000
 MAX_BATCH_ITEMS = 10_000
 MAX_CANDIDATES = 5_000
@@ -48,31 +45,7 @@ ContentType = Literal[CONTENT_TYPES]  # type: ignore[valid-type]
 
 
 def _epoch_seconds(value: Any) -> float | None:
-    """ISO 8601 text or epoch seconds → epoch seconds; naive datetimes are taken as UTC."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("must be ISO 8601 text or epoch seconds")
-    if isinstance(value, (int, float)):
-        ts = float(value)
-    elif isinstance(value, str):
-        try:
-            ts = float(value)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError("must be ISO 8601 text or epoch seconds") from None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
-            ts = parsed.timestamp()
-    else:
-        raise ValueError("must be ISO 8601 text or epoch seconds")
-    if not math.isfinite(ts) or ts < 0:
-        raise ValueError("must be a finite time after 1970-01-01")
-    if ts > time.time() + MAX_FUTURE_SKEW_S:
-        raise ValueError("must not be more than a day in the future")
-    return ts
+    return None if value is None else epoch_seconds(value)
 
 
 def _media_ref(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -57,6 +58,8 @@ def test_item_batch_is_all_or_nothing(client: TestClient) -> None:
         ({"id": "a", "type": "hologram"}, "type"),
         ({"id": "a", "image_url": "ftp://x/y.png"}, "image_url"),
         ({"id": "a", "created_at": "yesterday-ish"}, "created_at"),
+        ({"id": "a", "created_at": -1e12}, "created_at"),  # before the year 1
+        ({"id": "a", "created_at": "2999-01-01T00:00:00Z"}, "created_at"),
         ({"id": "a", "tags": ["ok", ""]}, "tags[1]"),
         ({"id": "a", "colour": "red"}, "colour"),
     ],
@@ -65,6 +68,16 @@ def test_item_validation_names_the_field(client: TestClient, item: dict, field: 
     r = client.post("/items", json=item)
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == field
+
+
+def test_dates_before_1970_are_dates_too(client: TestClient) -> None:
+    """An archive of old films is a real catalog, and its history may be backfilled."""
+    assert client.post("/items", json={"id": "casablanca", "created_at": "1942-11-26"}).status_code == 201
+    assert client.get("/items/casablanca").json()["created_at"] == datetime(1942, 11, 26, tzinfo=timezone.utc).timestamp()
+    assert client.post("/items", json={"id": "hamlet", "created_at": -11_670_000_000}).status_code == 201  # 1600
+    r = client.post("/signals/process", json=_signal(content_id="casablanca", timestamp="1943-01-23T20:00:00Z"))
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    assert _counts(client) == {"like": 1}
 
 
 def test_signal_acknowledged_and_counted(client: TestClient) -> None:

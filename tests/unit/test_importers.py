@@ -60,7 +60,8 @@ def test_movielens_100k(tmp_path: Path) -> None:
     assert toy["tags"] == ["Action", "Comedy"]
     assert toy["created_at"] == datetime(1995, 1, 1, tzinfo=timezone.utc).timestamp()
     assert toy["metadata"]["imdb_url"].startswith("http://us.imdb.com/")
-    assert cafe["text"] == "Café Society (1939)" and cafe["created_at"] == 0.0  # clamped to the API's 1970 floor
+    assert cafe["text"] == "Café Society (1939)"
+    assert cafe["created_at"] == datetime(1939, 1, 1, tzinfo=timezone.utc).timestamp()  # before 1970 is a date too
     assert unknown["tags"] == [] and "created_at" not in unknown  # the 'unknown' genre is no tag
     assert [(s["user_id"], s["content_id"], s["signal_type"]) for s in signals] == [
         ("196", "1", "like"), ("186", "2", "view"), ("22", "3", "dislike"), ("196", "3", "like")
