@@ -21,7 +21,6 @@ import io
 import logging
 import math
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from overdrive.content._util import folder_fingerprint
+from overdrive.content._util import FolderModelEncoder, folder_fingerprint
 from overdrive.content._util import l2_normalise as _normalise
 from overdrive.content.media import MediaError
-from overdrive.content.types import Encoded, EncoderStatus
+from overdrive.content.types import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -148,58 +147,22 @@ def audio_stats(wave: Waveform) -> tuple[dict[str, float], np.ndarray]:
     return stats, vec
 
 
-class AudioEncoder:
+class AudioEncoder(FolderModelEncoder):
     """Whisper-encoder embeddings of 16 kHz waveforms, degrading to log-mel statistics."""
 
     modality = "audio"
+    model_kind, folder, spaces = "Whisper", "whisper", ("whisper", "audio-descriptor")
+    fallback_name, fallback_dim = "log-mel-v1", DESCRIPTOR_DIM
 
     def __init__(self, *, model_cache_dir: Path | None = None, model_dir: Path | None = None, max_windows: int = 2) -> None:
-        self._model_dir = Path(model_dir) if model_dir else (Path(model_cache_dir) / "whisper" if model_cache_dir else None)
+        super().__init__(model_cache_dir=model_cache_dir, model_dir=model_dir)
         self._max_windows = max(1, max_windows)
-        self._lock = threading.Lock()
-        self._loaded = False
-        self._encoder: Any = None
         self._features: Any = None
-        self._dim = DESCRIPTOR_DIM
-        self._name = "log-mel-v1"
-        self._reason: str | None = None
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def degraded(self) -> bool:
-        return self._loaded and self._encoder is None
-
-    @property
-    def space(self) -> str:
-        return f"whisper:{self._name}" if self._encoder is not None else f"audio-descriptor:{self._name}"
-
-    def load(self) -> None:
-        with self._lock:
-            if self._loaded:
-                return
-            if self._model_dir is None or not (self._model_dir / "config.json").is_file():
-                self._reason = f"no Whisper model at {self._model_dir}" if self._model_dir else "no MODEL_CACHE_DIR"
-                log.warning("audio encoder degraded: %s", self._reason)
-            else:
-                try:
-                    self._load_whisper(self._model_dir)
-                except Exception as exc:
-                    log.exception("Whisper model at %s failed to load", self._model_dir)
-                    self._encoder = self._features = None
-                    self._dim, self._name = DESCRIPTOR_DIM, "log-mel-v1"
-                    self._reason = f"Whisper failed to load: {type(exc).__name__}: {exc}"
-            self._loaded = True
-
-    def status(self) -> EncoderStatus:
-        return EncoderStatus("audio", self.space, self._dim, self._loaded, self.degraded, self._reason)
 
     def encode(self, batch: Sequence[Waveform]) -> Encoded:
         self.load()
         stats, vecs = zip(*(audio_stats(w) for w in batch)) if batch else ((), ())
-        if self._encoder is None:
+        if self._model is None:
             out = np.stack(vecs) if vecs else np.zeros((0, self._dim), np.float32)
             return Encoded(_normalise(out), self.space, list(stats))
         out = np.stack([self._embed(w) for w in batch]) if batch else np.zeros((0, self._dim), np.float32)
@@ -214,7 +177,7 @@ class AudioEncoder:
         pieces = [p if p.size else np.zeros(SAMPLE_RATE // 10, np.float32) for p in pieces]
         feats = self._features(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         with torch.inference_mode():
-            hidden = self._encoder(feats["input_features"]).last_hidden_state.numpy()  # (n, T, d)
+            hidden = self._model(feats["input_features"]).last_hidden_state.numpy()  # (n, T, d)
         per_s = hidden.shape[1] / 30.0
         total, weight = np.zeros(hidden.shape[2], np.float64), 0.0
         for i, piece in enumerate(pieces):
@@ -223,16 +186,17 @@ class AudioEncoder:
             weight += piece.size
         return (total / max(weight, 1.0)).astype(np.float32)
 
-    def _load_whisper(self, folder: Path) -> None:
+    def _unload(self) -> None:
+        self._features = None
+
+    def _load_model(self, folder: Path) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import WhisperFeatureExtractor, WhisperModel
 
         self._features = WhisperFeatureExtractor.from_pretrained(str(folder), local_files_only=True)
         model = WhisperModel.from_pretrained(str(folder), local_files_only=True).eval()
-        self._encoder = model.get_encoder()
+        self._model = model.get_encoder()
         self._dim = int(model.config.d_model)
         self._name = f"{folder.name}-{folder_fingerprint(folder)}"
-        self._reason = None
-        log.info("audio encoder ready: Whisper %s (dim %d)", self._name, self._dim)
 

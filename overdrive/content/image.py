@@ -23,17 +23,16 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from overdrive.content._util import folder_fingerprint
+from overdrive.content._util import FolderModelEncoder, folder_fingerprint
 from overdrive.content._util import l2_normalise as _normalise
 from overdrive.content.media import MediaError
-from overdrive.content.types import Encoded, EncoderStatus
+from overdrive.content.types import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -104,60 +103,24 @@ def image_stats(img: Any) -> tuple[dict[str, float], np.ndarray]:
     return stats, vec
 
 
-class ImageEncoder:
+class ImageEncoder(FolderModelEncoder):
     """CLIP image (and text) embeddings, degrading to colour/texture descriptors."""
 
     modality = "image"
+    model_kind, folder, spaces = "CLIP", "clip", ("clip", "image-descriptor")
+    fallback_name, fallback_dim = "colour-texture-v1", DESCRIPTOR_DIM
 
     def __init__(self, *, model_cache_dir: Path | None = None, model_dir: Path | None = None, batch_size: int = 16) -> None:
-        self._model_dir = Path(model_dir) if model_dir else (Path(model_cache_dir) / "clip" if model_cache_dir else None)
+        super().__init__(model_cache_dir=model_cache_dir, model_dir=model_dir)
         self._batch_size = batch_size
-        self._lock = threading.Lock()
-        self._loaded = False
-        self._model: Any = None
         self._processor: Any = None
         self._tokenizer: Any = None
-        self._dim = DESCRIPTOR_DIM
-        self._name = "colour-texture-v1"
-        self._reason: str | None = None
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def degraded(self) -> bool:
-        return self._loaded and self._model is None
-
-    @property
-    def space(self) -> str:
-        return f"clip:{self._name}" if self._model is not None else f"image-descriptor:{self._name}"
 
     @property
     def supports_text(self) -> bool:
         """True when `encode_text` can embed texts into this encoder's (CLIP) space."""
         self.load()
         return self._tokenizer is not None
-
-    def load(self) -> None:
-        with self._lock:
-            if self._loaded:
-                return
-            if self._model_dir is None or not (self._model_dir / "config.json").is_file():
-                self._reason = f"no CLIP model at {self._model_dir}" if self._model_dir else "no MODEL_CACHE_DIR"
-                log.warning("image encoder degraded: %s", self._reason)
-            else:
-                try:
-                    self._load_clip(self._model_dir)
-                except Exception as exc:
-                    log.exception("CLIP model at %s failed to load", self._model_dir)
-                    self._model = self._processor = self._tokenizer = None
-                    self._dim, self._name = DESCRIPTOR_DIM, "colour-texture-v1"
-                    self._reason = f"CLIP failed to load: {type(exc).__name__}: {exc}"
-            self._loaded = True
-
-    def status(self) -> EncoderStatus:
-        return EncoderStatus("image", self.space, self._dim, self._loaded, self.degraded, self._reason)
 
     def encode(self, batch: Sequence[Any]) -> Encoded:
         """PIL images → (n, dim) L2-normalised vectors plus scalar descriptors per image."""
@@ -194,7 +157,10 @@ class ImageEncoder:
         out = np.concatenate(chunks) if chunks else np.zeros((0, self._dim), np.float32)
         return Encoded(_normalise(out), self.space, [{} for _ in texts])
 
-    def _load_clip(self, folder: Path) -> None:
+    def _unload(self) -> None:
+        self._processor = self._tokenizer = None
+
+    def _load_model(self, folder: Path) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import AutoTokenizer, CLIPModel
@@ -215,8 +181,6 @@ class ImageEncoder:
         self._model = model
         self._dim = int(model.config.projection_dim)
         self._name = f"{folder.name}-{folder_fingerprint(folder)}"
-        self._reason = None
-        log.info("image encoder ready: CLIP %s (dim %d)", self._name, self._dim)
 
 
 def _as_tensor(out: Any) -> Any:
