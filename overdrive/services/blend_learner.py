@@ -124,7 +124,11 @@ class BlendLearner:
             rankings: dict[int, list[_Impression]] = {}
             for imp in self._log:
                 rankings.setdefault(imp.ranking, []).append(imp)
-        x, clicks = _pairs(rankings.values(), np.random.default_rng(0))
+        # The pairs come from one random stream, so the rankings go to it in a fixed order (by user,
+        # then in the order that user's rankings were logged), not in the order concurrent
+        # requests happened to finish in, which would change the fit from run to run.
+        ordered = sorted(rankings.values(), key=lambda shown: (shown[0].user_id, shown[0].ranking))
+        x, clicks = _pairs(ordered, np.random.default_rng(0))
         if clicks < self._min_positives:
             return {"state": "skipped", "impressions": sum(map(len, rankings.values())), "clicked": clicks,
                     "reason": f"need at least {self._min_positives} clicked impressions in rankings that "

@@ -84,3 +84,24 @@ def test_little_feedback_only_nudges_the_configured_weights(tmp_path: Path) -> N
     assert fitted["fitted_share"] == 0.2
     assert fitted["weights"]["freshness"] == pytest.approx(0.2 * 1.0 + 0.8 * 0.1, abs=1e-4)
     assert fitted["weights"]["content_based"] == pytest.approx(0.8 * 0.3, abs=1e-4)
+
+
+def test_the_fit_does_not_depend_on_the_order_concurrent_rankings_were_logged_in(tmp_path: Path) -> None:
+    """Rankings served concurrently are logged in the order they finish; the weights must not care."""
+    rng = np.random.default_rng(0)
+    shown = []
+    for u in range(60):
+        rows = [(f"i{u}-{n}", {c: float(rng.random()) for c in COMPONENTS}) for n in range(30)]
+        shown.append((f"u{u}", rows, [i for i, comps in rows if rng.random() < comps["collaborative"] ** 2]))
+    weights = []
+    for seed, folder in ((None, "a"), (1, "b"), (2, "c")):
+        order = range(len(shown)) if seed is None else np.random.default_rng(seed).permutation(len(shown))
+        learner = _learner(tmp_path / folder)
+        for n in order:
+            user, rows, clicked = shown[n]
+            _show(learner, user, rows)
+            for item in clicked:
+                _click(learner, user, item)
+        assert learner.fit()["state"] == "fitted"
+        weights.append(learner.weights)
+    assert weights[0] == weights[1] == weights[2]

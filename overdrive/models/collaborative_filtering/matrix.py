@@ -57,6 +57,11 @@ class SignalStrength:
         return base * math.exp(max(-50.0, min(50.0, self._rate * (signal.timestamp - anchor))))
 
 
+def _canonical(s: Signal) -> tuple:
+    return (s.timestamp, s.user_id, s.content_id, s.signal_type, s.intensity,
+            -1.0 if s.duration is None else s.duration)
+
+
 @dataclass(frozen=True, slots=True)
 class Interactions:
     """Signals aggregated to one row per (user, item): net decayed strength and last time seen.
@@ -92,8 +97,14 @@ def aggregate_signals(
     items: Iterable[str] = (),
     now: float | None = None,
 ) -> Interactions:
-    """Sum each (user, item)'s signal strengths, decayed to `now` (default: the latest signal)."""
-    parsed = [signal_from_dict(s) for s in signals]
+    """Sum each (user, item)'s signal strengths, decayed to `now` (default: the latest signal).
+
+    Signals are taken in time order (ties in a fixed order), whatever order they come in: users
+    and unlisted items get their ids in order of their first signal and each sum adds up in one
+    order, so the matrix, and every model fitted on it, depends on the signals alone and not on
+    the order the log stored them in (concurrent writers interleave their batches).
+    """
+    parsed = sorted((signal_from_dict(s) for s in signals), key=_canonical)
     if now is None:
         now = max((s.timestamp for s in parsed), default=0.0)
     strength = SignalStrength(signal_weights=signal_weights, half_life_days=half_life_days)

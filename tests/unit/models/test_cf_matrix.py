@@ -66,3 +66,19 @@ def test_from_dense_and_shape_checks():
     with pytest.raises(ValueError):
         InteractionMatrix(["u"], ["i"], m.values)
     assert np.isfinite(m.values.data).all() and not math.isnan(float(m.values.sum()))
+
+
+def test_the_matrix_does_not_depend_on_the_order_signals_arrive_in():
+    """The log keeps signals in the order they were stored, which concurrent writers interleave:
+    the same signals must give the same ids and values, or a retrain fits another model."""
+    rng = np.random.default_rng(0)
+    kinds = ["view", "like", "skip", "share", "dwell"]
+    signals = [sig(f"u{rng.integers(30)}", f"i{rng.integers(50)}", kinds[rng.integers(5)],
+                   float(1_700_000_000 + rng.integers(1000) + rng.random()), duration=5.0) for _ in range(2000)]
+    signals += [sig("u1", "i1", "view", 1_700_000_500.0), sig("u0", "i2", "like", 1_700_000_500.0)]  # a tie
+    first = InteractionMatrix.from_signals(signals, signal_weights=DEFAULT_SIGNAL_WEIGHTS, items=["i0"])
+    for seed in range(3):
+        shuffled = [signals[n] for n in np.random.default_rng(seed).permutation(len(signals))]
+        other = InteractionMatrix.from_signals(shuffled, signal_weights=DEFAULT_SIGNAL_WEIGHTS, items=["i0"])
+        assert other.user_ids == first.user_ids and other.item_ids == first.item_ids
+        assert (other.values != first.values).nnz == 0
