@@ -8,6 +8,7 @@ by `OVERDRIVE_CONFIG`; environment variables win over the file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from overdrive.domain.types import COMPONENTS, DEFAULT_RANKING_WEIGHTS, DEFAULT_SIGNAL_WEIGHTS, SIGNAL_TYPES
@@ -50,7 +51,8 @@ class Settings(BaseSettings):
 
     # Overdrive's own
     data_dir: Path = Field(default=Path("./overdrive-data"), validation_alias=_env("OVERDRIVE_DATA_DIR"))
-    host: str = Field(default="0.0.0.0", validation_alias=_env("OVERDRIVE_HOST"))
+    host: str = Field(default="127.0.0.1", validation_alias=_env("OVERDRIVE_HOST"),
+                      description="bind address; anything but loopback needs credentials configured")
     log_level: str = Field(default="info", validation_alias=_env("OVERDRIVE_LOG_LEVEL"))
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, validation_alias=_env("OVERDRIVE_MAX_BODY_BYTES"))
     ranking_weights: dict[str, float] = Field(
@@ -100,6 +102,23 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=45_000, ge=1000, le=3_600_000, validation_alias=_env("OVERDRIVE_KAFKA_SESSION_TIMEOUT_MS"))
     kafka_delivery_timeout_ms: int = Field(default=5000, ge=100, le=300_000, validation_alias=_env("OVERDRIVE_KAFKA_DELIVERY_TIMEOUT_MS"))
     worker_batch_size: int = Field(default=1000, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_WORKER_BATCH_SIZE"))
+
+    # Security: credentials (any one turns authentication on), limits, transport.
+    api_keys_file: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_API_KEYS_FILE"),
+                                       description="JSON file of hashed API keys with scopes (re-read when it changes)")
+    jwt_secret: SecretStr | None = Field(default=None, min_length=32, validation_alias=_env("OVERDRIVE_JWT_SECRET"),
+                                         description="shared secret for HS256 tokens (32 characters at least)")
+    jwks_file: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_JWKS_FILE"))
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://", validation_alias=_env("OVERDRIVE_JWKS_URL"))
+    jwt_issuer: str | None = Field(default=None, validation_alias=_env("OVERDRIVE_JWT_ISSUER"))
+    jwt_audience: str | None = Field(default=None, validation_alias=_env("OVERDRIVE_JWT_AUDIENCE"))
+    jwt_algorithms: str = Field(default="", validation_alias=_env("OVERDRIVE_JWT_ALGORITHMS"),
+                                description="comma-separated allow-list; default HS256 with a secret, RS256,ES256 with JWKS")
+    rate_limits: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, validation_alias=_env("OVERDRIVE_RATE_LIMITS"),
+        description='JSON: scope -> [requests per second, burst] for each credential, e.g. {"rank": [500, 1000]}')
+    tls_cert_file: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_TLS_CERT_FILE"))
+    tls_key_file: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_TLS_KEY_FILE"))
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
@@ -175,6 +194,52 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_known(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        from overdrive.security.principal import SCOPES
+
+        for scope, (rate, burst) in value.items():
+            if scope not in SCOPES:
+                raise ValueError(f"unknown scope {scope!r}; valid: {sorted(SCOPES)}")
+            if not (rate > 0 and burst >= 1):
+                raise ValueError(f"{scope}: need requests per second > 0 and a burst >= 1")
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _algorithms_known(cls, value: str) -> str:
+        allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+        unknown = sorted({a.strip() for a in value.split(",") if a.strip()} - allowed)
+        if unknown:
+            raise ValueError(f"unknown or refused algorithm(s) {unknown} ('none' is never allowed); valid: {sorted(allowed)}")
+        return value
+
+    @model_validator(mode="after")
+    def _secure_by_default(self) -> Settings:
+        if self.jwks_file and self.jwks_url:
+            raise SettingsError("invalid setting OVERDRIVE_JWKS_FILE/OVERDRIVE_JWKS_URL: set one, not both")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("invalid setting OVERDRIVE_TLS_CERT_FILE/OVERDRIVE_TLS_KEY_FILE: set both or neither")
+        if not self.auth_configured and not is_loopback(self.host):
+            raise SettingsError(
+                f"invalid setting OVERDRIVE_HOST: refusing to serve {self.host} without credentials; set "
+                "OVERDRIVE_API_KEYS_FILE (python -m overdrive.admin keys new), OVERDRIVE_JWT_SECRET or "
+                "OVERDRIVE_JWKS_FILE/OVERDRIVE_JWKS_URL — or bind OVERDRIVE_HOST=127.0.0.1")
+        return self
+
+    @property
+    def auth_configured(self) -> bool:
+        """Any credential configured: authentication is on (and required on every address)."""
+        return bool(self.api_keys_file or self.jwt_secret or self.jwks_file or self.jwks_url)
+
+    @property
+    def jwt_algorithm_list(self) -> list[str]:
+        named = [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
+        if named:
+            return named
+        return (["HS256"] if self.jwt_secret else []) + (["RS256", "ES256"] if self.jwks_file or self.jwks_url else [])
+
     @classmethod
     def load(cls, environ: dict[str, str] | None = None) -> Settings:
         """Settings from an optional config file overlaid by the environment."""
@@ -192,11 +257,18 @@ class Settings(BaseSettings):
         return cls.model_validate(values)
 
 
-_JSON_SETTINGS = ("OVERDRIVE_RANKING_WEIGHTS", "OVERDRIVE_SIGNAL_WEIGHTS")
+_JSON_SETTINGS = ("OVERDRIVE_RANKING_WEIGHTS", "OVERDRIVE_SIGNAL_WEIGHTS", "OVERDRIVE_RATE_LIMITS")
 
 
-class SettingsError(Exception):
+class SettingsError(ValueError):
     """A setting is invalid; `str()` is one line naming it, for start-up to print."""
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -226,7 +298,9 @@ def _file_to_aliases(values: dict[str, Any]) -> dict[str, Any]:
 def describe_error(exc: ValidationError) -> str:
     """One line naming the first invalid setting by its environment variable."""
     err = exc.errors()[0]
-    name = str(err["loc"][0]) if err["loc"] else "settings"
+    if not err["loc"]:  # a rule across settings: its message names them
+        return str(err["msg"]).removeprefix("Value error, ")
+    name = str(err["loc"][0])
     if (field := Settings.model_fields.get(name)) is not None:
         name = field.validation_alias.choices[0]  # type: ignore[union-attr]
     return f"invalid setting {name}: {err['msg']}"

@@ -8,6 +8,7 @@ Only the entry points (`overdrive.app`, `overdrive.worker`) import this module.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from dataclasses import dataclass
 from overdrive.config import Settings, SettingsError
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.observability.performance import PerformanceMonitor
+from overdrive.security.audit import AuditTrail
+from overdrive.security.auth import Authenticator
+from overdrive.security.keys import KeyFileError, KeyRing
+from overdrive.security.rate_limit import Buckets, MemoryBuckets, RateLimiter
+from overdrive.security.tokens import JwtVerifier
 from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import CollaborativeModelService
@@ -23,6 +29,7 @@ from overdrive.services.content_service import ContentService
 from overdrive.services.diversity import DiversityPolicy
 from overdrive.services.insights import RankingJournal
 from overdrive.services.item_analytics import ItemAnalytics
+from overdrive.services.privacy import PrivacyService
 from overdrive.services.ranking import EnhancedOverdriveRankingService, strategies_from_weights
 from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
 from overdrive.services.signal_service import SignalService
@@ -30,7 +37,7 @@ from overdrive.services.user_analytics import UserAnalytics
 from overdrive.store.cached_catalog import CachedItemCatalog
 from overdrive.store.data_dir_lock import DataDirLock
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.protocols import FeatureStore, ItemCatalog, SignalHistory, SignalLog
+from overdrive.store.protocols import AuditLog, ErasureList, FeatureStore, ItemCatalog, SignalHistory, SignalLog
 from overdrive.stream.applier import Learners, SignalApplier
 from overdrive.stream.protocols import SignalBus
 
@@ -51,6 +58,9 @@ class Backends:
     checks: dict[str, HealthCheck]
     history: SignalHistory  # what models retrain on: the signal log, or with Kafka the topic
     signal_log: SignalLog | None  # the durable log, where this deployment keeps one
+    audit_log: AuditLog
+    erasures: ErasureList
+    buckets: Buckets  # rate-limit budgets
     closers: list[Step]
 
 
@@ -76,12 +86,15 @@ def _in_process_bus(settings: Settings, signal_log: SignalLog, features: Feature
 
 def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners: Learners) -> Backends:
     from overdrive.store.memory_feature_store import MemoryFeatureStore
+    from overdrive.store.sqlite_audit import SCHEMA as AUDIT_SCHEMA, SqliteAuditLog
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
+    from overdrive.store.sqlite_erasures import SCHEMA as ERASURES_SCHEMA, SqliteErasureList
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
 
     lock = DataDirLock(settings.data_dir).acquire()
-    db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA + ITEMS_SCHEMA)
+    db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3",
+                        schema=SIGNALS_SCHEMA + ITEMS_SCHEMA + AUDIT_SCHEMA + ERASURES_SCHEMA)
     signal_log = SqliteSignalLog(db)
     catalog = CachedItemCatalog(SqliteItemCatalog(db))  # this process is the catalog's only writer
     features = MemoryFeatureStore(config=feature_config(settings))
@@ -92,6 +105,9 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners
         checks={"store": _sqlite_check(signal_log, settings)},
         history=signal_log,
         signal_log=signal_log,
+        audit_log=SqliteAuditLog(db),
+        erasures=SqliteErasureList(db),
+        buckets=MemoryBuckets(),
         closers=[signal_log.close, _released(lock)],
     )
 
@@ -109,9 +125,14 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
     from overdrive.store.redis_conn import RedisConnection
     from overdrive.store.redis_feature_store import RedisFeatureStore
 
+    from overdrive.store.redis_audit import RedisAuditLog
+    from overdrive.store.redis_erasures import RedisErasureList
+    from overdrive.store.redis_rate_limit import RedisBuckets
+
     redis = RedisConnection(settings.redis_url)
     features = RedisFeatureStore(connection=redis, config=feature_config(settings), prefix=settings.redis_prefix)
     catalog = CachedItemCatalog(RedisItemCatalog(connection=redis, prefix=settings.redis_prefix), ttl_s=_SHARED_ITEM_TTL_S)
+    erasures = RedisErasureList(connection=redis, prefix=settings.redis_prefix)
     checks: dict[str, HealthCheck] = {"store": redis.ping}
     closers: list[Step] = [catalog.close, redis.close]
     signal_log = None
@@ -127,6 +148,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
             delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
             watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
             learners=learners,
+            erasures=erasures,
         )
         checks["kafka"] = bus.check
         history: SignalHistory = KafkaSignalHistory(bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -141,7 +163,9 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
         closers.insert(0, signal_log.close)
         history = signal_log
     return Backends(catalog=catalog, features=features, bus=bus, checks=checks, history=history,
-                    signal_log=signal_log, closers=closers)
+                    signal_log=signal_log, audit_log=RedisAuditLog(connection=redis, prefix=settings.redis_prefix),
+                    erasures=erasures, buckets=RedisBuckets(connection=redis, prefix=settings.redis_prefix),
+                    closers=closers)
 
 
 def _released(lock: DataDirLock) -> Step:
@@ -168,6 +192,7 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
         )
     from overdrive.store.redis_catalog import RedisItemCatalog
     from overdrive.store.redis_conn import RedisConnection
+    from overdrive.store.redis_erasures import RedisErasureList
     from overdrive.store.redis_feature_store import RedisFeatureStore
     from overdrive.store.redis_watermarks import RedisWatermarks
     from overdrive.stream.kafka_consumer import KafkaSignalWorker
@@ -187,6 +212,7 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
         batch_size=settings.worker_batch_size,
         applier=applier,
         watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
+        erasures=RedisErasureList(connection=redis, prefix=settings.redis_prefix),
     )
     return worker, redis.close
 
@@ -208,6 +234,7 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
         model_dir=settings.model_cache_dir / "collaborative",
         factory=factory,
         history=backends.history,
+        erasures=backends.erasures,
         catalog=backends.catalog,
         retrain_interval_s=settings.retrain_interval_minutes * 60.0 or None,
         train_on_start=settings.train_on_start,
@@ -283,22 +310,60 @@ def build_services(settings: Settings) -> Services:
         }
 
     lifecycle.checks["models"] = models_check
+    audit = AuditTrail(backends.audit_log)
+    analytics = UserAnalytics(features=backends.features, bus=backends.bus, journal=journal,
+                              session_gap_s=settings.session_gap_minutes * 60.0)
+    forgetters: dict[str, Callable[[str], object]] = {
+        "impressions": blend.forget_user, "rankings_journal": journal.forget_user,
+        **({"content_profile": content.forget_user} if content is not None else {}),
+        "collaborative_model": collaborative.forget_user,
+    }
     return Services(
         settings=settings,
         signals=SignalService(bus=backends.bus, signal_log=backends.signal_log),
         catalog=CatalogService(catalog=backends.catalog, features=backends.features, content=content),
         ranker=ranker,
-        analytics=UserAnalytics(
-            features=backends.features, bus=backends.bus, journal=journal,
-            session_gap_s=settings.session_gap_minutes * 60.0,
-        ),
+        analytics=analytics,
         item_analytics=ItemAnalytics(features=backends.features, catalog=backends.catalog),
         collaborative=collaborative,
         blend=blend,
         content=content,
         performance=monitor,
+        auth=_authenticator(settings, audit),
+        limiter=RateLimiter(limits=settings.rate_limits, buckets=backends.buckets),
+        audit=audit,
+        privacy=PrivacyService(
+            history=backends.history, signal_log=backends.signal_log, erasures=backends.erasures,
+            features=backends.features, catalog=backends.catalog, bus=backends.bus, analytics=analytics, audit=audit,
+            forgetters=forgetters,
+        ),
         lifecycle=lifecycle,
     )
+
+
+def _authenticator(settings: Settings, audit: AuditTrail) -> Authenticator:
+    """API keys and/or JWT verification, from the settings; none of either: authentication off
+    (configuration allows that only on loopback)."""
+    keys = tokens = None
+    if settings.api_keys_file is not None:
+        def reloaded(change: dict) -> None:  # a key change is an admin action: audit it
+            asyncio.get_running_loop().create_task(
+                audit.record_quietly(principal="config", action="keys.reload", target="keys", detail=change))
+
+        try:
+            keys = KeyRing(settings.api_keys_file, on_reload=reloaded)
+        except KeyFileError as exc:
+            raise SettingsError(f"invalid setting OVERDRIVE_API_KEYS_FILE: {exc}") from None
+    if settings.jwt_secret or settings.jwks_file or settings.jwks_url:
+        tokens = JwtVerifier(
+            algorithms=settings.jwt_algorithm_list,
+            secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+            jwks_file=settings.jwks_file, jwks_url=settings.jwks_url,
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        )
+    if keys is None and tokens is None:
+        log.warning("authentication is off: no credential configured, serving loopback (%s) only", settings.host)
+    return Authenticator(keys=keys, tokens=tokens)
 
 
 def _lifecycle(settings: Settings, backends: Backends, collaborative: CollaborativeModelService,
@@ -315,3 +380,19 @@ def _lifecycle(settings: Settings, backends: Backends, collaborative: Collaborat
         starts.append(content.start)
         stops.insert(0, content.close)
     return Lifecycle(starts=starts, stops=stops, checks=dict(backends.checks))
+
+
+def audit_trail(settings: Settings) -> tuple[AuditTrail, Step]:
+    """The deployment's audit trail on its own, for the admin commands (they may run beside a
+    live service: the embedded database is opened without taking the data folder's lock)."""
+    if settings.redis_url:
+        from overdrive.store.redis_audit import RedisAuditLog
+        from overdrive.store.redis_conn import RedisConnection
+
+        redis = RedisConnection(settings.redis_url)
+        return AuditTrail(RedisAuditLog(connection=redis, prefix=settings.redis_prefix)), redis.close
+    from overdrive.store.sqlite_audit import SCHEMA as AUDIT_SCHEMA, SqliteAuditLog
+    from overdrive.store.sqlite_db import SqliteDatabase
+
+    db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=AUDIT_SCHEMA)
+    return AuditTrail(SqliteAuditLog(db)), db.close

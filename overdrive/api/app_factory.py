@@ -13,7 +13,8 @@ from overdrive import __version__
 from overdrive.observability.performance import PerformanceMonitor
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
-from overdrive.api.routes import analytics, health, items, models, ranking, signals
+from overdrive.api.routes import analytics, audit, health, items, models, privacy, ranking, signals
+from overdrive.api.security import AuthGuard
 from overdrive.config import Settings
 from overdrive.services.container import Services
 
@@ -40,25 +41,29 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for router in (ranking.router, signals.router, items.router, analytics.router, models.router, health.router):
+    for router in (ranking.router, signals.router, items.router, analytics.router, models.router, privacy.router,
+                   audit.router, health.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict:
         return {"service": "overdrive", "version": __version__, "docs": "/docs"}
 
+    app.add_middleware(AuthGuard, authenticator=services.auth, audit=services.audit)
     add_middleware(app, settings=services.settings, monitor=services.performance)
     return app
 
 
 def add_middleware(app: FastAPI, *, settings: Settings, monitor: PerformanceMonitor) -> None:
-    """The stack every request passes: request guard (size limit, request id, timing), then CORS.
+    """The stack every request passes before authentication: request guard (size limit, JSON
+    only, request id, timing), then CORS for `CLIENT_BASE_URL` alone (which answers preflights).
 
     Also used by the ranking benchmark's framework reference endpoint."""
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[settings.client_base_url],
-        allow_methods=["*"],
-        allow_headers=["*"],
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, monitor=monitor)

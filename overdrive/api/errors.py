@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound, Overloaded
+from overdrive.domain.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ def _invalid(request: Request, exc: InvalidInput) -> JSONResponse:
         status_code=422,
         content={"error": "validation_error", "message": f"{field}: {exc}", "errors": [{"field": field, "message": str(exc), "type": "invalid"}]},
     )
+
+
+def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+    return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
 
 
 def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -79,6 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidInput, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(Forbidden, _forbidden)  # type: ignore[arg-type]
     app.add_exception_handler(BackendUnavailable, _unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Overloaded, _overloaded)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

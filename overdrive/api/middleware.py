@@ -1,9 +1,10 @@
-"""ASGI middleware: request-size limit, request ids and per-endpoint latency recording."""
+"""ASGI middleware: request-size limit, JSON-only bodies, request ids and per-endpoint latency."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,8 +16,12 @@ class _BodyTooLarge(Exception):
     pass
 
 
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class RequestGuard:
-    """Answers 413 for bodies over `max_body_bytes`, tags each request with an id, times it."""
+    """Answers 413 for bodies over `max_body_bytes` and 415 for a body that is not JSON (a
+    cross-site form cannot post to the API), tags each request with an id, times it."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, monitor: PerformanceMonitor) -> None:
         self.app = app
@@ -35,10 +40,18 @@ class RequestGuard:
         response_started = False
         limit = self.max_body_bytes
 
+        def refuse_too_large() -> Awaitable[None]:
+            return _refuse(send, 413, request_id, "payload_too_large", f"request body exceeds {limit} bytes")
+
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit, request_id)
+            await refuse_too_large()
             self._record(scope, started, 413)
+            return
+        if scope["method"] in _WRITES and not _json_or_empty(headers):
+            await _refuse(send, 415, request_id, "unsupported_media_type",
+                          "request bodies must be JSON (Content-Type: application/json)")
+            self._record(scope, started, 415)
             return
 
         received = 0
@@ -60,7 +73,7 @@ class RequestGuard:
                 if message["type"] == "http.response.start":
                     status = 413
                     response_started = True
-                    await _too_large(send, limit, request_id)
+                    await refuse_too_large()
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -73,7 +86,7 @@ class RequestGuard:
         except _BodyTooLarge:
             if not response_started:
                 status = 413
-                await _too_large(send, limit, request_id)
+                await refuse_too_large()
         finally:
             self._record(scope, started, status)
 
@@ -83,11 +96,18 @@ class RequestGuard:
         self.monitor.record(f"{scope['method']} {path}", (time.perf_counter() - started) * 1000.0, status)
 
 
-async def _too_large(send: Send, limit: int, request_id: str) -> None:
-    body = orjson.dumps({"error": "payload_too_large", "message": f"request body exceeds {limit} bytes", "field": "body"})
+def _json_or_empty(headers: dict[bytes, bytes]) -> bool:
+    media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if media:
+        return media == b"application/json" or media.endswith(b"+json")
+    return headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers
+
+
+async def _refuse(send: Send, status: int, request_id: str, error: str, message: str) -> None:
+    body = orjson.dumps({"error": error, "message": message, "field": "body"})
     await send({
         "type": "http.response.start",
-        "status": 413,
+        "status": status,
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                     (b"x-request-id", request_id.encode("latin-1"))],
     })

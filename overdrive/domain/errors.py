@@ -27,3 +27,19 @@ class Overloaded(OverdriveError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(OverdriveError):
+    """No credential, or one that is not valid: expired, unknown, badly signed (maps to 401)."""
+
+    def __init__(self, message: str, *, presented: bool = False) -> None:
+        super().__init__(message)
+        self.presented = presented  # a credential came and was refused (not merely missing)
+
+
+class Forbidden(OverdriveError):
+    """A valid credential that does not allow this call (maps to 403)."""
+
+
+class RateLimited(Overloaded):
+    """This credential used up its request budget; retry after `retry_after_s` (maps to 429)."""

@@ -114,6 +114,17 @@ class BlendLearner:
                 if imp is not None and now - imp.shown_at <= horizon and self._weighting.strength(s) > 0:
                     imp.clicked = True
 
+    def forget_user(self, user_id: str) -> int:
+        """GDPR erasure: the user's impressions and their click labels leave the log (the fitted
+        weights are an aggregate and stay). Returns how many impressions went."""
+        with self._lock:
+            kept = deque(imp for imp in self._log if imp.user_id != user_id)
+            dropped = len(self._log) - len(kept)
+            self._log = kept
+            for key in [k for k in self._latest if k[0] == user_id]:
+                del self._latest[key]
+        return dropped
+
     # ------------------------------------------------------------------------- fitting
 
     def fit(self) -> dict[str, Any]:

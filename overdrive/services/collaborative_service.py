@@ -26,7 +26,7 @@ import numpy as np
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
-from overdrive.store.protocols import ItemCatalog, SignalHistory
+from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class CollaborativeModelService:
         model_dir: Path,
         factory: Callable[[], AdvancedCollaborativeFiltering],
         history: SignalHistory,
+        erasures: ErasureList,
         catalog: ItemCatalog,
         retrain_interval_s: float | None,
         train_on_start: bool,
@@ -46,6 +47,7 @@ class CollaborativeModelService:
         self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
         self._factory = factory
         self._log = history
+        self._erasures = erasures
         self._catalog = catalog
         self._interval = retrain_interval_s
         self._train_on_start = train_on_start
@@ -55,6 +57,7 @@ class CollaborativeModelService:
         self._training: asyncio.Task | None = None
         self._schedule: asyncio.Task | None = None
         self._during_training: list[Signal] | None = None  # collecting while a retrain runs
+        self._erased_during_training: set[str] = set()  # users its snapshot may still hold
         self._swap_lock = threading.Lock()
         self._last_job: dict[str, Any] = {"state": "never run"}
 
@@ -90,16 +93,17 @@ class CollaborativeModelService:
     async def _train(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            version, stats = await loop.run_in_executor(self._trainer, self._fit_and_publish)
+            erased = await self._erasures.snapshot()
+            version, stats = await loop.run_in_executor(self._trainer, self._fit_and_publish, erased)
             self._last_job.update(state="done", version=version, finished_at=time.time(), **stats)
             log.info("collaborative model %s published (%s)", version, stats)
         except Exception as exc:  # reported in /models/status; the served model stays as it was
             log.exception("collaborative retrain failed")
             self._last_job.update(state="failed", error=str(exc), finished_at=time.time())
 
-    def _fit_and_publish(self) -> tuple[str, dict[str, Any]]:
+    def _fit_and_publish(self, erased: dict[str, float]) -> tuple[str, dict[str, Any]]:
         started = time.perf_counter()
-        signals = [s for batch in self._log.scan() for s in batch]
+        signals = [s for batch in self._log.scan(erased=erased) for s in batch]
         items = {i.id: i for batch in self._catalog.scan() for i in batch}
         if not signals:
             raise ValueError("no signals to train on")
@@ -120,8 +124,14 @@ class CollaborativeModelService:
         with self._swap_lock:
             late = early + _missing_from(signals, (self._during_training or [])[len(taken):])
             self._during_training = None
-            model.observe(late)
+            erased, self._erased_during_training = self._erased_during_training, set()
+            model.observe([s for s in late if s.user_id not in erased])
+            for user_id in erased:
+                model.forget_user(user_id)
             self._handle.swap(model)
+        if erased:  # the version just saved was fitted before they were masked: save it again
+            version = self._store.save(model)
+            self._store.drop_others(version)
         return version, {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
                          "seconds": round(time.perf_counter() - started, 3)}
 
@@ -138,6 +148,23 @@ class CollaborativeModelService:
             model = self._handle.get()
         if model is not None:
             self._updater.submit(model.observe, list(signals))
+
+    async def forget_user(self, user_id: str) -> dict[str, Any]:
+        """GDPR erasure: the user leaves the served model (after the fold-ins queued before), a
+        version without them is saved, and every older version is deleted. A retrain running now
+        may have read them: its model is masked the same way before it is served."""
+        with self._swap_lock:
+            if self._during_training is not None:
+                self._erased_during_training.add(user_id)
+                self._during_training = [s for s in self._during_training if s.user_id != user_id]
+            model = self._handle.get()
+        if model is None:
+            return {"served_model": None}
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._updater, model.forget_user, user_id)
+        version = await loop.run_in_executor(self._trainer, self._store.save, model)
+        await loop.run_in_executor(self._trainer, self._store.drop_others, version)
+        return {"served_model": version, "older_versions": "deleted"}
 
     async def score(self, user_id: str, item_ids: Sequence[str]) -> np.ndarray | None:
         model = self._handle.get()

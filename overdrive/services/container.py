@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 
 from overdrive.config import Settings
 from overdrive.observability.performance import PerformanceMonitor
+from overdrive.security.audit import AuditTrail
+from overdrive.security.auth import Authenticator
+from overdrive.security.rate_limit import RateLimiter
 from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.services.content_service import ContentService
 from overdrive.services.item_analytics import ItemAnalytics
+from overdrive.services.privacy import PrivacyService
 from overdrive.services.ranking import EnhancedOverdriveRankingService
 from overdrive.services.signal_service import SignalService
 from overdrive.services.user_analytics import UserAnalytics
@@ -64,6 +68,10 @@ class Services:
     blend: BlendLearner
     content: ContentService | None
     performance: PerformanceMonitor
+    auth: Authenticator
+    limiter: RateLimiter
+    audit: AuditTrail
+    privacy: PrivacyService
     lifecycle: Lifecycle
 
     async def start(self) -> None:

@@ -194,6 +194,10 @@ class ContentService:
         hits = await asyncio.to_thread(self._index.search, query, limit, exclude=seen)
         return [item_id for item_id, _ in hits]
 
+    def forget_user(self, user_id: str) -> None:
+        """GDPR erasure: drop the user's cached interest profile (it is derived from live state)."""
+        self._profiles.pop(user_id, None)
+
     def health(self) -> dict[str, Any]:
         report = self._extractor.health()
         return {"encoders": report, "pipeline": self._pipeline.stats(), "indexed_items": len(self._index)}

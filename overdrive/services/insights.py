@@ -25,6 +25,9 @@ class RankingJournal:
         while len(self._by_user) > self._max_users:
             self._by_user.popitem(last=False)
 
+    def forget_user(self, user_id: str) -> None:
+        self._by_user.pop(user_id, None)
+
     def recent(self, user_id: str) -> Sequence[RankResult]:
         return list(self._by_user.get(user_id, ()))
 

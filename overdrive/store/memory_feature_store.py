@@ -158,6 +158,12 @@ class MemoryFeatureStore:
         self._hot.pop(item_id, None)
         self._top_cache = (-math.inf, 0, [])
 
+    async def forget_user(self, user_id: str, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
+        self._users.pop(user_id, None)
+        for s in signals:
+            if s.signal_id is not None:
+                self._seen.pop(s.signal_id, None)
+
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
         items, rate = self._items, self._eng_rate
         out = {}

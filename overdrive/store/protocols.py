@@ -15,8 +15,12 @@ class SignalHistory(Protocol):
     async def count(self) -> int:
         """How many signals are stored."""
 
-    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
-        """Every stored signal, in batches (for replay and training)."""
+    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
+        """Every stored signal, in batches (for replay and training), less those of users `erased`
+        (an `ErasureList` snapshot) before their erasure, where the log could not delete them."""
+
+    async def user_signals(self, user_id: str) -> list[Signal]:
+        """Every stored signal of one user, oldest first (GDPR export and erasure)."""
 
 
 class SignalLog(SignalHistory, Protocol):
@@ -29,8 +33,13 @@ class SignalLog(SignalHistory, Protocol):
         clients may retry safely. When this returns, the new signals survive a crash.
         """
 
-    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
-        """Every stored signal in append order, in batches (for replay and training)."""
+    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
+        """Every stored signal in append order, in batches (for replay and training). Erased
+        users' rows are deleted, so `erased` leaves nothing more out."""
+
+    async def erase_user(self, user_id: str) -> int:
+        """Delete every signal of the user for good (the rows, and their bytes on disk); returns
+        how many there were."""
 
     async def ping(self) -> None:
         """Raise `BackendUnavailable` if the log cannot serve."""
@@ -80,6 +89,12 @@ class FeatureStore(Protocol):
     async def forget_item(self, item_id: str) -> None:
         """Drop an item's engagement (it left the catalog)."""
 
+    async def forget_user(self, user_id: str, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
+        """GDPR erasure: drop everything kept about the user — counts, recent signals, windows,
+        sessions, interest profiles, excluded items — and the de-duplication markers of
+        `signals` (theirs; `items` the catalog entries they name). Item and author aggregates
+        keep their anonymous totals."""
+
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
         """Time-decayed weighted engagement per item (absent: none recorded)."""
 
@@ -111,3 +126,31 @@ class FeatureStore(Protocol):
     async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
         """`excluded_items`, `item_engagement`, both `user_interests` and `user_signal_total` of
         one ranking, as one read: a remote store answers it in one round trip."""
+
+
+class AuditLog(Protocol):
+    """The audit trail's records, chained by hash (`overdrive.domain.audit`), oldest first.
+
+    Embedded: a table of the SQLite database. Scaled: a Redis stream every replica appends to."""
+
+    async def append(self, fields: dict) -> dict:
+        """Seal `fields` as the record after the current last one, store it durably, return it.
+        Concurrent appends (from any replica) each get their own place in the one chain."""
+
+    async def query(self, *, target: str | None = None, principal: str | None = None, action: str | None = None,
+                    since: float | None = None, until: float | None = None, limit: int = 100) -> list[dict]:
+        """Matching records, newest first."""
+
+    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[dict]]:
+        """Every record, oldest first (blocking: for the verifier and exports)."""
+
+
+class ErasureList(Protocol):
+    """Users erased (GDPR), as SHA-256 digests of their ids with the time of erasure, so that a log
+    that cannot forget (a Kafka topic) is read as if it had: records of an erased user produced
+    before the erasure are skipped by every replay, retrain and worker. Later ones are a new user."""
+
+    async def add(self, user_id: str, *, at: float) -> None: ...
+
+    async def snapshot(self) -> dict[str, float]:
+        """digest -> erased at (epoch seconds)."""

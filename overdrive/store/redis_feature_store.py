@@ -40,7 +40,7 @@ from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActi
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.redis_conn import RedisConnection
+from overdrive.store.redis_conn import RedisConnection, unavailable
 from overdrive.store.redis_scripts import ENGAGEMENT_READ_SCRIPT, INTERESTS_READ_SCRIPT, SIGNAL_SCRIPT
 
 _HOT_PRUNE_EVERY_S = 60.0  # how often the hot set drops items quiet for an hour
@@ -52,6 +52,11 @@ _KINDS = {"item": "i", "author": "a", "user": "u"}
 def escape(entity_id: str) -> str:
     """An id as it appears inside a hash tag: no braces, reversibly."""
     return entity_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _glob_literal(text: str) -> str:
+    """`text` matched literally by a Redis glob pattern (SCAN MATCH)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def check_prefix(prefix: str) -> str:
@@ -185,6 +190,21 @@ class RedisFeatureStore:
             ["DEL", *self._entity_keys("i", item_id)],
             ["ZREM", self._top, item_id], ["ZREM", self._hot, item_id], ["HDEL", self._ver, item_id],
         ])
+
+    async def forget_user(self, user_id: str, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
+        """Every key in the user's hash slot (`P{u:<user>}:*`: state, markers, watermarks), and on a
+        Cluster the markers each signal left in its item's and author's slot."""
+        pattern = _glob_literal(f"{self._p}{{u:{escape(user_id)}}}:") + "*"
+        with unavailable():
+            keys = [k async for k in self._r.client.scan_iter(match=pattern, count=1000)]
+        markers = []
+        for s in signals if self._r.cluster else ():
+            if s.signal_id is not None:
+                markers.append(self._marker("i", s.content_id, s.signal_id))
+                author = items.get(s.content_id)
+                if author is not None and author.author_id:
+                    markers.append(self._marker("a", author.author_id, s.signal_id))
+        await self._r.execute([["DEL", key] for key in [*keys, *markers]])
 
     # ------------------------------------------------------------------------------ reads
 

@@ -23,6 +23,7 @@ from overdrive.domain.errors import BackendUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOP = object()
+_ALONE = object()
 
 
 class SqliteDatabase:
@@ -43,6 +44,7 @@ class SqliteDatabase:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
         return conn
 
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
@@ -51,6 +53,15 @@ class SqliteDatabase:
             raise BackendUnavailable("store is closed")
         fut: Future[T] = Future()
         self._jobs.put((job, fut))
+        return await asyncio.wrap_future(fut)
+
+    async def write_alone(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job` on the writer's connection outside any transaction, between two groups (for
+        what SQLite refuses inside one: VACUUM, a checkpoint that truncates the WAL)."""
+        if self._closed:
+            raise BackendUnavailable("store is closed")
+        fut: Future[T] = Future()
+        self._jobs.put((job, fut, _ALONE))
         return await asyncio.wrap_future(fut)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
@@ -80,17 +91,32 @@ class SqliteDatabase:
             first = self._jobs.get()
             if first is _STOP:
                 return
+            if len(first) == 3:  # type: ignore[arg-type]
+                self._run_alone(conn, *first[:2])  # type: ignore[index]
+                continue
             batch = [first]
+            held = None
             while len(batch) < 256:
                 try:
                     nxt = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is _STOP:
-                    self._jobs.put(_STOP)
+                if nxt is _STOP or len(nxt) == 3:  # type: ignore[arg-type]
+                    held = nxt
                     break
                 batch.append(nxt)
             self._commit_group(conn, batch)  # type: ignore[arg-type]
+            if held is _STOP:
+                return
+            if held is not None:
+                self._run_alone(conn, *held[:2])  # type: ignore[index]
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, job: Callable, fut: Future) -> None:
+        try:
+            fut.set_result(job(conn))
+        except Exception as exc:
+            fut.set_exception(BackendUnavailable(f"store maintenance failed: {exc}") if isinstance(exc, sqlite3.Error) else exc)
 
     @staticmethod
     def _commit_group(conn: sqlite3.Connection, batch: list[tuple[Callable, Future]]) -> None:

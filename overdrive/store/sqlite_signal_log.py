@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from overdrive.domain.codec import SIGNAL_COLUMNS, signal_from_row, signal_to_row
 from overdrive.domain.types import Signal
@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS signals (
     intensity REAL NOT NULL,
     metadata BLOB
 );
+CREATE INDEX IF NOT EXISTS signals_user ON signals (user_id);
 """
 _COLUMNS = ", ".join(SIGNAL_COLUMNS)
 _INSERT = f"INSERT INTO signals ({_COLUMNS}) VALUES ({', '.join('?' * len(SIGNAL_COLUMNS))})"
@@ -36,7 +37,7 @@ class SqliteSignalLog:
     async def count(self) -> int:
         return await self._db.read(lambda c: c.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
-    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
+    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
         last = 0
         while True:
             rows = self._db.read_sync(
@@ -50,11 +51,29 @@ class SqliteSignalLog:
             last = rows[-1][0]
             yield [signal_from_row(r[1:]) for r in rows]
 
+    async def user_signals(self, user_id: str) -> list[Signal]:
+        rows = await self._db.read(lambda c: c.execute(
+            f"SELECT {_COLUMNS} FROM signals WHERE user_id = ? ORDER BY seq", (user_id,)).fetchall())
+        return [signal_from_row(r) for r in rows]
+
+    async def erase_user(self, user_id: str) -> int:
+        """Rows deleted in one transaction (overwritten on disk: `secure_delete`), then the WAL is
+        folded in and truncated and the file vacuumed, so no page of the database keeps them."""
+        deleted = await self._db.write(lambda c: c.execute("DELETE FROM signals WHERE user_id = ?", (user_id,)).rowcount)
+        await self._db.write_alone(_compact)
+        return deleted
+
     async def ping(self) -> None:
         await self._db.read(lambda c: c.execute("SELECT 1 FROM signals LIMIT 1").fetchall())
 
     async def close(self) -> None:
         await self._db.close()
+
+
+def _compact(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _append(conn: sqlite3.Connection, signals: Sequence[Signal]) -> list[Signal]:

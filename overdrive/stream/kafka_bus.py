@@ -36,13 +36,15 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from overdrive.domain.codec import encode_signal
 from overdrive.domain.errors import BackendUnavailable, Overloaded
 from overdrive.domain.types import Signal
-from overdrive.stream.kafka_common import check_topic, ensure_topic
+from overdrive.store.protocols import ErasureList
+from overdrive.stream.kafka_common import Erasures, check_topic, ensure_topic
 from overdrive.stream.applier import Learners
 from overdrive.stream.kafka_tail import KafkaSignalTail
 
 log = logging.getLogger(__name__)
 
 _SETTLE_POLL_S = 0.002
+_ERASURES_EVERY_S = 1.0
 
 
 class Watermarks(Protocol):
@@ -66,6 +68,7 @@ class KafkaSignalBus:
         delivery_timeout_ms: int = 5000,
         config: Mapping[str, Any] | None = None,
         learners: Learners | None = None,
+        erasures: ErasureList | None = None,
     ) -> None:
         self._topic = topic
         self._partitions = partitions
@@ -84,8 +87,10 @@ class KafkaSignalBus:
         self._suspect = False  # a delivery failed: open a fresh producer before the next publish
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._tail = KafkaSignalTail(bootstrap_servers=bootstrap_servers, topic=topic, learners=Learners() if learners is None else learners,
-                                     partitions=partitions)
+        self._erasures = Erasures(erasures)
+        self._erasures_task: asyncio.Task | None = None
+        self._tail = KafkaSignalTail(bootstrap_servers=bootstrap_servers, topic=topic, partitions=partitions,
+                                     learners=Learners() if learners is None else learners, erasures=self._erasures)
 
     # --------------------------------------------------------------------------- lifecycle
 
@@ -97,7 +102,14 @@ class KafkaSignalBus:
         except BackendUnavailable as exc:  # start anyway: /health/ready says so, publish answers 503
             log.warning("kafka topic check at start failed: %s", exc)
         self._open()
+        self._erasures_task = asyncio.create_task(self._refresh_erasures())
         await asyncio.to_thread(self._tail.start)
+
+    async def _refresh_erasures(self) -> None:
+        while True:
+            with contextlib.suppress(BackendUnavailable):
+                await self._erasures.refresh()
+            await asyncio.sleep(_ERASURES_EVERY_S)
 
     def _open(self) -> None:
         self._suspect = False
@@ -134,6 +146,8 @@ class KafkaSignalBus:
         log.warning("kafka producer: %s", err)
 
     async def close(self) -> None:
+        if self._erasures_task is not None:
+            self._erasures_task.cancel()
         await asyncio.to_thread(self._tail.close)
         if self._producer is None:
             return

@@ -12,7 +12,11 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
+from overdrive.domain.privacy import erased_before
+from overdrive.domain.types import Signal
+from overdrive.store.protocols import ErasureList
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +57,25 @@ def check_topic(client: Any, topic: str, *, timeout_s: float = 1.0) -> dict:
     if found is None or found.error is not None:
         raise BackendUnavailable(f"kafka: topic {topic!r} unavailable ({found.error if found else 'missing'})")
     return {"backend": "kafka", "topic": topic, "partitions": len(found.partitions)}
+
+
+class Erasures:
+    """The erasure list as the topic's readers use it: a snapshot, refreshed now and then, that a
+    reader thread may read at any time (the reference is swapped whole)."""
+
+    def __init__(self, source: ErasureList | None) -> None:
+        self._source = source
+        self.current: dict[str, float] = {}
+
+    async def refresh(self) -> None:
+        if self._source is not None:
+            self.current = await self._source.snapshot()
+
+
+def signal_of(record: Any, erased: dict[str, float]) -> Signal | None:
+    """The record's signal; None when its user was erased after it was produced (a new user's
+    later records pass). `ValueError` for a record that is not an encoded signal."""
+    signal = decode_signal(record.value())
+    if erased and erased_before(erased, signal.user_id, record.timestamp()[1] / 1000.0):
+        return None
+    return signal

@@ -22,15 +22,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.stream.applier import SignalApplier, until_stored
 from overdrive.stream.kafka_bus import Watermarks
-from overdrive.stream.kafka_common import ensure_topic
+from overdrive.store.protocols import ErasureList
+from overdrive.stream.kafka_common import Erasures, ensure_topic, signal_of
 
 log = logging.getLogger(__name__)
 
 _REPORT_EVERY_S = 10.0
+_ERASURES_EVERY_S = 1.0
 
 
 class KafkaSignalWorker:
@@ -42,6 +43,7 @@ class KafkaSignalWorker:
         group: str,
         applier: SignalApplier,
         watermarks: Watermarks,
+        erasures: ErasureList | None = None,
         partitions: int = 12,
         session_timeout_ms: int = 45_000,
         batch_size: int = 1000,
@@ -51,6 +53,7 @@ class KafkaSignalWorker:
         self._topic = topic
         self._partitions = partitions
         self._applier = applier
+        self._erasures = Erasures(erasures)  # records of users erased after they were produced are skipped
         self._watermarks = watermarks
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
@@ -66,7 +69,8 @@ class KafkaSignalWorker:
             **(config or {}),
         }
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-consumer")  # the client is not thread-safe
-        self.stats = {"batches": 0, "records": 0, "applied": 0, "skipped_duplicates": 0, "bad_records": 0}
+        self.stats = {"batches": 0, "records": 0, "applied": 0, "skipped_duplicates": 0, "skipped_erased": 0,
+                      "bad_records": 0}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
@@ -80,7 +84,12 @@ class KafkaSignalWorker:
         log.info("worker started: topic=%s group=%s", self._topic, self._config["group.id"])
         reported = time.monotonic()
         try:
+            refreshed = 0.0
             while not stop.is_set():
+                if time.monotonic() - refreshed >= _ERASURES_EVERY_S:
+                    refreshed = time.monotonic()
+                    with contextlib.suppress(BackendUnavailable):
+                        await self._erasures.refresh()
                 records = await loop.run_in_executor(self._executor, self._poll, consumer)
                 if records:
                     await self._handle(consumer, records, stop)
@@ -112,10 +121,15 @@ class KafkaSignalWorker:
                 continue
             last[rec.partition()] = max(rec.offset(), last.get(rec.partition(), -1))
             try:
-                signals.append(decode_signal(rec.value()))
-            except (TypeError, ValueError) as exc:  # poison record: skip it (it is logged), never block the partition
+                signal = signal_of(rec, self._erasures.current)
+            except ValueError as exc:  # poison record: skip it (it is logged), never block the partition
                 self.stats["bad_records"] += 1
                 log.error("skipping undecodable record partition=%d offset=%d: %s", rec.partition(), rec.offset(), exc)
+                continue
+            if signal is None:
+                self.stats["skipped_erased"] += 1
+            else:
+                signals.append(signal)
         if not last:
             return
         started = time.perf_counter()

@@ -22,10 +22,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Signal
-from overdrive.stream.kafka_common import assigning_config, ensure_topic
+from overdrive.stream.kafka_common import signal_of, assigning_config, ensure_topic
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +50,13 @@ class KafkaSignalHistory:
         with self._consumer() as (consumer, partitions):
             return sum(high - low for low, high in self._bounds(consumer, partitions).values())
 
-    def scan(self, *, batch_size: int = 10_000) -> Iterator[list[Signal]]:
-        """Every retained signal once, in batches (per partition in order; partitions interleave)."""
+    async def user_signals(self, user_id: str) -> list[Signal]:
+        """One user's signals: a read of the whole topic (exports and erasures are rare)."""
+        return await asyncio.to_thread(lambda: [s for batch in self.scan() for s in batch if s.user_id == user_id])
+
+    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
+        """Every retained signal once, in batches (per partition in order; partitions interleave),
+        less those of users `erased` (digest -> when) after they were produced."""
         with self._consumer() as (consumer, partitions):
             reading = {p for p, (low, high) in self._bounds(consumer, partitions).items() if high > low}
             consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in reading])
@@ -79,11 +83,11 @@ class KafkaSignalHistory:
                         consumer.incremental_unassign([TopicPartition(self._topic, rec.partition())])
                         continue
                     try:
-                        signal = decode_signal(rec.value())
-                    except (TypeError, ValueError):  # the worker logs and skips these too
+                        signal = signal_of(rec, erased or {})
+                    except ValueError:  # the worker logs and skips these too
                         bad += 1
                         continue
-                    if signal.signal_id not in seen:
+                    if signal is not None and signal.signal_id not in seen:
                         seen.add(signal.signal_id)
                         batch.append(signal)
                 if len(batch) >= batch_size:

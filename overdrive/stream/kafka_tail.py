@@ -22,10 +22,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from overdrive.domain.codec import decode_signal
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.stream.applier import Learners
-from overdrive.stream.kafka_common import assigning_config, ensure_topic
+from overdrive.stream.kafka_common import Erasures, signal_of, assigning_config, ensure_topic
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,7 @@ class KafkaSignalTail:
         bootstrap_servers: str,
         topic: str,
         learners: Learners,
+        erasures: Erasures | None = None,
         partitions: int = 12,
         batch_size: int = 500,
         poll_timeout_s: float = 0.1,
@@ -47,6 +47,7 @@ class KafkaSignalTail:
         self._topic = topic
         self._partitions = partitions
         self._learners = learners
+        self._erasures = erasures or Erasures(None)  # records of users erased after they were produced stay out
         self._batch_size = batch_size
         self._poll_timeout_s = poll_timeout_s
         self._config = {
@@ -106,11 +107,11 @@ class KafkaSignalTail:
                 log.warning("signal tail: consume error: %s", rec.error())
                 continue
             try:
-                signal = decode_signal(rec.value())
-            except (TypeError, ValueError):  # the worker logs and skips these too
+                signal = signal_of(rec, self._erasures.current)
+            except ValueError:  # the worker logs and skips these too
                 self.stats["bad_records"] += 1
                 continue
-            if signal.signal_id not in self._passed:
+            if signal is not None and signal.signal_id not in self._passed:
                 self._passed[signal.signal_id] = None
                 signals.append(signal)
         while len(self._passed) > _REMEMBERED_IDS:

@@ -13,13 +13,14 @@ from overdrive.models.collaborative_filtering import AdvancedCollaborativeFilter
 from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
 from overdrive.store.sqlite_db import SqliteDatabase
+from overdrive.store.sqlite_erasures import SCHEMA as ERASURES_SCHEMA, SqliteErasureList
 from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_backend: str, tmp_path: Path) -> None:
-    db = SqliteDatabase(path=tmp_path / "db.sqlite3", schema=ITEMS_SCHEMA + SIGNALS_SCHEMA)
+    db = SqliteDatabase(path=tmp_path / "db.sqlite3", schema=ITEMS_SCHEMA + SIGNALS_SCHEMA + ERASURES_SCHEMA)
     catalog, log = SqliteItemCatalog(db), SqliteSignalLog(db)
     now = time.time()
     await catalog.put([Item(id=f"i{n}", created_at=now) for n in range(20)])
@@ -29,7 +30,7 @@ async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_ba
                     Signal(user_id="u2", signal_type="like", content_id="i9", timestamp=now, signal_id="s-1")]
     await log.append(history + acknowledged)  # logged, not yet applied when the retrain starts
     service = CollaborativeModelService(
-        model_dir=tmp_path / "models", catalog=catalog, history=log, retrain_interval_s=None, train_on_start=False,
+        model_dir=tmp_path / "models", catalog=catalog, history=log, erasures=SqliteErasureList(db), retrain_interval_s=None, train_on_start=False,
         factory=lambda: AdvancedCollaborativeFiltering(methods=("popularity",), tune=False),
     )
     await service.start()

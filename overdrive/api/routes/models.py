@@ -5,20 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from overdrive.api.deps import ServicesDep
+from typing import Annotated
+
+from overdrive.api.deps import RequestIdDep, ServicesDep
+from overdrive.api.security import Allowed
+from overdrive.security.principal import Principal
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.post("/train", status_code=202)
-async def train(services: ServicesDep) -> JSONResponse:
+async def train(services: ServicesDep, request_id: RequestIdDep,
+                principal: Annotated[Principal, Allowed("models:admin")]) -> JSONResponse:
     """Start a full retrain in the background (or report the one running); poll /models/status."""
+    await services.audit.record(principal=principal.id, action="models.train", target="models", request_id=request_id)
     job = services.collaborative.train(reason="POST /models/train")
     blend = await services.blend.train(reason="POST /models/train")
     return JSONResponse(status_code=202, content={"collaborative": job, "blend": blend})
 
 
-@router.get("/status")
+@router.get("/status", dependencies=[Allowed("metrics:read")])
 async def status(services: ServicesDep) -> dict:
     """Versions, sizes, last fit time and validation metrics of every served model."""
     return {**services.collaborative.status(), "blend": services.blend.status()}

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from overdrive.api.deps import ServicesDep, request_id_of, services_of
 from overdrive.api.errors import field_path
+from overdrive.api.security import Allowed, authorize
 from overdrive.api.schemas import RankRequest, RankResponse, candidate_content
 from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import Candidate
@@ -19,6 +20,7 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
     # The hot path takes what `ServicesDep` and `RequestIdDep` give straight from the request:
     # FastAPI resolving two dependencies costs tens of µs a call.
     services, request_id = services_of(request), request_id_of(request)
+    await authorize(request, "rank")
     candidates = None
     if body.candidate_items is not None:
         ids = [c["id"] for c in body.candidate_items]
@@ -47,7 +49,7 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
     }), media_type="application/json")
 
 
-@router.get("/strategies")
+@router.get("/strategies", dependencies=[Allowed("rank")])
 async def strategies(services: ServicesDep) -> dict:
     """The named blends a request may pick (A/B tests): each one's component weights."""
     return {"default": "enhanced", "strategies": services.ranker.strategies}

@@ -7,19 +7,20 @@ import time
 from fastapi import APIRouter
 
 from overdrive.api.deps import ServicesDep
+from overdrive.api.security import Allowed
 from overdrive.api.schemas import SignalAck, SignalBatchIn, SignalIn
 
 router = APIRouter(prefix="/signals", tags=["signals"])
 
 
-@router.post("/process", response_model=SignalAck)
+@router.post("/process", response_model=SignalAck, dependencies=[Allowed("signals:write")])
 async def process_signal(signal: SignalIn, services: ServicesDep) -> SignalAck:
     started = time.perf_counter()
     result = await services.signals.ingest([signal.to_domain(time.time())])
     return SignalAck(accepted=result.accepted, duplicates=result.duplicates, processing_time_ms=(time.perf_counter() - started) * 1000)
 
 
-@router.post("/batch", response_model=SignalAck)
+@router.post("/batch", response_model=SignalAck, dependencies=[Allowed("signals:write")])
 async def process_batch(batch: SignalBatchIn, services: ServicesDep) -> SignalAck:
     """Up to 10,000 signals, stored all-or-nothing."""
     started = time.perf_counter()

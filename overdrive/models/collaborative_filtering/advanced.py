@@ -318,6 +318,24 @@ class AdvancedCollaborativeFiltering:
         with self._lock:
             return self._fold_in_locked()
 
+    def forget_user(self, user_id: str) -> None:
+        """Remove the user from every member and from the fold-in state (GDPR erasure): scored as a
+        cold user from now on, and absent from what `save` writes."""
+        with self._lock:
+            for member in self.members.values():
+                member.forget_user(user_id)
+            u = self._user_index.pop(user_id, None)
+            if u is not None:
+                rows = self._rows.tocsr(copy=True)
+                rows.data[rows.indptr[u] : rows.indptr[u + 1]] = 0.0
+                rows.eliminate_zeros()
+                self._rows = rows
+            self._live.pop(user_id, None)
+            self._pending.pop(user_id, None)
+            self._score_cache.pop(user_id, None)
+            for users in self._new_item_users.values():
+                users.discard(user_id)
+
     def add_items(self, items: Iterable[Any] | Mapping[str, Item]) -> None:
         """Register catalog items that arrived after fit: scorable at once from their content."""
         with self._lock:
@@ -405,7 +423,7 @@ class AdvancedCollaborativeFiltering:
                 "fitted_at": self.fitted_at,
                 "anchor_time": self._anchor_time,
                 "item_ids": self._item_ids,
-                "user_ids": list(self._user_index),
+                "user_ids": _by_position(self._user_index, self._rows.shape[0]),
                 "live": self._live,
                 "pending": self._pending,
                 "since_fold": self._since_fold,
@@ -435,7 +453,7 @@ class AdvancedCollaborativeFiltering:
         obj._anchor_time = manifest["anchor_time"]
         obj._item_ids = manifest["item_ids"]
         obj._item_index = {i: n for n, i in enumerate(obj._item_ids)}
-        obj._user_index = {u: n for n, u in enumerate(manifest["user_ids"])}
+        obj._user_index = {u: n for n, u in enumerate(manifest["user_ids"]) if u}  # "": a forgotten user
         obj._live, obj._pending = manifest["live"], manifest["pending"]
         obj._since_fold, obj._folds = manifest["since_fold"], manifest["folds"]
         obj._new_items = items_by_id(manifest["new_items"].values())
@@ -473,6 +491,14 @@ class AdvancedCollaborativeFiltering:
             "validation_fraction": self.validation_fraction, "max_validation_users": self.max_validation_users,
             "content_neighbours": self.content_neighbours, "seed": self.seed,
         }
+
+
+def _by_position(index: Mapping[str, int], n: int) -> list[str]:
+    """Ids in row order, "" where a row's user was forgotten."""
+    ids = [""] * n
+    for user_id, row in index.items():
+        ids[row] = user_id
+    return ids
 
 
 def _top(d: dict[int, float], k: int) -> dict[int, float]:

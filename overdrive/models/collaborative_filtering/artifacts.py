@@ -120,6 +120,13 @@ class ArtifactStore(Generic[M]):
             raise FileNotFoundError(f"no model version {version!r} under {self._versions_dir}")
         self._point_to(version)
 
+    def drop_others(self, current: str) -> None:
+        """Delete every version but `current` (after an erasure: older ones still hold the user)."""
+        for version in self.versions():
+            if version != current:
+                shutil.rmtree(self._versions_dir / version, ignore_errors=True)
+        _fsync_path(self._versions_dir)
+
     def _prune(self, *, current: str) -> None:
         for stale in self.root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)

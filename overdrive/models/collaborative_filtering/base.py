@@ -205,6 +205,16 @@ class BaseRecommender(ABC):
             self._user_index[user_id] = len(self._user_ids)
             self._user_ids.append(user_id)
 
+    def forget_user(self, user_id: str) -> bool:
+        """Unlink the user: their id and interactions go, their row scores as nobody's. (Factor
+        rows stay as anonymous numbers under no id until the next fit.) False if unknown."""
+        u = self._user_index.pop(user_id, None)
+        if u is None:
+            return False
+        self._user_ids[u] = ""
+        self._overlay[u] = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+        return True
+
     def update_user(self, user_id: str, interactions: Mapping[str, float]) -> None:
         self.update_users({user_id: interactions})
 
@@ -256,7 +266,7 @@ class BaseRecommender(ABC):
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         obj._user_ids, obj._item_ids = list(meta["user_ids"]), list(meta["item_ids"])
-        obj._user_index = {u: n for n, u in enumerate(obj._user_ids)}
+        obj._user_index = {u: n for n, u in enumerate(obj._user_ids) if u}  # "": a forgotten user
         obj._item_index = {i: n for n, i in enumerate(obj._item_ids)}
         obj._rows = unpack_sparse(arrays, "rows")
         obj._prior = arrays["prior"]
