@@ -105,13 +105,6 @@ class PrivacyService:
             raise NotFound(f"no erasure job {job_id!r} on this replica")
         return job.as_dict()
 
-    async def wait(self, job_id: str) -> dict[str, Any]:
-        """Until the job has finished (for tests and the admin CLI)."""
-        for job, task in list(self._running.values()):
-            if job.id == job_id:
-                await asyncio.shield(task)
-        return self.job(job_id)
-
     async def _run(self, job: ErasureJob, user_id: str, principal: str, request_id: str) -> None:
         steps = job.steps
         try:
@@ -144,13 +137,13 @@ class PrivacyService:
 
     async def export(self, user_id: str) -> dict[str, Any]:
         """Everything kept about the user, in the documented schema (docs/privacy.md)."""
-        parts = {"header": None, "signals": [], "audit": []}
+        export: dict[str, Any] = {"signals": [], "audit": []}
         async for kind, value in self.export_parts(user_id):
             if kind == "header":
-                parts["header"] = value
+                export.update(value)
             else:
-                parts[kind + "s"].append(value)
-        return {**parts["header"], "signals": parts["signals"], "audit": parts["audit"]}
+                export["signals" if kind == "signal" else "audit"].append(value)
+        return export
 
     async def export_parts(self, user_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The export as a stream: the header (profile, windows, session, interests, insights),

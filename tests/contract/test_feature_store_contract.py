@@ -179,6 +179,25 @@ async def test_forget_item(feature_store: FeatureStore) -> None:
     assert await feature_store.user_interests("u1", now=T0) == before
 
 
+async def test_forget_user_drops_everything_about_them_and_their_markers(feature_store: FeatureStore) -> None:
+    """GDPR erasure: no state of the user is left, and their signal ids apply again (markers gone)."""
+    theirs = [sig("cats", "share", signal_id="e1"), sig("dogs", "view", signal_id="e2", at=T0 + 1)]
+    others = [sig("cats", "like", user="u2", signal_id="k1")]
+    await feature_store.apply(theirs + others, ITEMS, now=T0 + 2)
+    await feature_store.forget_user("u1", theirs, ITEMS)
+    activity = await feature_store.user_activity("u1", now=T0 + 2)
+    assert activity.signal_counts == {} and activity.recent == [] and activity.session is None
+    assert await feature_store.user_interests("u1", now=T0 + 2) == {}
+    assert await feature_store.user_interests("u1", now=T0 + 2, term="short") == {}
+    assert await feature_store.user_signal_total("u1") == 0
+    assert await feature_store.excluded_items("u1", ["cats", "dogs"]) == set()
+    assert (await feature_store.windows("user", "u1", now=T0 + 2))["1h"]["count"] == 0
+    assert (await feature_store.user_activity("u2", now=T0 + 2)).signal_counts == {"like": 1}  # others untouched
+    # The same ids are a new user's now: they apply (a redelivery of erased signals is not a repeat).
+    assert len(await feature_store.apply(theirs, ITEMS, now=T0 + 3)) == 2
+    await feature_store.forget_user("nobody", [], {})
+
+
 # ------------------------------------------------------------------------------ de-duplication
 
 

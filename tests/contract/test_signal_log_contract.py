@@ -253,3 +253,30 @@ async def test_group_commit_only_good_jobs_reach_disk(sqlite_db, tmp_path: Path)
         assert await again.read(lambda c: c.execute("SELECT k FROM t").fetchall()) == [("x",)]
     finally:
         await again.close()
+
+
+# ----------------------------------------------------------------------------------- privacy
+
+
+async def test_user_signals_and_erasure(signal_log: SignalLog) -> None:
+    mine = [sig(n, user="gone", metadata={"note": "private-marker-gone"}) for n in range(3)]
+    await signal_log.append([sig(10), *mine, sig(11)])
+    assert await signal_log.user_signals("gone") == mine
+    assert await signal_log.erase_user("gone") == 3
+    assert await signal_log.user_signals("gone") == []
+    assert [s.signal_id for s in flat(scan_all(signal_log))] == ["s10", "s11"]
+    assert await signal_log.count() == 2
+    assert await signal_log.erase_user("gone") == 0  # idempotent
+    assert (await signal_log.append(mine)) == mine  # their ids are free again: a new user
+
+
+async def test_erased_rows_leave_no_bytes_in_the_file(signal_log_factory, tmp_path: Path) -> None:
+    """`VACUUM` and a truncated WAL: the erased user's text is nowhere on disk."""
+    async with signal_log_factory(tmp_path) as log:
+        await log.append([sig(n, user="zebra-erased-user", metadata={"email": "zebra@example.org"}) for n in range(50)])
+        await log.append([sig(100 + n) for n in range(50)])
+        await log.erase_user("zebra-erased-user")
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"zebra" not in data, f

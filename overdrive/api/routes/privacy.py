@@ -49,10 +49,11 @@ async def export_user(user_id: UserIdPath, services: ServicesDep, request_id: Re
     await services.audit.record(principal=principal.id, action="user.export", target=user_target(user_id),
                                 request_id=request_id, detail={"format": format})
     if format == "json":
-        return Response(orjson.dumps(await services.privacy.export(user_id)), media_type="application/json")
+        return Response(orjson.dumps(await services.privacy.export(user_id), option=orjson.OPT_NON_STR_KEYS),
+                        media_type="application/json")
 
     async def lines():  # noqa: ANN202
         async for kind, value in services.privacy.export_parts(user_id):
-            yield orjson.dumps({"type": kind, **value}, option=orjson.OPT_APPEND_NEWLINE)
+            yield orjson.dumps({"type": kind, **value}, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
