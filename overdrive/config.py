@@ -221,6 +221,10 @@ class Settings(BaseSettings):
             raise SettingsError("invalid setting OVERDRIVE_JWKS_FILE/OVERDRIVE_JWKS_URL: set one, not both")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise SettingsError("invalid setting OVERDRIVE_TLS_CERT_FILE/OVERDRIVE_TLS_KEY_FILE: set both or neither")
+        for name, path in (("OVERDRIVE_TLS_CERT_FILE", self.tls_cert_file), ("OVERDRIVE_TLS_KEY_FILE", self.tls_key_file),
+                           ("OVERDRIVE_API_KEYS_FILE", self.api_keys_file), ("OVERDRIVE_JWKS_FILE", self.jwks_file)):
+            if path is not None and not path.is_file():
+                raise SettingsError(f"invalid setting {name}: no file at {path}")
         if not self.auth_configured and not is_loopback(self.host):
             raise SettingsError(
                 f"invalid setting OVERDRIVE_HOST: refusing to serve {self.host} without credentials; set "

@@ -9,13 +9,13 @@ SIGTERM or SIGINT: finish and commit the batch in hand, leave the group, exit 0.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 
 from pydantic import ValidationError
 
 from overdrive.config import Settings, SettingsError, describe_error
+from overdrive.observability.logs import configure as configure_logging
 from overdrive.wiring import build_worker
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         sys.exit(f"overdrive.worker: {describe_error(exc)}")
     except SettingsError as exc:
         sys.exit(f"overdrive.worker: {exc}")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     asyncio.run(_run(worker, close))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,11 +27,17 @@ class ServerProcess:
                  log_path: Path | None = None, cwd: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self._env = env or {}
+        self._cert = self._env.get("OVERDRIVE_TLS_CERT_FILE")  # served over HTTPS, this certificate trusted
+        self.url = f"{'https' if self._cert else 'http'}://127.0.0.1:{self.port}"
         self._log_path = log_path or data_dir.parent / f"server-{self.port}.log"
         self._cwd = cwd  # `-m` imports from here first: another checkout's code (benchmarks/rank_ab.py)
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client of this server verifies its TLS certificate with."""
+        return ssl.create_default_context(cafile=self._cert) if self._cert else True
 
     def start(self, *, timeout_s: float = 60.0) -> ServerProcess:
         env = {
@@ -49,7 +56,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self._log_path}")
             try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/health/ready", timeout=1.0, verify=self.verify).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
