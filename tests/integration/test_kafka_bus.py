@@ -2,8 +2,11 @@
 
 In one process: the bus produces, a `KafkaSignalWorker` task consumes into a Redis FeatureStore.
 Checked: read-your-writes through the watermarks, redelivered ids change nothing, a stalled
-broker (SIGSTOP) is a `BackendUnavailable` within the delivery timeout and the health check
-fails, and after SIGCONT the same ids go through and are counted once.
+broker (SIGSTOP) is a `BackendUnavailable` (the producer's delivery timeout ends the wait) and the
+health check fails, and after SIGCONT the same ids go through and are counted once.
+
+No test sleeps for a guessed time: each waits on the thing itself (the worker task has ended, the
+stalled producer has every delivery report, a signal published last has been seen or applied).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from overdrive.observability.performance import PerformanceMonitor
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.stream.applier import Learners, SignalApplier
 from tests import real_servers
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -38,6 +42,12 @@ class Rig:
     features: object
     catalog: object
     stop: asyncio.Event
+    worker: asyncio.Task
+
+    async def stop_worker(self) -> None:
+        """Stop the fixture's worker and wait until it has left its group: nothing more is applied."""
+        self.stop.set()
+        await asyncio.wait_for(self.worker, 30)
 
 
 @pytest.fixture
@@ -64,7 +74,7 @@ async def rig(tmp_path) -> AsyncIterator[Rig]:
     await bus.start()
     task = asyncio.create_task(worker.run(stop))
     try:
-        yield Rig(broker, bus, features, catalog, stop)
+        yield Rig(broker, bus, features, catalog, stop, task)
     finally:
         if broker.stopped_by_us:
             broker.resume()
@@ -109,8 +119,7 @@ async def test_read_your_writes_and_redelivery(rig: Rig) -> None:
 
 
 async def test_settled_is_false_while_unapplied(rig: Rig) -> None:
-    rig.stop.set()  # the worker leaves; nothing more is applied
-    await asyncio.sleep(0.3)
+    await rig.stop_worker()  # the worker has left; nothing more is applied
     await rig.bus.publish([_sig("cy", 1)])
     assert await rig.bus.settled("cy", timeout_s=0.2) is False
     assert await rig.bus.settled("nobody", timeout_s=0.2) is True
@@ -121,26 +130,30 @@ async def test_stalled_broker_is_unavailable_then_retry_counts_once(rig: Rig) ->
     assert await rig.bus.settled("dee", timeout_s=20.0)
 
     rig.broker.pause()
-    started = time.monotonic()
-    with pytest.raises(BackendUnavailable):
+    stalled = rig.bus._producer  # noqa: SLF001 - the producer whose deliveries stall
+    with pytest.raises(BackendUnavailable):  # not a hang: the producer's delivery timeout (2 s) ends it
         await rig.bus.publish([_sig("dee", n) for n in range(1, 6)])
-    assert time.monotonic() - started < 8.0  # delivery timeout 2 s, plus slack
     with pytest.raises(BackendUnavailable):
         await rig.bus.check()
-    await asyncio.sleep(1.0)
+    # The stalled producer gives each record up (its delivery report is in) before the broker
+    # comes back, so it never sends them again; records already in the broker's socket may
+    # still land when it resumes.
+    await eventually(lambda: len(stalled) == 0, timeout_s=30, what=lambda: f"{len(stalled)} still in flight")
     rig.broker.resume()
 
-    deadline = time.monotonic() + 20
-    while True:  # the client's retry of the same ids
+    async def retried() -> bool:  # the client's retry of the same ids
         try:
             await rig.bus.publish([_sig("dee", n) for n in range(1, 6)])
-            break
+            return True
         except BackendUnavailable:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+            return False
+
+    await eventually(retried, timeout_s=20, interval_s=0.2)
+    # A signal published after the retry, on the same partition (same user): once it is applied,
+    # so is every record before it, late landings of the stalled attempt included.
+    await rig.bus.publish([_sig("dee", 99, "view")])
     assert await rig.bus.settled("dee", timeout_s=20.0)
-    await asyncio.sleep(0.5)  # anything the stalled producer still delivered is applied by now
-    assert await _counts(rig, "dee") == {"like": 6}
+    assert await _counts(rig, "dee") == {"like": 6, "view": 1}
 
 
 class _CrashMidBatch:
@@ -162,8 +175,7 @@ async def test_worker_dying_mid_batch_resumes_with_no_double_count(rig: Rig) -> 
     from overdrive.store.redis_watermarks import RedisWatermarks
     from overdrive.stream.kafka_consumer import KafkaSignalWorker
 
-    rig.stop.set()  # the fixture's worker leaves the group
-    await asyncio.sleep(0.5)
+    await rig.stop_worker()  # the fixture's worker has left the group: it applies none of what follows
     watermarks = rig.bus._watermarks  # noqa: SLF001 - the same marks the bus reads
     assert isinstance(watermarks, RedisWatermarks)
     sent = [_sig(f"m{n % 4}", n, ["view", "like", "share"][n % 3]) for n in range(200)]
@@ -187,10 +199,14 @@ async def test_worker_dying_mid_batch_resumes_with_no_double_count(rig: Rig) -> 
         expected: dict[str, Counter] = {}
         for s in sent:
             expected.setdefault(s.user_id, Counter())[s.signal_type] += 1
-        deadline = time.monotonic() + 40
-        while {u: Counter(await _counts(rig, u)) for u in expected} != expected:
-            assert time.monotonic() < deadline, {u: await _counts(rig, u) for u in expected}
-            await asyncio.sleep(0.1)
+
+        async def counts() -> dict[str, Counter]:
+            return {u: Counter(await _counts(rig, u)) for u in expected}
+
+        async def all_applied() -> bool:
+            return await counts() == expected
+
+        await eventually(all_applied, timeout_s=40, interval_s=0.1, what=counts)
         assert second.stats["skipped_duplicates"] > 0  # the half-applied batch came again, and was skipped
     finally:
         stop.set()
@@ -217,15 +233,15 @@ async def test_tail_hands_every_new_signal_to_the_learners_once(rig: Rig) -> Non
     try:
         await rig.bus.publish([_sig("eve", n) for n in range(5)] + [_sig("fay", n) for n in range(5)])
         await rig.bus.publish([_sig("eve", n) for n in range(5)])  # a client retry: same ids
-        await rig.bus.publish([_sig("eve", 99, "share")])
-        deadline = time.monotonic() + 20.0
-        while len(seen) < 11 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # and nothing more arrives
+        await rig.bus.publish([_sig("eve", 99, "share")])  # last, on eve's partition after the retry
+        expected = {f"eve-{n}" for n in range(5)} | {f"fay-{n}" for n in range(5)} | {"eve-99"}
+        # The tail reads a partition in order: once it has passed on eve-99, the retried records
+        # before it have been read too, so whatever it was going to hand on from them it has.
+        await eventually(lambda: expected <= {s.signal_id for s in seen}, timeout_s=20,
+                         what=lambda: sorted(s.signal_id for s in seen))
         # (Records produced before the tail started are not asserted on: Tansu reports a
         # partition's high watermark as of its last record batch, so a few may show up.)
-        assert sorted(s.signal_id for s in seen) == sorted(
-            [f"eve-{n}" for n in range(5)] + [f"fay-{n}" for n in range(5)] + ["eve-99"])
+        assert sorted(s.signal_id for s in seen) == sorted(expected)  # each once: the repeats were dropped
         assert sum(failing_calls) == 11 and learners.failures == len(failing_calls)
     finally:
         await asyncio.to_thread(tail.close)

@@ -1,4 +1,8 @@
-"""The benchmark's parts: the load generator against the reference endpoints, paced and closed-loop."""
+"""The benchmark's parts: the load generator against the reference endpoints, paced and closed-loop.
+
+Asserted is what does not depend on the machine's speed: answers counted and correct, a paced
+run never sending more than its rate allows. The figures (requests per second, how close a paced
+run comes to its rate) are printed by benchmarks/bench_load.py."""
 
 from __future__ import annotations
 
@@ -26,10 +30,16 @@ def bare_port():
 def test_load_generator_counts_answers_and_paces(bare_port: int) -> None:
     requests = [post_request("127.0.0.1", bare_port, "/", BODY)]
     closed = run_load("127.0.0.1", bare_port, requests, connections=4, duration_s=1.0, warmup_s=0.2)
-    assert closed.requests > 50 and not closed.errors
+    assert closed.requests >= 4 and not closed.errors  # at least one answer per connection counted, none failed
     assert [i["id"] for i in orjson.loads(closed.sample_body)["items"]] == [f"i{n}" for n in range(20)]
-    paced = run_load("127.0.0.1", bare_port, requests, connections=4, duration_s=2.0, warmup_s=0.2, rate=50)
-    assert 80 <= paced.requests <= 110  # 50/s for 2 s, answered well within the window
+    assert (closed.latencies_ms > 0).all()
+    rate, duration_s, connections = 50, 2.0, 4
+    paced = run_load("127.0.0.1", bare_port, requests, connections=connections, duration_s=duration_s,
+                     warmup_s=0.2, rate=rate)
+    # Paced: sends are scheduled every 1/rate s across the connections, so however fast the
+    # machine and server, no more than rate x duration of them (+ one per connection at the
+    # window's edges) fall in the measured window.
+    assert 0 < paced.requests <= rate * duration_s + connections and not paced.errors
     assert 0 < paced.percentile(50) <= paced.percentile(99)
 
 

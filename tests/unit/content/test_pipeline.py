@@ -1,10 +1,13 @@
-"""The background pipeline: bounded submits, batching, durability, retries."""
+"""The background pipeline: bounded submits, batching, durability, retries.
+
+Nothing here is timed: that a submit does not wait on the encoder or on a busy journal shows in
+what it returns while the encoder or the journal is held (how fast it returns is measured by
+benchmarks/bench_pipeline.py)."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,16 +21,19 @@ from overdrive.content.text_stats import TextAnalyzer
 from overdrive.content.types import Encoded, ContentFeatures
 
 
-class SlowText(HashingTextEncoder):
-    """A real encoder made slow: `delay_s` per batch, the way a big model is."""
+class GatedText(HashingTextEncoder):
+    """A real encoder made as slow as the test wants: each batch waits inside `encode` until the
+    gate opens (the way a big model holds a batch), and is then encoded and counted."""
 
-    def __init__(self, delay_s: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.delay_s = delay_s
+        self.entered = threading.Event()  # a batch is inside the encoder
+        self.gate = threading.Event()
         self.batches: list[int] = []
 
     def encode(self, batch: Sequence[str]) -> Encoded:
-        time.sleep(self.delay_s)
+        self.entered.set()
+        self.gate.wait(timeout=60)  # a safety net: a test that never opens it fails, it does not hang
         self.batches.append(len(batch))
         return super().encode(batch)
 
@@ -65,25 +71,33 @@ def _items(n: int, prefix: str = "i") -> list[Item]:
     return [Item(id=f"{prefix}{k}", text=f"item number {k} about topic {k % 5}") for k in range(n)]
 
 
+def _distinct(n: int, chunk: int) -> list[Item]:
+    """Items whose texts differ across chunks too (the extractor encodes equal content once)."""
+    return [Item(id=f"c{chunk}-{k}", text=f"chunk {chunk} item {k}") for k in range(n)]
+
+
 def test_submit_never_waits_for_a_slow_encoder(tmp_path: Path, make_extractor) -> None:
-    text = SlowText(delay_s=1.0)
+    text = GatedText()
     sink = Sink()
     pipe = ContentPipeline(extractor=make_extractor(text), sink=sink,
                            journal_path=tmp_path / "journal.sqlite", batch_size=16, linger_s=0.02)
     pipe.start()
     try:
-        worst = 0.0
-        for chunk in range(6):
-            start = time.perf_counter()
-            receipt = pipe.submit(_items(10, prefix=f"c{chunk}-"))
-            worst = max(worst, time.perf_counter() - start)
-            assert receipt.queued + receipt.deferred == 10
-        assert worst < 0.5, worst  # bounded by the journal insert, not by 1 s batches
+        first = pipe.submit(_distinct(10, chunk=0))
+        assert first.queued + first.deferred == 10
+        assert text.entered.wait(timeout=30)  # the worker holds that batch inside the encoder
+        for chunk in range(1, 6):
+            receipt = pipe.submit(_distinct(10, chunk=chunk))
+            assert (receipt.queued, receipt.deferred) == (10, 0)  # journaled now, not held back by the encoder
+        assert text.batches == []  # every submit returned while the first batch was still being encoded
+        text.gate.set()
         assert pipe.wait_idle(timeout=30)
         assert sorted(sink.ids) == sorted(f"c{c}-{k}" for c in range(6) for k in range(10))
-        assert max(text.batches) <= 16 and len(text.batches) < 60  # batched, not one by one
+        # Batched, not one by one: the first submit's 10, then the 50 that queued behind it.
+        assert text.batches == [10, 16, 16, 16, 2]
         assert pipe.stats()["processed"] == 60 and pipe.backlog() == 0
     finally:
+        text.gate.set()  # (a failed assertion above must not leave the worker inside the encoder)
         pipe.close()
 
 
@@ -128,10 +142,8 @@ def test_busy_journal_defers_instead_of_blocking(tmp_path: Path, make_extractor)
     blocker = sqlite3.connect(journal, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the file
     try:
-        start = time.perf_counter()
-        receipt = pipe.submit(_items(3))
-        assert time.perf_counter() - start < 0.5
-        assert (receipt.queued, receipt.deferred) == (0, 3)
+        receipt = pipe.submit(_items(3))  # returns while the other writer still holds the file
+        assert (receipt.queued, receipt.deferred) == (0, 3)  # deferred: it gave up the lock, not the items
         assert pipe.backlog() == 3  # held in memory, counted, not lost
     finally:
         blocker.execute("ROLLBACK")
