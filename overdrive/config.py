@@ -82,6 +82,17 @@ class Settings(BaseSettings):
                                 description="at most this many items of one author in the top 10 (0: no cap)")
     content_features: bool = Field(default=True, validation_alias=_env("OVERDRIVE_CONTENT_FEATURES"),
                                    description="multi-modal content features, vector index, content_based scorer")
+    # Where item media may come from (item URLs come from API callers).
+    media_roots: str = Field(default="", validation_alias=_env("OVERDRIVE_MEDIA_ROOTS"),
+                             description="folders local media files may be read from, separated by os.pathsep "
+                                         "(':' on POSIX); empty: no local media files at all")
+    media_allowed_hosts: str = Field(default="", validation_alias=_env("OVERDRIVE_MEDIA_ALLOWED_HOSTS"),
+                                     description="comma-separated hosts (name or IP address, optionally host:port; "
+                                                 "IPv6 as [addr]:port) whose media may be fetched even when they "
+                                                 "resolve to a private or loopback address, e.g. an internal CDN")
+    media_allow_private_networks: bool = Field(default=False, validation_alias=_env("OVERDRIVE_MEDIA_ALLOW_PRIVATE_NETWORKS"),
+                                               description="fetch media from loopback, link-local and private addresses "
+                                                           "for every host (multicast, reserved, unspecified: never)")
     compiled_models_dir: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_COMPILED_MODELS_DIR"),
                                              description="where the text model is compiled for ONNX Runtime; default MODEL_CACHE_DIR/compiled")
     cf_methods: str = Field(default="all", validation_alias=_env("OVERDRIVE_CF_METHODS"),
@@ -179,6 +190,40 @@ class Settings(BaseSettings):
         if self.cf_methods == "all":
             return DEFAULT_METHODS
         return tuple(m.strip() for m in self.cf_methods.split(",") if m.strip())
+
+    @field_validator("media_roots", "media_allowed_hosts", mode="before")
+    @classmethod
+    def _list_to_text(cls, value: Any, info: Any) -> Any:
+        """A config file may give a list; the environment gives one string."""
+        if isinstance(value, (list, tuple)):
+            return (os.pathsep if info.field_name == "media_roots" else ",").join(str(v) for v in value)
+        return value
+
+    @field_validator("media_roots")
+    @classmethod
+    def _media_roots_exist(cls, value: str) -> str:
+        for root in (r.strip() for r in value.split(os.pathsep)):
+            if root and not Path(root).expanduser().is_dir():
+                raise ValueError(f"no folder at {root}")
+        return value
+
+    @property
+    def media_root_list(self) -> tuple[Path, ...]:
+        return tuple(Path(r.strip()) for r in self.media_roots.split(os.pathsep) if r.strip())
+
+    @field_validator("media_allowed_hosts")
+    @classmethod
+    def _media_hosts_valid(cls, value: str) -> str:
+        from overdrive.content.media import parse_host_entry
+
+        for entry in (e.strip() for e in value.split(",")):
+            if entry:
+                parse_host_entry(entry)  # ValueError names the entry
+        return value
+
+    @property
+    def media_allowed_host_list(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in self.media_allowed_hosts.split(",") if e.strip())
 
     @field_validator("log_level")
     @classmethod

@@ -244,14 +244,17 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
 def _content(settings: Settings, backends: Backends) -> ContentService:
     from overdrive.content.cache import ContentCache
     from overdrive.content.extractor import MultiModalFeatureExtractor
+    from overdrive.content.media import MediaLoader
     from overdrive.content.text import SentenceTextEncoder
     from overdrive.index.usearch_index import UsearchIndex
 
     cache = ContentCache(path=settings.data_dir / "features.sqlite3")
     text = SentenceTextEncoder(model_cache_dir=settings.model_cache_dir, compiled_dir=settings.compiled_models_dir)
+    media = MediaLoader(file_roots=settings.media_root_list, allowed_hosts=settings.media_allowed_host_list,
+                        allow_private_networks=settings.media_allow_private_networks)
     extractor = MultiModalFeatureExtractor(
         model_cache_dir=settings.model_cache_dir, item_embedding_dim=settings.item_embedding_dim,
-        text_encoder=text, cache=cache,
+        text_encoder=text, cache=cache, media_loader=media,
     )
     return ContentService(
         extractor=extractor,

@@ -49,9 +49,20 @@ def _epoch_seconds(value: Any) -> float | None:
 
 
 def _media_ref(value: str) -> str:
-    scheme, sep, _ = value.partition("://")
-    if sep and scheme.lower() not in ("http", "https", "file"):
-        raise ValueError("must be an http(s) URL, a data: URL or a file path")
+    """An http(s), data: or file: URL, or a file path. Any other scheme (javascript:, ftp:, …) is
+    refused. The scheme is read as a browser would read it — leading spaces and control characters
+    dropped, tabs and newlines ignored — so ``" java\tscript:…"`` is refused too. A relative path
+    with a colon in its first segment reads as a scheme: write it as ``./name``."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    head = value.lstrip("".join(map(chr, range(0x21))))[:4096]
+    for ignored in "\t\n\r":
+        head = head.replace(ignored, "")
+    scheme, colon, _ = head.partition(":")
+    is_scheme = bool(scheme) and scheme[0].isascii() and scheme[0].isalpha() and all(
+        c.isascii() and (c.isalnum() or c in "+-.") for c in scheme)
+    if colon and is_scheme and scheme.lower() not in ("http", "https", "data", "file"):
+        raise ValueError(f"must be an http(s), data: or file: URL or a file path, not a {scheme.lower()}: URL")
     return value
 
 

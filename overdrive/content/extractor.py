@@ -7,8 +7,11 @@ into `item_embedding_dim`. Models load lazily — on `load()` (call it from a ba
 start-up) or on the first `extract` — never at construction or import. A modality whose weights
 are absent runs its documented lighter descriptor and `health()` reports it as degraded.
 
-A bad media reference never fails the batch: that field is recorded in `ContentFeatures.errors` and
-the item is fused from what remains. With a `ContentCache`, content seen before (same hash) is
+Media are fetched by a `MediaLoader` (pass `media_loader`); the default one reads no local files
+and fetches http(s) from public addresses only — build one with `file_roots` / `allowed_hosts`
+(what `OVERDRIVE_MEDIA_ROOTS` / `OVERDRIVE_MEDIA_ALLOWED_HOSTS` configure) for more. A bad or
+refused media reference never fails the batch: that field is recorded in `ContentFeatures.errors`
+and the item is fused from what remains. With a `ContentCache`, content seen before (same hash) is
 not encoded again, and identical content repeated within a batch is encoded once.
 """
 
@@ -81,7 +84,7 @@ class MultiModalFeatureExtractor:
         self._audio = audio_encoder or AudioEncoder(model_cache_dir=cache_dir)
         self._video = VideoEncoder(image_encoder=self._image)
         self._analyzer = text_analyzer or TextAnalyzer()
-        self._media = media_loader or MediaLoader()
+        self._media = media_loader or MediaLoader()  # no local files, public http(s) hosts only
         self._cache = cache
         self._fusion = Fusion(dim=item_embedding_dim, weights=fusion_weights, seed=seed)
         self._clip_text = clip_text

@@ -76,3 +76,66 @@ def test_content_features_similar_items_and_cold_item_ranking(tmp_path) -> None:
         again = client.get(f"/items/{probe}/similar", params={"k": 10}).json()["items"]
         assert similar["items"][0]["id"] not in {s["id"] for s in again}
         assert client.get("/items/nope/similar").status_code == 404
+
+
+def test_item_media_only_from_configured_roots_and_allowed_hosts(tmp_path) -> None:
+    """OVERDRIVE_MEDIA_ROOTS / OVERDRIVE_MEDIA_ALLOWED_HOSTS reach the loader: media under a root
+    and from an allowed host become features; a file outside the roots and a loopback URL that is
+    not allowed do not (the item keeps its text), and that server is never contacted."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from tests.unit.content.mediafiles import write_png
+
+    root = tmp_path / "media"
+    root.mkdir()
+    inside = write_png(root / "in.png", (200, 30, 30))
+    outside = write_png(tmp_path / "secret.png", (30, 30, 200), size=(80, 60))
+    body = inside.read_bytes()
+    hits: dict[int, list[str]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            hits[self.server.server_address[1]].append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(2)]
+    for s in servers:
+        hits[s.server_address[1]] = []
+        Thread(target=s.serve_forever, daemon=True).start()
+    allowed, forbidden = (s.server_address[1] for s in servers)
+    try:
+        settings = Settings.load(app_env(tmp_path, OVERDRIVE_CONTENT_FEATURES="true", OVERDRIVE_MEDIA_ROOTS=str(root),
+                                         OVERDRIVE_MEDIA_ALLOWED_HOSTS=f"127.0.0.1:{allowed}"))
+        items = [
+            {"id": "inside", "text": "a red square", "image_url": str(inside)},
+            {"id": "outside", "text": "a blue square", "image_url": str(outside)},
+            {"id": "served", "text": "a red square online", "image_url": f"http://127.0.0.1:{allowed}/in.png"},
+            {"id": "ssrf", "text": "an internal service", "image_url": f"http://127.0.0.1:{forbidden}/x.png"},
+        ]
+        with TestClient(create_app(build_services(settings))) as client:
+            assert client.post("/items/batch", json={"items": items}).status_code == 201
+            _wait_indexed(client, len(items))
+            for item_id in ("inside", "served"):
+                described = client.get(f"/items/{item_id}/features").json()
+                assert "image" in described["modalities"], described
+                assert described["descriptors"]["image_width"] == 64 and described["errors"] == {}
+            for item_id in ("outside", "ssrf"):
+                # Extraction hit an error: features are not cached (a retry may succeed), so none are shown;
+                # the item is still indexed from its text.
+                described = client.get(f"/items/{item_id}/features").json()
+                assert "image" not in described.get("modalities", ()), described
+                assert not any(k.startswith("image_") for k in described.get("descriptors", {}))
+                assert client.get(f"/items/{item_id}/similar").json()["features_pending"] is False
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+    assert hits[allowed] == ["/in.png"] and hits[forbidden] == []

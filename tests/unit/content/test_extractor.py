@@ -12,6 +12,7 @@ from overdrive.domain.types import Item
 from overdrive.content.cache import ContentCache
 from overdrive.content.extractor import MultiModalFeatureExtractor
 from overdrive.content.image import ImageEncoder
+from overdrive.content.media import MediaLoader
 from overdrive.content.text import HashingTextEncoder, SentenceTextEncoder
 from overdrive.content.types import Encoded
 from tests.unit.content.mediafiles import data_url, write_mp4, write_png, write_wav
@@ -62,9 +63,11 @@ def _items(files: dict[str, Path]) -> list[Item]:
     ]
 
 
-def test_all_modalities_with_models(model_cache_dir: Path, text_encoder: SentenceTextEncoder, text_analyzer, files) -> None:
+def test_all_modalities_with_models(model_cache_dir: Path, text_encoder: SentenceTextEncoder, text_analyzer, files,
+                                    tmp_path: Path) -> None:
     ex = MultiModalFeatureExtractor(model_cache_dir=model_cache_dir, item_embedding_dim=DIM,
-                                    text_encoder=text_encoder, clip_text=True, text_analyzer=text_analyzer)
+                                    text_encoder=text_encoder, clip_text=True, text_analyzer=text_analyzer,
+                                    media_loader=MediaLoader(file_roots=[tmp_path]))
     assert ex.health()["loaded"] is False  # nothing loads before it is asked to
     feats = {f.item_id: f for f in ex.extract(_items(files))}
     for f in feats.values():
@@ -93,7 +96,7 @@ def test_all_modalities_with_models(model_cache_dir: Path, text_encoder: Sentenc
 
 def test_degraded_mode_without_weights_still_embeds(tmp_path: Path, files) -> None:
     ex = MultiModalFeatureExtractor(model_cache_dir=tmp_path / "no-models", item_embedding_dim=DIM,
-                                    text_encoder=HashingTextEncoder())
+                                    text_encoder=HashingTextEncoder(), media_loader=MediaLoader(file_roots=[tmp_path]))
     feats = {f.item_id: f for f in ex.extract(_items(files))}
     health = ex.health()
     assert set(health["degraded"]) == {"text", "image", "video", "audio"}
@@ -107,7 +110,8 @@ def test_degraded_mode_without_weights_still_embeds(tmp_path: Path, files) -> No
 
 
 def test_bad_media_is_recorded_and_the_rest_still_fused(tmp_path: Path, files) -> None:
-    ex = MultiModalFeatureExtractor(model_cache_dir=tmp_path, item_embedding_dim=DIM, text_encoder=HashingTextEncoder())
+    ex = MultiModalFeatureExtractor(model_cache_dir=tmp_path, item_embedding_dim=DIM, text_encoder=HashingTextEncoder(),
+                                    media_loader=MediaLoader(file_roots=[tmp_path]))
     items = [
         Item(id="x", type="mixed", text="still has text", image_url=str(tmp_path / "missing.png"),
              video_url="data:video/mp4;base64,bm90IGEgdmlkZW8gYXQgYWxs"),
@@ -119,6 +123,21 @@ def test_bad_media_is_recorded_and_the_rest_still_fused(tmp_path: Path, files) -
     assert "image_url" in y.errors and not y.has_embedding
 
 
+def test_refused_media_is_recorded_like_any_unusable_media(tmp_path: Path, files) -> None:
+    """The default loader reads no local files and no private addresses: the item keeps its text."""
+    ex = MultiModalFeatureExtractor(model_cache_dir=tmp_path, item_embedding_dim=DIM, text_encoder=HashingTextEncoder())
+    x, y = ex.extract([
+        Item(id="x", type="mixed", text="still has text", image_url=str(files["png"]),
+             audio_url="http://127.0.0.1:9/a.wav", video_url="javascript:alert(1)"),
+        Item(id="y", type="image", image_url=data_url(files["png"], "image/png")),  # data: URLs need no roots
+    ])
+    assert x.modalities == ("text",) and set(x.errors) == {"image_url", "audio_url", "video_url"}
+    assert "local media files are disabled" in x.errors["image_url"]
+    assert "loopback" in x.errors["audio_url"]
+    assert "scheme" in x.errors["video_url"]
+    assert y.modalities == ("image",) and y.errors == {}
+
+
 def test_unchanged_content_is_not_encoded_twice(tmp_path: Path, files) -> None:
     text = CountingText()
     image = CountingImage(model_cache_dir=tmp_path)
@@ -127,7 +146,7 @@ def test_unchanged_content_is_not_encoded_twice(tmp_path: Path, files) -> None:
     def extractor() -> MultiModalFeatureExtractor:
         return MultiModalFeatureExtractor(
             model_cache_dir=tmp_path, item_embedding_dim=DIM, text_encoder=text,
-            image_encoder=image, cache=ContentCache(path=cache_path),
+            image_encoder=image, cache=ContentCache(path=cache_path), media_loader=MediaLoader(file_roots=[tmp_path]),
         )
 
     ex = extractor()

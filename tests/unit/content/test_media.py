@@ -1,4 +1,5 @@
 """Media loading: file paths, data URLs and http(s) from a local server, all within limits.
+(What is refused — paths outside the roots, devices, private addresses — is in test_media_safety.)
 
 The download deadline is checked without a stopwatch: the slow endpoint trickles a body far longer
 than the deadline and records how much it had sent when the loader hung up."""
@@ -77,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_file_path_and_data_url_give_the_same_bytes(tmp_path: Path) -> None:
     png = write_png(tmp_path / "a.png", (1, 2, 3))
-    loader = MediaLoader()
+    loader = MediaLoader(file_roots=[tmp_path])
     from_file = loader.load(str(png), kind="image")
     from_data = loader.load(data_url(png, "image/png"), kind="image")
     assert from_file.data == from_data.data == png.read_bytes()
@@ -87,7 +88,7 @@ def test_file_path_and_data_url_give_the_same_bytes(tmp_path: Path) -> None:
 
 def test_size_limit_applies_to_every_source(tmp_path: Path) -> None:
     png = write_png(tmp_path / "a.png", (1, 2, 3), size=(256, 256))
-    loader = MediaLoader(max_bytes=100)
+    loader = MediaLoader(max_bytes=100, file_roots=[tmp_path])
     for ref in (str(png), data_url(png, "image/png")):
         with pytest.raises(MediaError, match="larger than"):
             loader.load(ref, kind="image", field="image_url")
@@ -99,7 +100,7 @@ def test_wrong_content_type_is_rejected_with_the_field(tmp_path: Path) -> None:
         MediaLoader().load(data_url(png, "text/plain"), kind="image", field="image_url")
     assert err.value.field == "image_url" and "not image" in str(err.value)
     with pytest.raises(MediaError, match="not audio"):
-        MediaLoader().load(str(png), kind="audio")
+        MediaLoader(file_roots=[tmp_path]).load(str(png), kind="audio")
 
 
 def test_file_roots_confine_paths(tmp_path: Path) -> None:
@@ -115,7 +116,7 @@ def test_file_roots_confine_paths(tmp_path: Path) -> None:
 
 def test_missing_file_and_bad_scheme(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="cannot read"):
-        MediaLoader().load(str(tmp_path / "none.png"), kind="image")
+        MediaLoader(file_roots=[tmp_path]).load(str(tmp_path / "none.png"), kind="image")
     with pytest.raises(MediaError, match="scheme"):
         MediaLoader().load("ftp://example.org/a.png", kind="image")
     with pytest.raises(MediaError, match="malformed"):
@@ -123,7 +124,7 @@ def test_missing_file_and_bad_scheme(tmp_path: Path) -> None:
 
 
 def test_http_fetch_checks_type_size_and_time(server: str) -> None:
-    loader = MediaLoader(max_bytes=32 * 1024, timeout_s=0.5)
+    loader = MediaLoader(max_bytes=32 * 1024, timeout_s=0.5, allowed_hosts=["127.0.0.1"])  # the test server
     try:
         got = loader.load(f"{server}/img.png", kind="image")
         assert got.data == PNG_BYTES and got.source == "http" and got.content_type == "image/png"
@@ -141,4 +142,4 @@ def test_http_fetch_checks_type_size_and_time(server: str) -> None:
     finally:
         loader.close()
     with pytest.raises(MediaError, match="disabled"):
-        MediaLoader(allow_http=False).load(f"{server}/img.png", kind="image")
+        MediaLoader(allow_http=False, allowed_hosts=["127.0.0.1"]).load(f"{server}/img.png", kind="image")

@@ -48,7 +48,7 @@ def test_clip_loads_from_model_cache_dir_and_shares_text_space(clip: ImageEncode
 
 def test_image_from_file_path_and_data_url_embed_identically(clip: ImageEncoder, tmp_path: Path) -> None:
     png = write_png(tmp_path / "g.png", (30, 200, 60))
-    loader = MediaLoader()
+    loader = MediaLoader(file_roots=[tmp_path])
     a = decode_image(loader.load(str(png), kind="image").data)
     b = decode_image(loader.load(data_url(png, "image/png"), kind="image").data)
     va, vb = clip.encode([a, b]).vectors
@@ -78,7 +78,7 @@ def test_undecodable_image_is_a_media_error() -> None:
 
 def test_sine_wav_duration_and_loudness(tmp_path: Path) -> None:
     wav = write_wav(tmp_path / "a.wav", freq=440.0, seconds=1.5, amplitude=0.5)
-    wave = decode_audio(MediaLoader().load(str(wav), kind="audio").data)
+    wave = decode_audio(MediaLoader(file_roots=[tmp_path]).load(str(wav), kind="audio").data)
     stats, vec = audio_stats(wave)
     assert stats["duration_s"] == pytest.approx(1.5, abs=0.01)
     assert stats["rms_dbfs"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.2)  # −9.03 dBFS
