@@ -13,7 +13,7 @@ test: $(VENV)/.deps-dev
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.deps-dev
-	$(BIN)/python benchmarks/bench_foundation.py
+	$(BIN)/python -m benchmarks.bench_foundation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

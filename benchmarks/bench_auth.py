@@ -1,7 +1,7 @@
 """What authentication costs a ranking: the same service and world served open (loopback, no
 credential configured), then with API keys and JWTs configured, driven with each credential.
 
-    python benchmarks/bench_auth.py [--duration 10] [--connections 32] [--rounds 2]
+    python -m benchmarks.bench_auth [--duration 10] [--connections 32] [--rounds 2]
 
 The world and trained model are built once (`benchmarks/ranking.py`'s setup, content features
 off); each mode then restarts the service on the same data and model folders and gets a
@@ -28,7 +28,7 @@ SECRET = "benchmark-secret-" + "x" * 32
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python benchmarks/bench_auth.py", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_auth", description=__doc__.split("\n")[0])
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)

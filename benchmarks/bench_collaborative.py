@@ -5,9 +5,9 @@ scoring 1,000 candidates for one user within 1 ms. Each figure is printed next t
 measured in the same run on the same data: popularity (the cheapest model behind the same
 `Recommender` API — the floor of id lookups and bookkeeping every method pays).
 
-    python benchmarks/bench_collaborative.py                      # 1M (user, item) rows
-    python benchmarks/bench_collaborative.py --interactions 200000 --json
-    python benchmarks/bench_collaborative.py --with-ensemble      # also the full suite on a 100K world
+    python -m benchmarks.bench_collaborative                      # 1M (user, item) rows
+    python -m benchmarks.bench_collaborative --interactions 200000 --json
+    python -m benchmarks.bench_collaborative --with-ensemble      # also the full suite on a 100K world
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from overdrive.models.collaborative_filtering.matrix import (
     aggregate_signals,
     items_by_id,
 )
-from timing import percentiles, timed  # benchmarks/timing.py
+from benchmarks.timing import percentiles, timed
 
 
 def _world(n_users: int, n_items: int, interactions: int, seed: int):

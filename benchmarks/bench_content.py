@@ -12,7 +12,7 @@ Measured in one run, each against a baseline measured in the same run:
 - the vector index: build time, search p50/p95 for k=10 and recall@10 against exact numpy
   search (the baseline), at `--index-size` vectors of 128 dimensions.
 
-    python benchmarks/bench_content.py [--short 2000 --ingest 10000 --ingest-text world|short
+    python -m benchmarks.bench_content [--short 2000 --ingest 10000 --ingest-text world|short
                                         --index-size 50000 --skip-torch --json]
 
 Machine noise matters on shared 2-core boxes: compare figures from one run only.

@@ -6,7 +6,7 @@ item's features — while a second client sends rank requests the whole time. Pr
 time, items/s, and rank latency during ingest against rank latency on the idle service (the
 baseline, same server, same requests).
 
-    python benchmarks/bench_content_ingest.py [--items 10000 --words 8 --rank-rate 20]
+    python -m benchmarks.bench_content_ingest [--items 10000 --words 8 --rank-rate 20]
 """
 
 from __future__ import annotations

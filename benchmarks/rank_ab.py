@@ -7,7 +7,7 @@ of `--base` (a temporary `git worktree`; `python -m overdrive.app` run from ther
 checkout) and with this checkout, and drives each in turn with the same closed-loop load: 64
 connections, 100 catalog candidates, limit 20. The figure to read is the per-round ratio.
 
-    python benchmarks/rank_ab.py --base 53b1383 [--rounds 3 --duration 8 --no-content --redis URL]
+    python -m benchmarks.rank_ab --base 53b1383 [--rounds 3 --duration 8 --no-content --redis URL]
 
 The base commit must read the data folder this checkout writes (true while the formats agree).
 """

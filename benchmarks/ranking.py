@@ -4,7 +4,7 @@ Starts the real service (embedded default, or on Redis with `--redis`) on a synt
 catalog, signal history, a trained collaborative model and indexed content features — and drives
 `POST /rank/for-you/enhanced` with `--candidates` catalog ids and `--limit` from `--connections`
 keep-alive connections. Then, on the same server stack (`overdrive.app.serve`: one uvicorn process,
-uvloop, httptools), a bare ASGI endpoint that parses the same payload with orjson and returns
+asyncio's loop, httptools), a bare ASGI endpoint that parses the same payload with orjson and returns
 `limit` ids, and the framework reference: the service's own FastAPI stack (its middleware and
 the rank route's request model) answering the first `limit` ids without ranking — the most any
 ranker served by this stack could reach. Each endpoint gets two runs: saturation (closed loop:

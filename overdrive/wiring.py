@@ -3,7 +3,7 @@
 Backends are chosen here and nowhere else: the embedded default (SQLite log and catalog,
 in-memory live state, in-process bus) or, with `REDIS_URL` / `KAFKA_BOOTSTRAP_SERVERS`, the scaled
 ones. Backend modules are imported lazily, so the embedded default needs neither client library.
-Only the entry points (`overdrive.app`, `overdrive.worker`) import this module.
+Only the entry points (`overdrive.app`, `overdrive.worker`, `overdrive.admin`) import this module.
 """
 
 from __future__ import annotations

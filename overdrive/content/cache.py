@@ -37,7 +37,7 @@ def content_hash(item: Item, *, fingerprint: str) -> str:
             try:
                 st = Path(ref[7:] if ref.startswith("file://") else ref).stat()
                 entry += [st.st_size, st.st_mtime_ns]
-            except OSError:
+            except (OSError, ValueError):  # missing, unreadable, or not a path at all (a NUL byte)
                 entry.append(None)
         media[name] = entry
     payload = json.dumps(
