@@ -4,9 +4,9 @@ on asyncio's event loop (what `overdrive.app.serve` uses) against uvloop, same e
     python -m benchmarks.bench_connect_burst [--connections 64] [--spin-ms 1.3] [--seconds 4]
 
 The endpoint spends `--spin-ms` of CPU per request (a ranking's own handler time, nothing of the
-service), so the server is saturated once the connections are open. The connections open within
-`--ramp-ms` (as a client pool reconnecting after a deploy) and keep sending (closed loop); the first request of each and every later one are reported apart.
-uvloop's libuv accepts one connection per loop turn, and a saturated turn lasts connections ×
+service), so the server is saturated once the connections are open. They open within `--ramp-ms`
+(as a client pool reconnecting after a deploy) and keep sending (closed loop); the first request
+of each connection and all later ones are reported apart. uvloop's libuv accepts one connection per loop turn, and a saturated turn lasts connections ×
 spin, so there the k-th connection's first request waits about k turns.
 """
 
