@@ -4,6 +4,12 @@ installed product: run it from the root of a source checkout. The processor is
 `overdrive.stream.processor`."""
 
 if __name__ == "__main__":
-    from benchmarks.real_time import main
+    import sys
 
+    try:
+        from benchmarks.real_time import main
+    except ModuleNotFoundError as exc:
+        if exc.name != "benchmarks":
+            raise
+        sys.exit("benchmarks are not installed with the product: run this from the root of a source checkout")
     main()

@@ -5,6 +5,10 @@ it from the root of a source checkout. The ranker is `overdrive.services.ranking
 if __name__ == "__main__":
     import sys
 
-    from benchmarks.ranking import main
-
+    try:
+        from benchmarks.ranking import main
+    except ModuleNotFoundError as exc:
+        if exc.name != "benchmarks":
+            raise
+        sys.exit("benchmarks are not installed with the product: run this from the root of a source checkout")
     sys.exit(main())
