@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import logging
 import threading
 from pathlib import Path
@@ -39,7 +40,7 @@ def l2_normalise(mat: np.ndarray) -> np.ndarray:
     return np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
 
 
-class FolderModelEncoder:
+class FolderModelEncoder(ABC):
     """The lifecycle an encoder shares with its siblings when its model is a transformers folder
     under `MODEL_CACHE_DIR/<folder>`: loaded on first use (thread-safe, once), and degraded to a
     lighter descriptor of `fallback_dim` when the folder is absent or fails to load, with the
@@ -96,8 +97,9 @@ class FolderModelEncoder:
     def status(self) -> EncoderStatus:
         return EncoderStatus(self.modality, self.space, self._dim, self._loaded, self.degraded, self._reason)
 
+    @abstractmethod
     def _load_model(self, folder: Path) -> None:
-        raise NotImplementedError
+        """Load the folder's model: set `_model`, `_dim` and `_name` (raise if it cannot)."""
 
     def _unload(self) -> None:
         """Drop whatever a failed `_load_model` set besides `_model`."""
