@@ -2,12 +2,12 @@
 
 Erasure runs as a job (`erase` starts it, `job` reports it) because its parts take time: the
 user joins the erasure list (by digest: replays of a Kafka topic, which cannot forget, skip
-their earlier records), their signal rows are deleted and the database compacted, their live
-state is dropped once every signal acknowledged before is applied, and so are their impressions
-and click labels, cached profiles and rankings; the collaborative model forgets them and is saved
-again, older versions deleted. Signals that arrive for the same id afterwards are a new user.
-The audit trail keeps its records about the user (the record of what was done to their data,
-the erasure included); exports include them.
+their earlier records); their live state is dropped once every signal acknowledged before is
+applied, and so are their impressions and click labels, cached profiles and rankings, experiment
+exposures; the collaborative model forgets them and is saved again, older versions deleted; last,
+their signal rows are deleted and the database compacted. Signals that arrive for the same id
+afterwards are a new user. The audit trail keeps its records about the user (the record of what
+was done to their data, the erasure included); exports include them.
 """
 
 from __future__ import annotations
@@ -111,10 +111,6 @@ class PrivacyService:
             await self._erasures.add(user_id, at=job.requested_at)
             steps["erasure_list"] = "digest recorded"
             signals = await self._history.user_signals(user_id)
-            if self._log is not None:
-                steps["signal_log"] = {"deleted": await self._log.erase_user(user_id), "compacted": True}
-            else:
-                steps["signal_log"] = {"kept_by": "the Kafka topic", "skipped_on_replay": len(signals)}
             steps["settled"] = await self._bus.settled(user_id, timeout_s=_SETTLE_TIMEOUT_S)
             items = await self._catalog.get(list({s.content_id for s in signals}))
             await self._features.forget_user(user_id, signals, items)
@@ -124,6 +120,11 @@ class PrivacyService:
                 if isinstance(outcome, Awaitable):
                     outcome = await outcome
                 steps[name] = outcome if outcome is not None else "dropped"
+            # Last: the log's compaction also reclaims what the steps before deleted from its database.
+            if self._log is not None:
+                steps["signal_log"] = {"deleted": await self._log.erase_user(user_id), "compacted": True}
+            else:
+                steps["signal_log"] = {"kept_by": "the Kafka topic", "skipped_on_replay": len(signals)}
             job.state = "done"
         except Exception as exc:  # reported on the job and in the audit trail; a retry is safe
             log.exception("erasure job %s failed", job.id)

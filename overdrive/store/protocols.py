@@ -154,3 +154,26 @@ class ErasureList(Protocol):
 
     async def snapshot(self) -> dict[str, float]:
         """digest -> erased at (epoch seconds)."""
+
+
+class ExperimentStore(Protocol):
+    """Experiment definitions (JSON of `overdrive.experiments.model.Experiment`), and what each
+    served ranking in an experiment showed (exposures), shared by every replica."""
+
+    async def put(self, experiment_id: str, definition: dict) -> None: ...
+
+    async def all(self) -> list[dict]: ...
+
+    async def delete(self, experiment_id: str) -> bool:
+        """The definition and its exposures; False if there was none."""
+
+    async def log_exposures(self, exposures: Sequence[dict]) -> None:
+        """Append exposure records (each names its `experiment` and `user_id`)."""
+
+    def exposures(self, experiment_id: str, *, batch_size: int = 10_000) -> Iterator[list[dict]]:
+        """Every exposure of the experiment, oldest first (blocking: results run in a thread)."""
+
+    async def user_exposures(self, user_id: str) -> list[dict]: ...
+
+    async def forget_user(self, user_id: str) -> int:
+        """GDPR erasure of the user's exposures; how many there were."""
