@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     kafka_delivery_timeout_ms: int = Field(default=5000, ge=100, le=300_000, validation_alias=_env("OVERDRIVE_KAFKA_DELIVERY_TIMEOUT_MS"))
     worker_batch_size: int = Field(default=1000, ge=1, le=100_000, validation_alias=_env("OVERDRIVE_WORKER_BATCH_SIZE"))
 
+    experiment_holdout: float = Field(default=0.0, ge=0.0, lt=1.0, validation_alias=_env("OVERDRIVE_EXPERIMENT_HOLDOUT"),
+                                      description="share of all users kept out of every experiment (a global holdout)")
+
     # Security: credentials (any one turns authentication on), limits, transport.
     api_keys_file: Path | None = Field(default=None, validation_alias=_env("OVERDRIVE_API_KEYS_FILE"),
                                        description="JSON file of hashed API keys with scopes (re-read when it changes)")

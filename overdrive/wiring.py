@@ -27,6 +27,7 @@ from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.services.container import HealthCheck, Lifecycle, Services
 from overdrive.services.content_service import ContentService
 from overdrive.services.diversity import DiversityPolicy
+from overdrive.services.experiments import ExperimentService
 from overdrive.services.insights import RankingJournal
 from overdrive.services.item_analytics import ItemAnalytics
 from overdrive.services.privacy import PrivacyService
@@ -37,7 +38,7 @@ from overdrive.services.user_analytics import UserAnalytics
 from overdrive.store.cached_catalog import CachedItemCatalog
 from overdrive.store.data_dir_lock import DataDirLock
 from overdrive.store.feature_config import FeatureConfig
-from overdrive.store.protocols import AuditLog, ErasureList, FeatureStore, ItemCatalog, SignalHistory, SignalLog
+from overdrive.store.protocols import AuditLog, ErasureList, ExperimentStore, FeatureStore, ItemCatalog, SignalHistory, SignalLog
 from overdrive.stream.applier import Learners, SignalApplier
 from overdrive.stream.protocols import SignalBus
 
@@ -61,6 +62,7 @@ class Backends:
     audit_log: AuditLog
     erasures: ErasureList
     buckets: Buckets  # rate-limit budgets
+    experiments: ExperimentStore
     closers: list[Step]
 
 
@@ -90,11 +92,12 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners
     from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
     from overdrive.store.sqlite_db import SqliteDatabase
     from overdrive.store.sqlite_erasures import SCHEMA as ERASURES_SCHEMA, SqliteErasureList
+    from overdrive.store.sqlite_experiments import SCHEMA as EXPERIMENTS_SCHEMA, SqliteExperimentStore
     from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
 
     lock = DataDirLock(settings.data_dir).acquire()
     db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3",
-                        schema=SIGNALS_SCHEMA + ITEMS_SCHEMA + AUDIT_SCHEMA + ERASURES_SCHEMA)
+                        schema=SIGNALS_SCHEMA + ITEMS_SCHEMA + AUDIT_SCHEMA + ERASURES_SCHEMA + EXPERIMENTS_SCHEMA)
     signal_log = SqliteSignalLog(db)
     catalog = CachedItemCatalog(SqliteItemCatalog(db))  # this process is the catalog's only writer
     features = MemoryFeatureStore(config=feature_config(settings))
@@ -108,6 +111,7 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners
         audit_log=SqliteAuditLog(db),
         erasures=SqliteErasureList(db),
         buckets=MemoryBuckets(),
+        experiments=SqliteExperimentStore(db),
         closers=[signal_log.close, _released(lock)],
     )
 
@@ -127,6 +131,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
 
     from overdrive.store.redis_audit import RedisAuditLog
     from overdrive.store.redis_erasures import RedisErasureList
+    from overdrive.store.redis_experiments import RedisExperimentStore
     from overdrive.store.redis_rate_limit import RedisBuckets
 
     redis = RedisConnection(settings.redis_url)
@@ -165,7 +170,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
     return Backends(catalog=catalog, features=features, bus=bus, checks=checks, history=history,
                     signal_log=signal_log, audit_log=RedisAuditLog(connection=redis, prefix=settings.redis_prefix),
                     erasures=erasures, buckets=RedisBuckets(connection=redis, prefix=settings.redis_prefix),
-                    closers=closers)
+                    experiments=RedisExperimentStore(connection=redis, prefix=settings.redis_prefix), closers=closers)
 
 
 def _released(lock: DataDirLock) -> Step:
@@ -300,7 +305,11 @@ def build_services(settings: Settings) -> Services:
         embeddings=content.embeddings if content is not None else None,
         learned=blend,
     )
+    experiments = ExperimentService(store=backends.experiments, ranker=ranker, history=backends.history,
+                                    weighting=SignalWeighting(settings.signal_weights), holdout=settings.experiment_holdout)
     lifecycle = _lifecycle(settings, backends, collaborative, blend, content)
+    lifecycle.starts.append(experiments.start)
+    lifecycle.stops.insert(0, experiments.close)
 
     async def models_check() -> dict:
         cf = collaborative.model()
@@ -319,6 +328,7 @@ def build_services(settings: Settings) -> Services:
     forgetters: dict[str, Callable[[str], object]] = {
         "impressions": blend.forget_user, "rankings_journal": journal.forget_user,
         **({"content_profile": content.forget_user} if content is not None else {}),
+        "experiment_exposures": experiments.forget_user,
         "collaborative_model": collaborative.forget_user,
     }
     return Services(
@@ -338,8 +348,9 @@ def build_services(settings: Settings) -> Services:
         privacy=PrivacyService(
             history=backends.history, signal_log=backends.signal_log, erasures=backends.erasures,
             features=backends.features, catalog=backends.catalog, bus=backends.bus, analytics=analytics, audit=audit,
-            forgetters=forgetters,
+            forgetters=forgetters, experiments=experiments.user_data,
         ),
+        experiments=experiments,
         lifecycle=lifecycle,
     )
 

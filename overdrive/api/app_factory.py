@@ -13,7 +13,7 @@ from overdrive import __version__
 from overdrive.observability.performance import PerformanceMonitor
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
-from overdrive.api.routes import analytics, audit, health, items, models, privacy, ranking, signals
+from overdrive.api.routes import analytics, audit, experiments, health, items, models, privacy, ranking, signals
 from overdrive.api.security import AuthGuard
 from overdrive.config import Settings
 from overdrive.services.container import Services
@@ -41,8 +41,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for router in (ranking.router, signals.router, items.router, analytics.router, models.router, privacy.router,
-                   audit.router, health.router):
+    for router in (ranking.router, signals.router, items.router, analytics.router, models.router, experiments.router,
+                   privacy.router, audit.router, health.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

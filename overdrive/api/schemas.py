@@ -66,7 +66,13 @@ def _media_ref(value: str) -> str:
     return value
 
 
+def _any_time(value: Any) -> float | None:
+    """A time that may lie in the future (an experiment's end)."""
+    return None if value is None else epoch_seconds(value, now=float("inf"))
+
+
 Timestamp = Annotated[float | None, BeforeValidator(_epoch_seconds)]
+AnyTime = Annotated[float | None, BeforeValidator(_any_time)]
 MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_media_ref)]
 
 
@@ -190,7 +196,9 @@ class RankRequest(_Wire):
         default=None, max_length=MAX_CANDIDATES, description="Omit to rank candidates from the catalog."
     )
     limit: int = Field(default=20, ge=1, le=1000)
-    strategy: str = Field(default="enhanced", min_length=1, max_length=64)
+    strategy: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="A named blend (GET /rank/strategies). Omitted: the user's experiment arm, else `enhanced`.")
     exclude_seen: bool = Field(
         default=True, description="Leave out items the user already consumed or rejected (OVERDRIVE_EXCLUDE_SIGNAL_TYPES)."
     )
@@ -203,9 +211,51 @@ class RankedItemOut(BaseModel):
     scores: dict[str, float]
 
 
+class ExperimentServed(BaseModel):
+    id: str
+    arm: str
+    teams: dict[str, str] | None = Field(default=None, description="interleaving: item id -> the arm that contributed it")
+
+
 class RankResponse(BaseModel):
     user_id: str
     items: list[RankedItemOut]
     strategy: str
     request_id: str
     processing_time_ms: float
+    experiment: ExperimentServed | None = None
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class ArmIn(_Wire):
+    name: Name
+    share: float = Field(default=1.0, gt=0, description="relative share of the experiment's users (A/B)")
+    strategy: Name | None = Field(default=None, description="a named strategy (GET /rank/strategies)")
+    weights: dict[str, float] | None = Field(default=None, description="or a blend of the ranking components")
+
+
+class ExperimentIn(_Wire):
+    name: Name
+    kind: Literal["ab", "interleaving"] = "ab"
+    arms: list[ArmIn] = Field(min_length=2, max_length=20, description="the first is the control")
+    layer: Name = "default"
+    salt: Name | None = Field(default=None, description="default: random")
+    exposure: float = Field(default=1.0, gt=0, le=1, description="share of the layer's users")
+    state: Literal["draft", "running"] = "draft"
+    starts_at: AnyTime = None
+    ends_at: AnyTime = None
+    attribution_window_s: float = Field(default=86_400.0, gt=0, le=90 * 86_400.0)
+
+
+class ExperimentPatch(_Wire):
+    name: Name | None = None
+    arms: list[ArmIn] | None = Field(default=None, min_length=2, max_length=20)
+    salt: Name | None = None
+    layer: Name | None = None
+    exposure: float | None = Field(default=None, gt=0, le=1)
+    state: Literal["draft", "running", "stopped"] | None = None
+    starts_at: AnyTime = None
+    ends_at: AnyTime = None
+    attribution_window_s: float | None = Field(default=None, gt=0, le=90 * 86_400.0)

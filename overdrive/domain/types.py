@@ -123,6 +123,7 @@ class RankResult:
     request_id: str
     processing_time_ms: float
     candidates_considered: int
+    experiment: dict[str, Any] | None = None  # the experiment and arm that served it, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ SCOPES: dict[str, str] = {
     "models:admin": "POST /models/train",
     "privacy:admin": "DELETE /users/{user_id}, GET /users/{user_id}/export, GET /users/erasures/{job_id}",
     "audit:read": "GET /audit",
-    "user:self": "the token's own user (its `sub`): analytics, insights, export, erasure",
+    "experiments:read": "GET /experiments, /experiments/{id}, /experiments/{id}/results, /experiments/assignment/{user_id}",
+    "experiments:admin": "POST /experiments, PATCH and DELETE /experiments/{id}",
+    "user:self": "the token's own user (its `sub`): analytics, insights, experiment assignment, export, erasure",
     "admin": "everything",
 }
 ADMIN = "admin"

@@ -18,6 +18,7 @@ from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import CollaborativeModelService
 from overdrive.services.content_service import ContentService
+from overdrive.services.experiments import ExperimentService
 from overdrive.services.item_analytics import ItemAnalytics
 from overdrive.services.privacy import PrivacyService
 from overdrive.services.ranking import EnhancedOverdriveRankingService
@@ -72,6 +73,7 @@ class Services:
     limiter: RateLimiter
     audit: AuditTrail
     privacy: PrivacyService
+    experiments: ExperimentService
     lifecycle: Lifecycle
 
     async def start(self) -> None:

@@ -66,6 +66,7 @@ class PrivacyService:
         analytics: UserAnalytics,
         audit: AuditTrail,
         forgetters: dict[str, Forget],
+        experiments: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         """`forgetters`: what else keeps per-user state (learners, caches), by name, in the order
         their erasure is to run."""
@@ -78,6 +79,7 @@ class PrivacyService:
         self._analytics = analytics
         self._audit = audit
         self._forgetters = forgetters
+        self._experiments = experiments  # the user's experiment assignments and exposures, for exports
         self._jobs: dict[str, ErasureJob] = {}
         self._running: dict[str, tuple[ErasureJob, asyncio.Task]] = {}
 
@@ -158,6 +160,7 @@ class PrivacyService:
             "realtime": await self._analytics.realtime(user_id),
             "insights": await self._analytics.insights(user_id),
             "interests": {"long_term": long, "short_term": short},
+            "experiments": await self._experiments(user_id) if self._experiments is not None else None,
         }
         for s in await self._history.user_signals(user_id):
             yield "signal", signal_to_dict(s)

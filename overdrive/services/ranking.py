@@ -16,7 +16,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -109,11 +109,49 @@ class EnhancedOverdriveRankingService:
         strategy: str = "enhanced",
         request_id: str | None = None,
         exclude_seen: bool = True,
+        weights: Mapping[str, float] | None = None,
+        experiment: Mapping[str, Any] | None = None,
     ) -> RankResult:
+        """One feed. `weights`, when given, is the blend (an experiment arm's own weight set) and
+        `strategy` only its label; `experiment` is echoed in the result."""
         started = time.perf_counter()
-        weights = self._weights(strategy)
-        if weights is None:
+        blend = weights if weights is not None else self._weights(strategy)
+        if blend is None:
             raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self.strategies)}", field="strategy")
+        items, reads, now = await self._candidates(user_id, candidates, exclude_seen)
+        ranked = await self._blend(user_id, items, reads, blend, now, limit)
+        result = RankResult(
+            user_id=user_id,
+            items=ranked,
+            strategy=strategy,
+            request_id=request_id or uuid.uuid4().hex,
+            processing_time_ms=(time.perf_counter() - started) * 1000.0,
+            candidates_considered=len(items),
+            experiment=dict(experiment) if experiment is not None else None,
+        )
+        self.observe(result)
+        return result
+
+    async def rank_each(
+        self, *, user_id: str, candidates: Sequence[Candidate] | None, limit: int,
+        blends: Mapping[str, Mapping[str, float]], exclude_seen: bool = True,
+    ) -> tuple[dict[str, list[RankedItem]], int]:
+        """Each blend's feed over the same candidates and live-state reads (what interleaving
+        drafts from), and how many candidates there were. Observers are not told: the caller
+        tells them (`observe`) about the feed it serves."""
+        items, reads, now = await self._candidates(user_id, candidates, exclude_seen)
+        return {name: await self._blend(user_id, items, reads, blend, now, limit) for name, blend in blends.items()}, len(items)
+
+    def observe(self, result: RankResult) -> None:
+        for observer in self._observers:
+            observer.observe(result)
+
+    def blend_of(self, strategy: str) -> Mapping[str, float] | None:
+        """The weights a named strategy ranks with now (None: no such strategy)."""
+        return self._weights(strategy)
+
+    async def _candidates(self, user_id: str, candidates: Sequence[Candidate] | None,
+                          exclude_seen: bool) -> tuple[list[Item], RankingReads, float]:
         await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
         now = time.time()
         if candidates is not None:
@@ -123,18 +161,7 @@ class EnhancedOverdriveRankingService:
                 items = [i for i in items if i.id not in reads.excluded]
         else:
             items, reads = await self._from_catalog(user_id, now, exclude_seen=exclude_seen)
-        ranked = await self._blend(user_id, items, reads, weights, now, limit)
-        result = RankResult(
-            user_id=user_id,
-            items=ranked,
-            strategy=strategy,
-            request_id=request_id or uuid.uuid4().hex,
-            processing_time_ms=(time.perf_counter() - started) * 1000.0,
-            candidates_considered=len(items),
-        )
-        for observer in self._observers:
-            observer.observe(result)
-        return result
+        return items, reads, now
 
     async def _resolve(self, candidates: Sequence[Candidate]) -> list[Item]:
         stored = await self._catalog.get([c.id for c in candidates])

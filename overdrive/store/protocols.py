@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from overdrive.domain.types import Item, RankingReads, Signal, UserActivity
@@ -21,6 +21,9 @@ class SignalHistory(Protocol):
 
     async def user_signals(self, user_id: str) -> list[Signal]:
         """Every stored signal of one user, oldest first (GDPR export and erasure)."""
+
+    async def signals_of(self, user_ids: Collection[str]) -> dict[str, list[Signal]]:
+        """Every stored signal of each of these users, oldest first (experiment results)."""
 
 
 class SignalLog(SignalHistory, Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from overdrive.domain.codec import SIGNAL_COLUMNS, signal_from_row, signal_to_row
 from overdrive.domain.types import Signal
@@ -55,6 +55,21 @@ class SqliteSignalLog:
         rows = await self._db.read(lambda c: c.execute(
             f"SELECT {_COLUMNS} FROM signals WHERE user_id = ? ORDER BY seq", (user_id,)).fetchall())
         return [signal_from_row(r) for r in rows]
+
+    async def signals_of(self, user_ids: Collection[str]) -> dict[str, list[Signal]]:
+        ids = list(dict.fromkeys(user_ids))
+
+        def query(c) -> dict[str, list[Signal]]:  # noqa: ANN001
+            out: dict[str, list[Signal]] = {u: [] for u in ids}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = c.execute(f"SELECT {_COLUMNS} FROM signals WHERE user_id IN ({','.join('?' * len(chunk))}) "
+                                 "ORDER BY seq", chunk).fetchall()
+                for row in rows:
+                    out[row[1]].append(signal_from_row(row))
+            return out
+
+        return await self._db.read(query)
 
     async def erase_user(self, user_id: str) -> int:
         """Rows deleted in one transaction (overwritten on disk: `secure_delete`), then the WAL is

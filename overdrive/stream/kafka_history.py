@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,7 +52,19 @@ class KafkaSignalHistory:
 
     async def user_signals(self, user_id: str) -> list[Signal]:
         """One user's signals: a read of the whole topic (exports and erasures are rare)."""
-        return await asyncio.to_thread(lambda: [s for batch in self.scan() for s in batch if s.user_id == user_id])
+        return (await self.signals_of([user_id]))[user_id]
+
+    async def signals_of(self, user_ids: Collection[str]) -> dict[str, list[Signal]]:
+        """These users' signals, from one read of the whole topic."""
+        def read() -> dict[str, list[Signal]]:
+            out: dict[str, list[Signal]] = {u: [] for u in user_ids}
+            for batch in self.scan():
+                for s in batch:
+                    if s.user_id in out:
+                        out[s.user_id].append(s)
+            return out
+
+        return await asyncio.to_thread(read)
 
     def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
         """Every retained signal once, in batches (per partition in order; partitions interleave),

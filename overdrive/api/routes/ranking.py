@@ -30,23 +30,26 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
             raise InvalidInput(f"duplicate candidate id {ids[pos]!r}", field=field_path(("body", "candidate_items", pos, "id")))
         candidates = [Candidate(c["id"], candidate_content(c)) if len(c) > 1 else Candidate(c["id"])
                       for c in body.candidate_items]
-    result = await services.ranker.rank(
+    result = await services.experiments.rank(
         user_id=body.user_id,
         candidates=candidates,
         limit=body.limit,
         strategy=body.strategy,
-        request_id=request_id or None,
+        request_id=request_id,
         exclude_seen=body.exclude_seen,
     )
     # Serialised here with orjson: the hot path skips re-validating what the ranker built
     # (`response_model` still documents the shape).
-    return Response(orjson.dumps({
+    answer = {
         "user_id": result.user_id,
         "items": [{"id": i.id, "score": i.score, "rank": i.rank, "scores": i.scores} for i in result.items],
         "strategy": result.strategy,
         "request_id": result.request_id,
         "processing_time_ms": result.processing_time_ms,
-    }), media_type="application/json")
+    }
+    if result.experiment is not None:
+        answer["experiment"] = result.experiment
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.get("/strategies", dependencies=[Allowed("rank")])
