@@ -80,3 +80,27 @@ def test_kafka_without_redis_is_a_settings_error(tmp_path: Path) -> None:
 def test_prefix_with_braces_is_rejected() -> None:
     with pytest.raises(ValueError, match="OVERDRIVE_REDIS_PREFIX|redis_prefix"):
         Settings.load({"OVERDRIVE_REDIS_PREFIX": "a{b}"})
+
+
+def test_replicas_agree_on_experiments_assignments_and_exposures(tmp_path: Path, prefix: str, redis_url: str) -> None:
+    """Definitions, assignment and the exposure log are shared: any replica answers any user alike,
+    and after a restart too."""
+    body = {"name": "shared", "state": "running", "salt": "fixed",
+            "arms": [{"name": "a", "strategy": "enhanced"}, {"name": "b", "strategy": "freshness"}]}
+    users = [f"u{n}" for n in range(30)]
+    with _app(tmp_path / "one", prefix, redis_url) as one, _app(tmp_path / "two", prefix, redis_url) as two:
+        one.post("/items/batch", json={"items": [{"id": f"i{n}"} for n in range(5)]})
+        experiment = one.post("/experiments", json=body).json()
+        assert two.get(f"/experiments/{experiment['id']}").json()["arms"] == experiment["arms"]
+        seen_one = {u: one.get(f"/experiments/assignment/{u}").json()["assignments"] for u in users}
+        seen_two = {u: two.get(f"/experiments/assignment/{u}").json()["assignments"] for u in users}
+        assert seen_one == seen_two and {a[0]["arm"] for a in seen_one.values()} == {"a", "b"}
+        for n, user in enumerate(users):  # half the rankings on each replica
+            served = (one if n % 2 else two).post("/rank/for-you/enhanced", json={"user_id": user}).json()
+            assert served["experiment"]["arm"] == seen_one[user][0]["arm"]
+        results = one.get(f"/experiments/{experiment['id']}/results").json()  # flushes only its own buffer
+        two_results = two.get(f"/experiments/{experiment['id']}/results").json()
+        assert two_results["feeds"] == 30 and two_results["users"] == 30 and results["feeds"] >= 15
+    with _app(tmp_path / "three", prefix, redis_url) as restarted:
+        again = {u: restarted.get(f"/experiments/assignment/{u}").json()["assignments"] for u in users}
+        assert again == seen_one
