@@ -2,8 +2,8 @@
 
 Attribution: a signal of a user on an item shown in one of their exposures counts for the latest
 such exposure made at most `attribution_window_s` before it. A positive signal makes the shown
-item *clicked* (once per item and exposure) and adds its strength to *engagement*; a negative one
-counts as a *hide*. An exposure unit is one shown item (an impression), so CTR is clicked items /
+item *clicked* (once per item and exposure) and adds its strength to *engagement* and its duration to *dwell*;
+a negative one counts as a *hide*. An exposure unit is one shown item (an impression), so CTR is clicked items /
 shown items. Users are the independent units: every metric is aggregated per user first, and
 intervals come from the delta method over users (`stats`). Pre-period engagement (the 14 days
 before a user's first exposure) feeds CUPED. Interleaving credits each click to the arm that
@@ -38,6 +38,7 @@ class _User:
     clicks: int = 0
     engagement: float = 0.0
     hides: int = 0
+    dwell: float = 0.0
     pre: float = 0.0
     first_exposure: float = float("inf")
     first_signal: float | None = None
@@ -90,6 +91,7 @@ def _attribute(experiment: Experiment, served: Sequence[dict], signals: Mapping[
                 continue
             if strength > 0:
                 user.engagement += strength
+                user.dwell += s.duration or 0.0
                 clicked[k].add(s.content_id)
             elif strength < 0:
                 user.hides += 1
@@ -124,7 +126,8 @@ def _ab(experiment: Experiment, users: Mapping[str, _User]) -> dict[str, Any]:
     return {
         "control": control,
         "arms": {a: {**summaries[a].as_dict(), "feeds": int(columns[a]["feeds"].sum()),
-                     "hides_per_exposure": ratio_metric(columns[a]["hides"], columns[a]["impressions"]).as_dict()}
+                     "hides_per_exposure": ratio_metric(columns[a]["hides"], columns[a]["impressions"]).as_dict(),
+                     "dwell_seconds_per_exposure": ratio_metric(columns[a]["dwell"], columns[a]["impressions"]).as_dict()}
                  for a in arms},
         "comparisons": comparisons,
         "srm": srm([len(rows[a]) for a in arms], [arm.share for arm in experiment.arms]).as_dict(),
@@ -134,7 +137,7 @@ def _ab(experiment: Experiment, users: Mapping[str, _User]) -> dict[str, Any]:
 
 def _columns(users: Sequence[_User]) -> dict[str, np.ndarray]:
     return {name: np.array([getattr(u, name) for u in users], dtype=np.float64)
-            for name in ("impressions", "clicks", "engagement", "hides", "pre", "feeds")}
+            for name in ("impressions", "clicks", "engagement", "hides", "dwell", "pre", "feeds")}
 
 
 def _cohorts(experiment: Experiment, rows: Mapping[str, Sequence[_User]]) -> dict[str, Any]:

@@ -83,13 +83,14 @@ def test_results_find_the_planted_winner(app: TestClient) -> None:
             likes = [i["id"] for i in answer["items"][:2]]
         else:
             likes = [answer["items"][0]["id"]] if n % 5 == 0 else []
-        signals = [{"user_id": user, "signal_type": "like", "content_id": i} for i in likes]
+        signals = [{"user_id": user, "signal_type": "like", "content_id": i, "duration": 30.0} for i in likes]
         if signals:
             assert app.post("/signals/batch", json={"signals": signals}).status_code == 200
     results = app.get(f"/experiments/{experiment['id']}/results").json()
     ctr = results["comparisons"]["fresh"]["ctr"]
     assert ctr["significant"] and ctr["lift"] > 1.0 and ctr["p_value"] < 0.001, ctr
     assert results["arms"]["fresh"]["ctr"]["value"] == pytest.approx(0.4, abs=1e-9)
+    assert results["arms"]["fresh"]["dwell_seconds_per_exposure"]["value"] == pytest.approx(12.0)  # 2 of 5 × 30 s
     assert set(results["cohorts"]) == {"new_vs_returning", "activity", "first_seen_week"}
     assert results["srm"]["alarm"] is False
 
