@@ -3,7 +3,6 @@ the exposure log, results with a planted winner, interleaving, immutability, and
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
