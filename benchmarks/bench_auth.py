@@ -12,6 +12,7 @@ alternate for `--rounds` rounds, so host drift shows as the spread between round
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -64,18 +65,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_ + 1} {mode:<8} saturation {saturation.rps:7.0f} req/s   "
                       f"paced {pace:.0f} req/s: P50 {paced.percentile(50):.2f} ms P99 {paced.percentile(99):.2f} ms")
     print(f"\n{'mode':<9}{'req/s (median)':>16}{'vs open':>9}{'P50 ms':>9}{'P99 ms':>9}   (paced at {pace:.0f} req/s)")
-    open_rps = _median([s.rps for s, _ in results["open"]])
+    open_rps = statistics.median([s.rps for s, _ in results["open"]])
     for mode, runs in results.items():
-        rps = _median([s.rps for s, _ in runs])
-        print(f"{mode:<9}{rps:>16,.0f}{rps / open_rps:>9.3f}{_median([p.percentile(50) for _, p in runs]):>9.2f}"
-              f"{_median([p.percentile(99) for _, p in runs]):>9.2f}")
+        rps = statistics.median([s.rps for s, _ in runs])
+        print(f"{mode:<9}{rps:>16,.0f}{rps / open_rps:>9.3f}{statistics.median([p.percentile(50) for _, p in runs]):>9.2f}"
+              f"{statistics.median([p.percentile(99) for _, p in runs]):>9.2f}")
     return 0
-
-
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ runs of each alternate for `--rounds`; the P50 and P99 difference is what the ex
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -60,17 +61,11 @@ def main(argv: list[str] | None = None) -> int:
                 feeds = client.get(f"/experiments/{created.json()['id']}/results").json()["feeds"]
         finally:
             server.stop()
-    base50, exp50 = _median(p50["no experiment"]), _median(p50["experiment"])
+    base50, exp50 = statistics.median(p50["no experiment"]), statistics.median(p50["experiment"])
     print(f"\nmedian over {ours.rounds} rounds at {ours.rate:g} req/s: P50 {base50:.3f} ms without, {exp50:.3f} ms with "
-          f"an experiment: +{exp50 - base50:.3f} ms (target < 0.2 ms); P99 {_median(p99['no experiment']):.3f} vs "
-          f"{_median(p99['experiment']):.3f} ms; {feeds:,} exposures logged")
+          f"an experiment: +{exp50 - base50:.3f} ms (target < 0.2 ms); P99 {statistics.median(p99['no experiment']):.3f} vs "
+          f"{statistics.median(p99['experiment']):.3f} ms; {feeds:,} exposures logged")
     return 0
-
-
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 if __name__ == "__main__":
