@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StringConstraints,
+                      ValidationError, field_validator, model_validator)
 from typing_extensions import Required, TypedDict
 
+from overdrive.domain.context import DEVICE_CLASSES, Context, from_fields, valid_timezone
 from overdrive.domain.times import epoch_seconds
 from overdrive.domain.types import CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
 
@@ -80,6 +83,72 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
 
 
+class DeviceInfoIn(BaseModel):
+    """What a client says of its device; other keys (screen size…) are kept, not interpreted."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    device_class: Literal[DEVICE_CLASSES] | None = None  # type: ignore[valid-type]
+    platform: Annotated[str, StringConstraints(max_length=64)] | None = None
+    os: Annotated[str, StringConstraints(max_length=64)] | None = None
+    browser: Annotated[str, StringConstraints(max_length=64)] | None = None
+    app: bool | None = None
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    country: Annotated[str, StringConstraints(max_length=64)] | None = None
+    region: Annotated[str, StringConstraints(max_length=128)] | None = None
+    city: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+def _timezone(value: str | None) -> str | None:
+    if value is not None and not valid_timezone(value):
+        raise ValueError("must be an IANA time zone name, e.g. Europe/Lisbon")
+    return value
+
+
+Timezone = Annotated[str | None, AfterValidator(_timezone)]
+UtcOffset = Annotated[int | None, Field(ge=-14 * 60, le=14 * 60)]
+
+
+class ContextIn(_Wire):
+    """Where and on what the user is now; missing parts come from the request's User-Agent and
+    client hints, and the user's learnt time zone."""
+
+    device_info: DeviceInfoIn | None = None
+    location: LocationIn | None = None
+    local_time: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="ISO 8601 with the user's UTC offset, e.g. 2026-12-06T08:30:00+01:00")
+    timezone: Timezone = None
+    utc_offset_minutes: UtcOffset = None
+
+    @field_validator("local_time")
+    @classmethod
+    def _zoned(cls, value: str | None) -> str | None:
+        if value is not None and utc_offset_of(value) is None:
+            raise ValueError("must be ISO 8601 with a UTC offset, e.g. 2026-12-06T08:30:00+01:00")
+        return value
+
+    def to_domain(self, fallback: Context | None) -> Context:
+        offset = self.utc_offset_minutes if self.utc_offset_minutes is not None else utc_offset_of(self.local_time)
+        return from_fields(self.device_info.model_dump(exclude_none=True) if self.device_info else None,
+                           self.location.model_dump(exclude_none=True) if self.location else None,
+                           timezone=self.timezone, utc_offset_minutes=offset).merged(fallback)
+
+
+def utc_offset_of(value: Any) -> int | None:
+    """The UTC offset (minutes) an ISO 8601 text states; None for epoch seconds or naive times."""
+    if not isinstance(value, str) or value.strip().replace(".", "", 1).lstrip("-").isdigit():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    offset = parsed.utcoffset()
+    return None if offset is None else int(offset.total_seconds() // 60)
+
+
 class SignalIn(_Wire):
     user_id: Id
     signal_type: SignalType
@@ -88,9 +157,43 @@ class SignalIn(_Wire):
     intensity: float = Field(default=1.0, ge=0, le=100)
     timestamp: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds; default: now.")
     signal_id: Id | None = Field(default=None, description="Client id; a repeat is acknowledged, not re-counted.")
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict, description=(
+        "Free-form; `device_info` (user_agent, device_class, platform, os, browser, app) and `location` "
+        "(country, region, city) are read as the signal's context."))
+    _utc_offset: int | None = PrivateAttr(default=None)
 
-    def to_domain(self, now: float) -> Signal:
+    @field_validator("metadata")
+    @classmethod
+    def _context_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, model in (("device_info", DeviceInfoIn), ("location", LocationIn)):
+            if key in value:
+                try:
+                    model.model_validate(value[key])
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    where = ".".join(str(p) for p in (key, *err["loc"]))
+                    raise ValueError(f"{where}: {err['msg']}") from None
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _offset(cls, data: Any, handler: Any) -> SignalIn:
+        model = handler(data)
+        if isinstance(data, dict):
+            model._utc_offset = utc_offset_of(data.get("timestamp"))
+        return model
+
+    def to_domain(self, now: float, fallback: Context | None = None) -> Signal:
+        """The signal, its context (from metadata, the timestamp's offset, then `fallback` — the
+        request's headers) parsed once into `metadata["context"]`."""
+        meta = self.metadata
+        if "device_info" in meta or "location" in meta or self._utc_offset is not None:
+            context = from_fields(meta.get("device_info"), meta.get("location"),
+                                  utc_offset_minutes=self._utc_offset).merged(fallback)
+        else:
+            context = fallback
+        if context is not None and (parsed := context.as_dict()):
+            meta = {**meta, "context": parsed}
         return Signal(
             user_id=self.user_id,
             signal_type=self.signal_type,
@@ -99,7 +202,7 @@ class SignalIn(_Wire):
             duration=self.duration,
             intensity=self.intensity,
             signal_id=self.signal_id,
-            metadata=self.metadata,
+            metadata=meta,
         )
 
 
@@ -202,6 +305,7 @@ class RankRequest(_Wire):
     exclude_seen: bool = Field(
         default=True, description="Leave out items the user already consumed or rejected (OVERDRIVE_EXCLUDE_SIGNAL_TYPES)."
     )
+    context: ContextIn | None = Field(default=None, description="Device, location and local time of this request.")
 
 
 class RankedItemOut(BaseModel):

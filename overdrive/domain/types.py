@@ -146,6 +146,23 @@ class RankingReads:
     long_interests: dict[str, float]
     short_interests: dict[str, float]
     signal_total: int
+    context_interests: dict[str, float] = field(default_factory=dict)  # the user's, in the request's context
+    context_prior: dict[str, float] = field(default_factory=dict)  # everyone's, in that context
+
+
+@dataclass(frozen=True, slots=True)
+class UserModel:
+    """A user's habits and how their interests move, decayed over time (long half-life): device
+    classes, time zones, local weekday:hour activity, countries and cities, interest profiles per
+    `<device class>|<daypart>` context, and per ISO week the features they engaged with."""
+
+    devices: dict[str, float]
+    timezones: dict[str, float]
+    hours: dict[str, float]  # "<weekday 0=Monday>:<hour>" -> activity
+    locations: dict[str, float]  # "PT" and "PT/Lisbon" -> activity
+    contexts: dict[str, dict[str, float]]  # "mobile|morning" -> feature -> affinity
+    weeks: dict[str, dict[str, float]]  # "2026-W49" -> feature -> summed strength
+    medium_interests: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)

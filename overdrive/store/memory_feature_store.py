@@ -10,8 +10,9 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from overdrive.domain.context import NO_CONTEXT, context_key, model_keys, of_signal, timeline, week_of
 from overdrive.domain.decay import DecayedSum, decay_rate
-from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
+from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity, UserModel
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
@@ -58,6 +59,10 @@ class _User:
     session_signals: int = 0
     sessions_total: int = 0
     excluded: set = field(default_factory=set)
+    medium: dict = field(default_factory=dict)
+    habits: dict = field(default_factory=dict)  # model_keys -> DecayedSum (long rate)
+    contexts: dict = field(default_factory=dict)  # context key -> feature -> DecayedSum (long rate)
+    weeks: dict = field(default_factory=dict)  # ISO week -> feature -> summed strength
 
 
 class MemoryFeatureStore:
@@ -67,6 +72,8 @@ class MemoryFeatureStore:
         self._eng_rate = decay_rate(config.engagement_half_life_s)
         self._long_rate = decay_rate(config.interest_half_life_s)
         self._short_rate = decay_rate(config.short_term_half_life_s)
+        self._medium_rate = decay_rate(config.medium_term_half_life_s)
+        self._prior: dict[str, dict[str, DecayedSum]] = {}  # context key -> everyone's feature affinity
         self._items: dict[str, _Entity] = {}
         self._authors: dict[str, _Entity] = {}
         self._users: dict[str, _User] = {}
@@ -131,6 +138,22 @@ class MemoryFeatureStore:
                 feats = item.features()
                 _fold(user.long, feats, w, ts, self._long_rate)
                 _fold(user.short, feats, w, ts, self._short_rate)
+                _fold(user.medium, feats, w, ts, self._medium_rate)
+                week = user.weeks.get(week_of(ts))
+                if week is None:
+                    week = user.weeks[week_of(ts)] = {}
+                    for old in sorted(user.weeks)[: -self._cfg.timeline_weeks]:
+                        del user.weeks[old]
+                for f in feats:
+                    week[f] = week.get(f, 0.0) + w
+        context = of_signal(s.metadata) if s.metadata else None
+        if context is not None:
+            _fold(user.habits, model_keys(context, ts), 1.0, ts, self._long_rate)
+            key = context_key(context.device_class, context.daypart(ts))
+            if item is not None and w != 0.0 and key != NO_CONTEXT:
+                feats = item.features()
+                _fold(user.contexts.setdefault(key, {}), feats, w, ts, self._long_rate)
+                _fold(self._prior.setdefault(key, {}), feats, w, ts, self._long_rate)
 
     def _session(self, user: _User, ts: float) -> None:
         if ts > user.session_last + self._cfg.session_gap_s:
@@ -216,8 +239,20 @@ class MemoryFeatureStore:
         user = self._users.get(user_id)
         if user is None:
             return {}
-        profile, rate = (user.short, self._short_rate) if term == "short" else (user.long, self._long_rate)
-        return {f: v.at(now, rate) for f, v in profile.items()}
+        profile, rate = {"short": (user.short, self._short_rate), "medium": (user.medium, self._medium_rate),
+                         "long": (user.long, self._long_rate)}[term]
+        return _decayed(profile, now, rate)
+
+    async def user_model(self, user_id: str, *, now: float) -> UserModel:
+        user = self._users.get(user_id) or _User()
+        habits = _decayed(user.habits, now, self._long_rate)
+        return UserModel(
+            devices=_prefixed(habits, "dev:"), timezones=_prefixed(habits, "tz:"), hours=_prefixed(habits, "hr:"),
+            locations={**_prefixed(habits, "loc:"), **_prefixed(habits, "city:")},
+            contexts={k: _decayed(v, now, self._long_rate) for k, v in user.contexts.items()},
+            weeks={w: dict(user.weeks[w]) for w in timeline(now, self._cfg.timeline_weeks) if w in user.weeks},
+            medium_interests=_decayed(user.medium, now, self._medium_rate),
+        )
 
     async def user_signal_total(self, user_id: str) -> int:
         user = self._users.get(user_id)
@@ -238,11 +273,25 @@ class MemoryFeatureStore:
         user = self._users.get(user_id)
         return set() if user is None else user.excluded.intersection(item_ids)
 
-    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float,
+                            context: str | None = None) -> RankingReads:
+        user = self._users.get(user_id)
+        in_context = user.contexts.get(context) if user is not None and context else None
+        prior = self._prior.get(context) if context else None
         return RankingReads(
             excluded=await self.excluded_items(user_id, item_ids),
             engagement=await self.item_engagement(item_ids, now=now),
             long_interests=await self.user_interests(user_id, now=now),
             short_interests=await self.user_interests(user_id, now=now, term="short"),
             signal_total=await self.user_signal_total(user_id),
+            context_interests=_decayed(in_context, now, self._long_rate) if in_context else {},
+            context_prior=_decayed(prior, now, self._long_rate) if prior else {},
         )
+
+
+def _decayed(profile: Mapping[str, DecayedSum], now: float, rate: float) -> dict[str, float]:
+    return {f: v.at(now, rate) for f, v in profile.items()}
+
+
+def _prefixed(values: Mapping[str, float], prefix: str) -> dict[str, float]:
+    return {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}

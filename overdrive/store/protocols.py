@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from overdrive.domain.types import Item, RankingReads, Signal, UserActivity
+from overdrive.domain.types import Item, RankingReads, Signal, UserActivity, UserModel
 
 
 class SignalHistory(Protocol):
@@ -114,7 +114,13 @@ class FeatureStore(Protocol):
         """Windowed counts and weights for an `item`, `author` or `user`."""
 
     async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
-        """Decayed affinity per item feature (`tag:x`, `author:y`, `type:z`); `term` long or short."""
+        """Decayed affinity per item feature (`tag:x`, `author:y`, `type:z`); `term` long, medium or
+        short."""
+
+    async def user_model(self, user_id: str, *, now: float) -> UserModel:
+        """The user's habits (devices, time zones, local hours, places), their interests per
+        `<device class>|<daypart>` context, per-week engagement (the last `timeline_weeks`) and the
+        medium-term profile. Signals carry context in `metadata["context"]` (`overdrive.domain.context`)."""
 
     async def user_activity(self, user_id: str, *, now: float) -> UserActivity:
         """All-time counts per type, recent signals (newest first) and the latest session."""
@@ -126,9 +132,11 @@ class FeatureStore(Protocol):
     async def excluded_items(self, user_id: str, item_ids: Sequence[str]) -> set[str]:
         """Those of `item_ids` the user sent a signal of an excluding type for (consumed, hid…)."""
 
-    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float,
+                            context: str | None = None) -> RankingReads:
         """`excluded_items`, `item_engagement`, both `user_interests` and `user_signal_total` of
-        one ranking, as one read: a remote store answers it in one round trip."""
+        one ranking, and for a `context` key (`<device class>|<daypart>`) the user's interests in
+        it and everyone's, as one read: a remote store answers it in one round trip."""
 
 
 class AuditLog(Protocol):

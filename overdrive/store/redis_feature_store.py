@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from overdrive.domain.codec import decode_signal, encode_signal
+from overdrive.domain.context import DAYPARTS, DEVICE_CLASSES, NO_CONTEXT, context_key, model_keys, of_signal, timeline, week_of
 from overdrive.domain.decay import decay_rate, decayed, decayed_many
-from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity
+from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity, UserModel
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import COARSE_BUCKET_S, WINDOWS_S, WindowCounts, velocity
 from overdrive.store.feature_config import FeatureConfig
@@ -93,6 +94,8 @@ class RedisFeatureStore:
         self._eng_rate = decay_rate(config.engagement_half_life_s)
         self._long_rate = decay_rate(config.interest_half_life_s)
         self._short_rate = decay_rate(config.short_term_half_life_s)
+        self._medium_rate = decay_rate(config.medium_term_half_life_s)
+        self._week_ttl = (config.timeline_weeks + 1) * 7 * 86_400
         self._dedupe_ttl = max(1, math.ceil(config.dedupe_ttl_s))
         self._sha = connection.script(SIGNAL_SCRIPT)
         self._engagement_sha = connection.script(ENGAGEMENT_READ_SCRIPT)
@@ -107,7 +110,15 @@ class RedisFeatureStore:
         return f"{self._p}{{{kind}:{escape(entity_id)}}}:{suffix}"
 
     def _user_keys(self, user_id: str) -> list[str]:
-        return [self._key("u", user_id, s) for s in ("c", "s", "r", "wf", "wc", "il", "is", "x")]
+        return [self._key("u", user_id, s) for s in ("c", "s", "r", "wf", "wc", "il", "is", "x", "im", "hb")]
+
+    def _signal_user_keys(self, s: Signal, context_profile: str) -> list[str]:
+        """The user's keys a signal writes: theirs, this week's engagement, its context profile."""
+        return [*self._user_keys(s.user_id), self._key("u", s.user_id, f"wk:{week_of(s.timestamp)}"),
+                self._key("u", s.user_id, f"cp:{context_profile}")]
+
+    def _prior_key(self, context_profile: str) -> str:
+        return f"{self._p}{{g}}:cp:{context_profile}"
 
     def _entity_keys(self, kind: str, entity_id: str) -> list[str]:
         return [self._key(kind, entity_id, s) for s in ("e", "wf", "wc")]
@@ -129,7 +140,7 @@ class RedisFeatureStore:
         await self._prune_hot(now)
         return applied
 
-    def _argv(self, op: str, s: Signal, item: Item | None, now: float) -> list[Any]:
+    def _argv(self, op: str, s: Signal, item: Item | None, now: float, habits: list[str], in_context: bool) -> list[Any]:
         author = item.author_id if item is not None else None
         feats = list(item.features()) if item is not None else []
         ttl = self._dedupe_ttl if s.signal_id is not None else 0
@@ -138,30 +149,51 @@ class RedisFeatureStore:
             _f(self._eng_rate), _f(self._long_rate), _f(self._short_rate),
             _f(self._cfg.session_gap_s), self._cfg.recent_per_user, s.signal_type,
             _f(s.timestamp).encode() + b" " + encode_signal(s), s.content_id, "1" if author else "0",
-            "1" if s.signal_type in self._cfg.excluding_signal_types else "0", *feats,
+            "1" if s.signal_type in self._cfg.excluding_signal_types else "0", _f(self._medium_rate),
+            self._week_ttl, len(habits), *habits, "1" if in_context else "0", *feats,
         ]
+
+    @staticmethod
+    def _context_of(s: Signal) -> tuple[list[str], str]:
+        """The signal's habit keys and its context profile (`NO_CONTEXT` when it has none)."""
+        context = of_signal(s.metadata) if s.metadata else None
+        if context is None:
+            return [], NO_CONTEXT
+        return model_keys(context, s.timestamp), context_key(context.device_class, context.daypart(s.timestamp))
 
     def _full(self, s: Signal, item: Item | None, now: float) -> list[Any]:
         author = item.author_id if item is not None else None
         item_keys = self._entity_keys("i", s.content_id)
+        habits, profile = self._context_of(s)
         keys = [
-            self._marker("u", s.user_id, s.signal_id), *self._user_keys(s.user_id), *item_keys,
+            self._marker("u", s.user_id, s.signal_id), *self._signal_user_keys(s, profile), *item_keys,
             *(self._entity_keys("a", author) if author else item_keys), self._top, self._hot, self._ver,
+            self._prior_key(profile),
         ]
-        return ["EVALSHA", self._sha, len(keys), *keys, *self._argv("full", s, item, now)]
+        return ["EVALSHA", self._sha, len(keys), *keys,
+                *self._argv("full", s, item, now, habits, profile != NO_CONTEXT and item is not None)]
 
     async def _apply_cluster(self, signals: Sequence[Signal], items: Mapping[str, Item], now: float) -> list[Signal]:
         """Per-slot parts, each with its own marker; then the idempotent top/hot update."""
         commands: list[list[Any]] = []
+        priors: list[list[Any]] = []
         for s in signals:
             item = items.get(s.content_id)
-            keys = [self._marker("u", s.user_id, s.signal_id), *self._user_keys(s.user_id)]
-            commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("user", s, item, now)])
+            habits, profile = self._context_of(s)
+            in_context = profile != NO_CONTEXT and item is not None
+            keys = [self._marker("u", s.user_id, s.signal_id), *self._signal_user_keys(s, profile)]
+            commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("user", s, item, now, habits, in_context)])
             keys = [self._marker("i", s.content_id, s.signal_id), *self._entity_keys("i", s.content_id)]
-            commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("entity", s, item, now)])
+            commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("entity", s, item, now, [], False)])
             if item is not None and item.author_id:
                 keys = [self._marker("a", item.author_id, s.signal_id), *self._entity_keys("a", item.author_id)]
-                commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("entity", s, item, now)])
+                commands.append(["EVALSHA", self._sha, len(keys), *keys, *self._argv("entity", s, item, now, [], False)])
+            w = self._weighting.strength(s)
+            if in_context and w != 0.0:
+                marker = f"{self._p}{{g}}:ps:{escape(s.signal_id or '')}"
+                ttl = self._dedupe_ttl if s.signal_id is not None else 0
+                priors.append(["EVALSHA", self._sha, 2, marker, self._prior_key(profile), "prior", ttl,
+                               _f(s.timestamp), _f(w), _f(self._long_rate), *item.features()])
         replies = iter(await self._r.execute(commands))
         applied, updates = [], []
         for s in signals:
@@ -174,7 +206,7 @@ class RedisFeatureStore:
             item = items.get(s.content_id)
             if item is not None and item.author_id:
                 next(replies)
-        await self._r.execute(updates)
+        await self._r.execute(updates + priors)
         return applied
 
     async def _prune_hot(self, now: float) -> None:
@@ -289,9 +321,29 @@ class RedisFeatureStore:
         return _windows(fine, coarse).all_windows(now)
 
     async def user_interests(self, user_id: str, *, now: float, term: str = "long") -> dict[str, float]:
-        key, rate = (("is", self._short_rate) if term == "short" else ("il", self._long_rate))
+        key, rate = {"short": ("is", self._short_rate), "medium": ("im", self._medium_rate),
+                     "long": ("il", self._long_rate)}[term]
         ((names, pairs),) = await self._r.execute([self._interests_read(user_id, key)])
         return _profile(names, pairs, now, rate)
+
+    async def user_model(self, user_id: str, *, now: float) -> UserModel:
+        contexts = [context_key(d, p) for d in (*DEVICE_CLASSES, None) for p in (*DAYPARTS, None)]
+        weeks = timeline(now, self._cfg.timeline_weeks)
+        profiles, medium, *week_rows = await self._r.execute([
+            self._interests_read(user_id, "hb", *(f"cp:{c}" for c in contexts)),
+            self._interests_read(user_id, "im"),
+            *(["HGETALL", self._key("u", user_id, f"wk:{w}")] for w in weeks),
+        ])
+        habits = _profile(profiles[0], profiles[1], now, self._long_rate)
+        in_contexts = {c: _profile(profiles[2 + 2 * n], profiles[3 + 2 * n], now, self._long_rate)
+                       for n, c in enumerate(contexts)}
+        return UserModel(
+            devices=_prefixed(habits, "dev:"), timezones=_prefixed(habits, "tz:"), hours=_prefixed(habits, "hr:"),
+            locations={**_prefixed(habits, "loc:"), **_prefixed(habits, "city:")},
+            contexts={c: p for c, p in in_contexts.items() if p},
+            weeks={w: {k.decode(): float(v) for k, v in row.items()} for w, row in zip(weeks, week_rows, strict=True) if row},
+            medium_interests=_profile(medium[0], medium[1], now, self._medium_rate),
+        )
 
     def _interests_read(self, user_id: str, *profiles: str) -> list[Any]:
         keys = [self._key("u", user_id, p) for p in profiles]
@@ -323,21 +375,32 @@ class RedisFeatureStore:
         (flags,) = await self._r.execute([["SMISMEMBER", self._key("u", user_id, "x"), *item_ids]])
         return {i for i, f in zip(item_ids, flags, strict=True) if f}
 
-    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float) -> RankingReads:
+    async def ranking_reads(self, user_id: str, item_ids: Sequence[str], *, now: float,
+                            context: str | None = None) -> RankingReads:
         ids = list(dict.fromkeys(item_ids))
         per_item = [["SMISMEMBER", self._key("u", user_id, "x"), *ids], *self._engagement_reads(ids)] if ids else []
-        (long_names, long, short_names, short), counts, *replies = await self._r.execute([
-            self._interests_read(user_id, "il", "is"),
+        profiles = ("il", "is", f"cp:{context}") if context else ("il", "is")
+        prior = [["EVALSHA", self._interests_sha, 1, self._prior_key(context)]] if context else []
+        interests, counts, *replies = await self._r.execute([
+            self._interests_read(user_id, *profiles),
             ["HVALS", self._key("u", user_id, "c")],
+            *prior,
             *per_item,
         ])
+        everyone = _profile(*replies.pop(0), now, self._long_rate) if context else {}
         return RankingReads(
             excluded={i for i, f in zip(ids, replies[0], strict=True) if f} if ids else set(),
             engagement=self._engagement_from(ids, replies[1:], now) if ids else {},
-            long_interests=_profile(long_names, long, now, self._long_rate),
-            short_interests=_profile(short_names, short, now, self._short_rate),
+            long_interests=_profile(interests[0], interests[1], now, self._long_rate),
+            short_interests=_profile(interests[2], interests[3], now, self._short_rate),
             signal_total=sum(map(int, counts)),
+            context_interests=_profile(interests[4], interests[5], now, self._long_rate) if context else {},
+            context_prior=everyone,
         )
+
+
+def _prefixed(values: Mapping[str, float], prefix: str) -> dict[str, float]:
+    return {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
 
 
 def _profile(names: list[bytes], pairs: bytes, now: float, rate: float) -> dict[str, float]:

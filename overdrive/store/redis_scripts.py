@@ -4,9 +4,11 @@ The math is `overdrive.domain.decay.DecayedSum` and `overdrive.domain.windows.Wi
 transcribed line for line, so the Redis store folds signals exactly as the memory store does.
 Numbers are stored with 17 significant digits (Lua's `tostring` keeps only 14).
 
-The signal script (`SIGNAL_SCRIPT`) has four operations (ARGV[1]):
-- `full`   — standalone Redis: marker, user, item, author and global parts in one call.
-- `user`   — Cluster: the user's slot (marker + counts, session, recent, windows, interests).
+The signal script (`SIGNAL_SCRIPT`) has five operations (ARGV[1]):
+- `full`   — standalone Redis: marker, user, item, author, global and context-prior parts in one call.
+- `user`   — Cluster: the user's slot (marker + counts, session, recent, windows, interests,
+             habits, weekly engagement, the signal's context profile).
+- `prior`  — Cluster: the signal context's population profile, with its own marker in that slot.
 - `entity` — Cluster: an item's or author's slot (marker + engagement and windows).
 - `global` — Cluster: the top-engaged and hot sorted sets, updated from an entity's state and
              version so that it is idempotent and order-proof (a stale version is ignored).
@@ -131,27 +133,42 @@ local function interest_add(k, feat, w, ts, rate)
   redis.call('HSET', k, feat, fmt(v) .. ' ' .. fmt(t))
 end
 
--- KEYS from `first`: counts, session, recent, fine, coarse, long, short, excluded
-local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, feats, item, excludes)
+-- KEYS from `first`: counts, session, recent, fine, coarse, long, short, excluded, medium,
+-- habits, this week's engagement, the signal's context profile
+local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, mrate, feats, item, excludes,
+                    habits, in_context, week_ttl)
   local k = function(i) return KEYS[first + i] end
   redis.call('HINCRBY', k(0), stype, 1)
   if excludes then redis.call('SADD', k(7), item) end
   windows_add(k(3), k(4), ts, w, now)
   session(k(1), ts, gap)
   recent_add(k(2), ts, val, maxlen)
-  if w ~= 0 then
+  for _, h in ipairs(habits) do interest_add(k(9), h, 1, ts, lrate) end
+  if w ~= 0 and #feats > 0 then
     for _, f in ipairs(feats) do
       interest_add(k(5), f, w, ts, lrate)
       interest_add(k(6), f, w, ts, srate)
+      interest_add(k(8), f, w, ts, mrate)
+      redis.call('HINCRBYFLOAT', k(10), f, w)
+      if in_context then interest_add(k(11), f, w, ts, lrate) end
     end
+    redis.call('EXPIRE', k(10), week_ttl)
   end
 end
 """
 
 # ARGV for full/user/entity: op, marker_ttl, ts, w, now, eng_rate, long_rate, short_rate,
-# session_gap, recent_max, signal_type, recent_value, item_id, has_author, excludes, feature...
+# session_gap, recent_max, signal_type, recent_value, item_id, has_author, excludes, medium_rate,
+# week_ttl, n_habits, habit..., in_context, feature...
 _MAIN = """
 local op = ARGV[1]
+if op == 'prior' then
+  -- KEYS: marker (in the global slot), the context's population profile; ARGV: op, ttl, ts, w, rate, feature...
+  if first_sighting(KEYS[1], tonumber(ARGV[2])) then
+    for i = 6, #ARGV do interest_add(KEYS[2], ARGV[i], tonumber(ARGV[4]), tonumber(ARGV[3]), tonumber(ARGV[5])) end
+  end
+  return 1
+end
 if op == 'global' then
   -- KEYS: top, hot, ver; ARGV: op, item, value, t_ref, version, rate, hot_ts ('' for none)
   local hot_ts = nil
@@ -175,18 +192,25 @@ if op == 'entity' then
 end
 
 if not fresh then return 0 end
-local feats = {}
-for i = 16, #ARGV do feats[#feats + 1] = ARGV[i] end
--- KEYS: marker, user x8 (2..9)
+local n_habits = tonumber(ARGV[18])
+local habits, feats = {}, {}
+for i = 19, 18 + n_habits do habits[#habits + 1] = ARGV[i] end
+local in_context = ARGV[19 + n_habits] == '1'
+for i = 20 + n_habits, #ARGV do feats[#feats + 1] = ARGV[i] end
+-- KEYS: marker, user x12 (2..13)
 user(2, ARGV[11], ts, w, now, tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[12],
-     tonumber(ARGV[7]), tonumber(ARGV[8]), feats, ARGV[13], ARGV[15] == '1')
+     tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[16]), feats, ARGV[13], ARGV[15] == '1',
+     habits, in_context, tonumber(ARGV[17]))
 if op == 'full' then
-  -- KEYS: item x3 (10..12), author x3 (13..15), top, hot, ver (16..18)
-  local v, t, n = entity(KEYS[10], KEYS[11], KEYS[12], ts, w, now, eng_rate)
-  if ARGV[14] == '1' then entity(KEYS[13], KEYS[14], KEYS[15], ts, w, now, eng_rate) end
+  -- KEYS: item x3 (14..16), author x3 (17..19), top, hot, ver (20..22), context prior (23)
+  local v, t, n = entity(KEYS[14], KEYS[15], KEYS[16], ts, w, now, eng_rate)
+  if ARGV[14] == '1' then entity(KEYS[17], KEYS[18], KEYS[19], ts, w, now, eng_rate) end
   local hot_ts = nil
   if ts >= now - HOUR then hot_ts = ts end
-  global(KEYS[16], KEYS[17], KEYS[18], ARGV[13], v, t, n, eng_rate, hot_ts)
+  global(KEYS[20], KEYS[21], KEYS[22], ARGV[13], v, t, n, eng_rate, hot_ts)
+  if in_context and w ~= 0 then
+    for _, f in ipairs(feats) do interest_add(KEYS[23], f, w, ts, tonumber(ARGV[7])) end
+  end
 end
 return 1
 """

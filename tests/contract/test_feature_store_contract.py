@@ -344,3 +344,53 @@ async def test_ranking_reads_are_the_single_reads_together(feature_store: Featur
     nobody = await feature_store.ranking_reads("nobody", [], now=T0)
     assert (nobody.excluded, nobody.engagement, nobody.long_interests, nobody.short_interests, nobody.signal_total) == (
         set(), {}, {}, {}, 0)
+
+
+# -------------------------------------------------------------------------- the user model
+
+
+def _ctx(**fields) -> dict:
+    return {"context": fields}
+
+
+async def test_the_user_model_learns_habits_contexts_and_weeks(feature_store: FeatureStore) -> None:
+    # T0 is 2023-11-14 22:13 UTC, a Tuesday: at +09:00 it is Wednesday 07:13 (morning) in Tokyo.
+    morning_phone = _ctx(device_class="mobile", timezone="Asia/Tokyo", country="JP", city="Tokyo")
+    evening_tv = _ctx(device_class="tv", utc_offset_minutes=540)
+    signals = [
+        sig("cats", "like", metadata=morning_phone),
+        sig("cats", "share", at=T0 + 60, metadata=morning_phone),
+        sig("dogs", "like", at=T0 + 12 * 3600, metadata=evening_tv),  # 19:13 local
+        sig("dogs", "view", at=T0 + 8 * 86_400),  # next week, no context
+    ]
+    await feature_store.apply(signals, ITEMS, now=T0 + 8 * 86_400)
+    model = await feature_store.user_model("u1", now=T0 + 8 * 86_400)
+    assert set(model.devices) == {"mobile", "tv"} and model.devices["mobile"] > model.devices["tv"] * 1.5
+    assert set(model.timezones) == {"Asia/Tokyo", "+540"}
+    assert set(model.hours) == {"2:7", "2:19"}  # weekday 2 (Wednesday) at 7 and at 19, local
+    assert set(model.locations) == {"JP", "JP/Tokyo"}
+    assert set(model.contexts) == {"mobile|morning", "tv|evening"}
+    assert set(model.contexts["mobile|morning"]) == set(CATS.features())
+    assert model.contexts["mobile|morning"]["tag:cats"] > 0
+    assert list(model.weeks) == ["2023-W46", "2023-W47"]
+    assert model.weeks["2023-W46"]["tag:pets"] == approx(2.0 + 4.0 + 2.0)
+    assert model.weeks["2023-W47"]["tag:dogs"] == approx(1.0)
+    assert set(model.medium_interests) >= set(CATS.features()) | set(DOGS.features())
+    assert await feature_store.user_interests("u1", now=T0, term="medium")
+
+
+async def test_ranking_reads_carry_the_users_and_everyones_context(feature_store: FeatureStore) -> None:
+    morning = _ctx(device_class="mobile", utc_offset_minutes=540)
+    await feature_store.apply([sig("cats", "like", metadata=morning),
+                               sig("dogs", "share", user="u2", metadata=morning)], ITEMS, now=T0)
+    mine = await feature_store.ranking_reads("u1", ["cats", "dogs"], now=T0, context="mobile|morning")
+    assert mine.context_interests == {f: approx(2.0) for f in CATS.features()}
+    assert mine.context_prior["tag:pets"] == approx(6.0) and mine.context_prior["tag:dogs"] == approx(4.0)
+    assert (await feature_store.ranking_reads("u1", ["cats"], now=T0, context="tv|night")).context_prior == {}
+    plain = await feature_store.ranking_reads("u1", ["cats"], now=T0)
+    assert plain.context_interests == {} and plain.context_prior == {}
+    await feature_store.forget_user("u1", [], ITEMS)
+    gone = await feature_store.user_model("u1", now=T0)
+    assert gone.devices == {} and gone.contexts == {} and gone.weeks == {} and gone.medium_interests == {}
+    after = await feature_store.ranking_reads("u1", ["cats"], now=T0, context="mobile|morning")
+    assert after.context_interests == {} and after.context_prior["tag:pets"] == approx(6.0)  # the prior is everyone's

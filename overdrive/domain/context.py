@@ -1,0 +1,200 @@
+"""Where, when and on what a user acts: parsed once, at the API, into one `Context`.
+
+A signal or a rank request may carry `device_info` (a `user_agent`, or `platform`/`os`/`browser`/
+`device_class`/`app`), a `location` ({country, region, city}) and a local time (a timestamp with
+its UTC offset, `local_time`, `timezone` or `utc_offset_minutes`); what the body lacks comes from
+the HTTP `User-Agent` and `Sec-CH-UA-*` client hints. User agents are parsed with `ua-parser`
+(cached): device class (mobile, tablet, desktop, tv, bot), OS, browser, app or web. Crawlers are
+flagged as bots. The parsed context travels with a signal as `metadata["context"]`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEVICE_CLASSES = ("mobile", "tablet", "desktop", "tv", "bot")
+DAYPARTS = ("night", "morning", "afternoon", "evening")  # 22–5, 5–11, 11–17, 17–22 local time
+_BOT = re.compile(r"bot\b|bot/|crawler|spider|slurp|facebookexternalhit|headlesschrome|preview", re.IGNORECASE)
+_TV = re.compile(r"smart-?tv|\btv\b|tizen|web0s|webos|roku|bravia|aft[a-z]|crkey|appletv|hbbtv", re.IGNORECASE)
+_TABLET = re.compile(r"ipad|tablet|kindle|silk/|playbook|sm-[tx]\d", re.IGNORECASE)
+_MOBILE = re.compile(r"mobi|iphone|ipod|android.*mobile|windows phone", re.IGNORECASE)
+_DESKTOP_OS = ("Windows", "Mac OS X", "Linux", "Chrome OS", "Ubuntu", "Fedora", "FreeBSD")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    device_class: str | None = None
+    os: str | None = None
+    browser: str | None = None
+    app: bool | None = None
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    timezone: str | None = None
+    utc_offset_minutes: int | None = None
+
+    @property
+    def bot(self) -> bool:
+        return self.device_class == "bot"
+
+    def local(self, at: float) -> datetime.datetime | None:
+        """The wall-clock time at `at` where the user is (None without a zone or offset)."""
+        if self.timezone is not None:
+            with_zone = _zone(self.timezone)
+            if with_zone is not None:
+                return datetime.datetime.fromtimestamp(at, with_zone)
+        if self.utc_offset_minutes is not None:
+            return datetime.datetime.fromtimestamp(at, datetime.timezone(datetime.timedelta(minutes=self.utc_offset_minutes)))
+        return None
+
+    def daypart(self, at: float) -> str | None:
+        local = self.local(at)
+        return None if local is None else daypart(local.hour)
+
+    def merged(self, fallback: Context | None) -> Context:
+        """This context, each missing field taken from `fallback` (e.g. the request's headers)."""
+        if fallback is None:
+            return self
+        return replace(self, **{k: v for k, v in asdict(fallback).items() if getattr(self, k) is None and v is not None})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Context | None:
+        if not d:
+            return None
+        return cls(**{k: d[k] for k in cls.__slots__ if k in d})  # type: ignore[attr-defined]
+
+
+def daypart(hour: int) -> str:
+    if 5 <= hour < 11:
+        return "morning"
+    if 11 <= hour < 17:
+        return "afternoon"
+    if 17 <= hour < 22:
+        return "evening"
+    return "night"
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def valid_timezone(name: str) -> bool:
+    return _zone(name) is not None
+
+
+@functools.lru_cache(maxsize=65_536)
+def parse_user_agent(user_agent: str) -> Context:
+    """Device class, OS, browser and app-or-web of a `User-Agent` (cached: clients repeat them)."""
+    from ua_parser import parse  # the parser's rules load on first use, not at import
+
+    parsed = parse(user_agent[:1024])
+    os_name = parsed.os.family if parsed.os is not None else None
+    browser = parsed.user_agent.family if parsed.user_agent is not None else None
+    device = parsed.device.family if parsed.device is not None else ""
+    if device == "Spider" or _BOT.search(user_agent):
+        device_class = "bot"
+    elif _TV.search(user_agent) or "tv" in device.lower():
+        device_class = "tv"
+    elif _TABLET.search(user_agent) or "tablet" in device.lower() or (os_name == "Android" and "mobile" not in user_agent.lower()):
+        device_class = "tablet"
+    elif _MOBILE.search(user_agent) or os_name in ("iOS", "Android"):
+        device_class = "mobile"
+    elif os_name in _DESKTOP_OS:
+        device_class = "desktop"
+    else:
+        device_class = None
+    app = not user_agent.startswith("Mozilla/") or "wkwebview" in (browser or "").lower() or "; wv)" in user_agent
+    return Context(device_class=device_class, os=os_name, browser=browser, app=app if device_class else None)
+
+
+def from_client_hints(headers: Mapping[str, str]) -> Context | None:
+    """What `Sec-CH-UA-Mobile` and `Sec-CH-UA-Platform` say, and the `User-Agent` for the rest."""
+    ua = headers.get("user-agent")
+    context = parse_user_agent(ua) if ua else Context()
+    platform = headers.get("sec-ch-ua-platform", "").strip('" ')
+    mobile = headers.get("sec-ch-ua-mobile", "").strip()
+    if platform:
+        context = replace(context, os=platform)
+    if mobile in ("?1", "?0") and not context.bot:
+        context = replace(context, device_class="mobile" if mobile == "?1" else context.device_class or "desktop")
+    return context if context.as_dict() else None
+
+
+def from_fields(device_info: Mapping[str, Any] | None, location: Mapping[str, Any] | None, *,
+                timezone: str | None = None, utc_offset_minutes: int | None = None) -> Context:
+    """A context from a body's `device_info` and `location` objects and a zone or offset."""
+    device = Context()
+    info = device_info or {}
+    if isinstance(info.get("user_agent"), str):
+        device = parse_user_agent(info["user_agent"])
+    explicit = {"device_class": info.get("device_class"), "os": info.get("os") or info.get("platform"),
+                "browser": info.get("browser"), "app": info.get("app")}
+    device = replace(device, **{k: v for k, v in explicit.items() if v is not None})
+    where = location or {}
+    return replace(device, country=_upper(where.get("country")), region=_text(where.get("region")),
+                   city=_text(where.get("city")), timezone=timezone, utc_offset_minutes=utc_offset_minutes)
+
+
+def _text(value: Any) -> str | None:
+    return value.strip()[:128] if isinstance(value, str) and value.strip() else None
+
+
+def _upper(value: Any) -> str | None:
+    text = _text(value)
+    return text.upper() if text else None
+
+
+NO_CONTEXT = "-|-"
+
+
+def context_key(device_class: str | None, part: str | None) -> str:
+    """The profile a signal in this context teaches: `<device class>|<daypart>` ("-" unknown)."""
+    return f"{device_class or '-'}|{part or '-'}"
+
+
+def of_signal(metadata: Mapping[str, Any]) -> Context | None:
+    """The context the API parsed into a signal's metadata, if any."""
+    return Context.from_dict(metadata.get("context")) if "context" in metadata else None
+
+
+def model_keys(context: Context, at: float) -> list[str]:
+    """What one signal says about the user's habits, as profile keys (each counts 1, decayed):
+    device class, time zone, local hour by weekday, country and city."""
+    keys = []
+    if context.device_class:
+        keys.append(f"dev:{context.device_class}")
+    if context.timezone:
+        keys.append(f"tz:{context.timezone}")
+    elif context.utc_offset_minutes is not None:
+        keys.append(f"tz:{context.utc_offset_minutes:+d}")
+    local = context.local(at)
+    if local is not None:
+        keys.append(f"hr:{local.weekday()}:{local.hour}")
+    if context.country:
+        keys.append(f"loc:{context.country}")
+        if context.city:
+            keys.append(f"city:{context.country}/{context.city}")
+    return keys
+
+
+def week_of(at: float) -> str:
+    year, week, _ = datetime.datetime.fromtimestamp(at, datetime.timezone.utc).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def timeline(now: float, weeks: int) -> list[str]:
+    """The last `weeks` ISO weeks up to `now`'s, oldest first."""
+    return sorted({week_of(now - 7 * 86_400 * n) for n in range(weeks)})
