@@ -19,19 +19,22 @@ from overdrive.wiring import build_services
 def main() -> None:
     try:
         settings = Settings.load()
+        configure_logging(settings.log_level, settings.log_format)  # first: wiring logs too
         services = build_services(settings)
     except ValidationError as exc:
         sys.exit(f"overdrive: {describe_error(exc)}")
     except (SettingsError, DataDirInUse) as exc:
         sys.exit(f"overdrive: {exc}")
-    configure_logging(settings.log_level)
     tls = (settings.tls_cert_file, settings.tls_key_file) if settings.tls_cert_file and settings.tls_key_file else None
-    serve(create_app(services), host=settings.host, port=settings.service_port, log_level=settings.log_level, tls=tls)
+    serve(create_app(services), host=settings.host, port=settings.service_port, log_level=settings.log_level, tls=tls,
+          access_log=settings.access_log)
 
 
-def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Path] | None = None) -> None:
-    """The server stack: uvicorn, one process, asyncio's event loop and httptools, no access log,
-    its own log lines through ours (escaped); HTTPS when given a certificate and key.
+def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Path] | None = None,
+          access_log: bool = False) -> None:
+    """The server stack: uvicorn, one process, asyncio's event loop and httptools, its own log
+    lines — and with `access_log` its access log — through ours (`configure_logging`: JSON lines
+    or text, escaped, each with the request id); HTTPS when given a certificate and key.
 
     Not uvloop: its libuv (1.45 on) accepts one connection per loop iteration, and an iteration
     of a saturated server runs every request read in the one before (n connections × ~1.3 ms of
@@ -41,7 +44,7 @@ def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Pa
 
     The ranking benchmark serves its bare comparison endpoint through this too.
     """
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, loop="asyncio", http="auto",
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, loop="asyncio", http="auto",
                 log_config=None, ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
 
 

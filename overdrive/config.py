@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias=_env("OVERDRIVE_HOST"),
                       description="bind address; anything but loopback needs credentials configured")
     log_level: str = Field(default="info", validation_alias=_env("OVERDRIVE_LOG_LEVEL"))
+    log_format: str = Field(default="auto", pattern=r"^(auto|json|text)$", validation_alias=_env("OVERDRIVE_LOG_FORMAT"),
+                            description="json, text, or auto: text on a terminal, JSON lines otherwise")
+    access_log: bool = Field(default=False, validation_alias=_env("OVERDRIVE_ACCESS_LOG"),
+                             description="uvicorn's access log, one line per request in the log format")
+    dashboard_sample_seconds: float = Field(default=5.0, ge=1.0, le=300.0,
+                                            validation_alias=_env("OVERDRIVE_DASHBOARD_SAMPLE_SECONDS"),
+                                            description="how often the dashboard's history takes a point (and its pages poll)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, validation_alias=_env("OVERDRIVE_MAX_BODY_BYTES"))
     ranking_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_RANKING_WEIGHTS),

@@ -156,6 +156,12 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
             erasures=erasures,
         )
         checks["kafka"] = bus.check
+        from overdrive.stream.kafka_lag import KafkaConsumerLag  # the workers' lag, on the dashboard and /metrics
+
+        lag = KafkaConsumerLag(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic,
+                               group=settings.kafka_consumer_group)
+        monitor.gauge("kafka_consumer_lag", lag.read)
+        closers.insert(0, lag.close)
         history: SignalHistory = KafkaSignalHistory(bootstrap_servers=settings.kafka_bootstrap_servers,
                                                     topic=settings.kafka_topic, partitions=settings.kafka_partitions)
     else:
@@ -275,8 +281,9 @@ def _content(settings: Settings, backends: Backends) -> ContentService:
 
 
 def build_services(settings: Settings) -> Services:
-    monitor = PerformanceMonitor()
+    monitor = PerformanceMonitor(history_path=settings.data_dir / "model-history.jsonl")
     learners = Learners()  # told of every applied signal (with Kafka: every signal of the topic)
+    learners.subscribe(monitor.signals.on_applied)  # signals/s by type, the user debugger's recent signals
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
     backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
     collaborative = _collaborative(settings, backends)
@@ -299,7 +306,7 @@ def build_services(settings: Settings) -> Services:
         features=backends.features,
         bus=backends.bus,
         catalog_candidates=settings.catalog_candidates,
-        observers=[journal, blend],
+        observers=[journal, blend, monitor.rankings],
         retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend],
         diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
         embeddings=content.embeddings if content is not None else None,
@@ -330,6 +337,7 @@ def build_services(settings: Settings) -> Services:
         **({"content_profile": content.forget_user} if content is not None else {}),
         "experiment_exposures": experiments.forget_user,
         "collaborative_model": collaborative.forget_user,
+        "observability": monitor.forget_user,  # the dashboard's recent rankings and signals of the user
     }
     return Services(
         settings=settings,

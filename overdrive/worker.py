@@ -34,12 +34,12 @@ async def _run(worker, close) -> None:  # noqa: ANN001 - see build_worker
 def main() -> None:
     try:
         settings = Settings.load()
+        configure_logging(settings.log_level, settings.log_format)  # first: wiring logs too
         worker, close = build_worker(settings)
     except ValidationError as exc:
         sys.exit(f"overdrive.worker: {describe_error(exc)}")
     except SettingsError as exc:
         sys.exit(f"overdrive.worker: {exc}")
-    configure_logging(settings.log_level)
     asyncio.run(_run(worker, close))
 
 

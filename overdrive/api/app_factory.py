@@ -13,7 +13,7 @@ from overdrive import __version__
 from overdrive.observability.performance import PerformanceMonitor
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
-from overdrive.api.routes import analytics, audit, experiments, health, items, models, privacy, ranking, signals
+from overdrive.api.routes import analytics, audit, dashboard, experiments, health, items, models, privacy, ranking, signals
 from overdrive.api.security import AuthGuard
 from overdrive.config import Settings
 from overdrive.services.container import Services
@@ -44,6 +44,7 @@ def create_app(services: Services) -> FastAPI:
     for router in (ranking.router, signals.router, items.router, analytics.router, models.router, experiments.router,
                    privacy.router, audit.router, health.router):
         app.include_router(router)
+    dashboard.install(app)  # /dashboard: pages, their static files, the sampler behind them
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict:

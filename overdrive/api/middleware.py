@@ -1,4 +1,9 @@
-"""ASGI middleware: request-size limit, JSON-only bodies, request ids and per-endpoint latency."""
+"""ASGI middleware: request-size limit, JSON-only bodies, request ids and per-endpoint latency.
+
+The request id is the client's `X-Request-ID` when it is 1–128 printable ASCII characters (else a
+fresh one); it is returned in the response's `X-Request-ID` and bound for the request's whole run
+(`overdrive.observability.context`), so every log line written while serving it carries it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import Awaitable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from overdrive.observability.context import bind, unbind
 from overdrive.observability.performance import PerformanceMonitor
 
 
@@ -17,6 +23,14 @@ class _BodyTooLarge(Exception):
 
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_MAX_REQUEST_ID = 128
+
+
+def request_id_from(header: bytes | None) -> str:
+    """The client's request id if it is 1–128 printable ASCII characters, else a new one."""
+    if header and len(header) <= _MAX_REQUEST_ID and header.isascii() and header.decode("ascii").isprintable():
+        return header.decode("ascii")
+    return uuid.uuid4().hex
 
 
 class RequestGuard:
@@ -34,8 +48,16 @@ class RequestGuard:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        request_id = request_id_from(headers.get(b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
+        tokens = bind(request_id, started)
+        try:
+            await self._guarded(scope, receive, send, started, headers, request_id)
+        finally:
+            unbind(tokens)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, started: float,
+                       headers: dict[bytes, bytes], request_id: str) -> None:
         status = 500
         response_started = False
         limit = self.max_body_bytes

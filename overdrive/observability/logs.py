@@ -1,26 +1,140 @@
-"""Log lines that client text cannot forge: every control character of a formatted record (a
-newline in a user id, an ANSI escape) is written escaped, so one record is always one line."""
+"""The process's log lines: JSON lines (one object a record) or human text, never forgeable.
+
+Every record carries `timestamp` (UTC, ISO 8601, milliseconds), `level`, `logger` and `message`,
+then its context: `request_id` (from the record, or else from the request being served — see
+`overdrive.observability.context`) and whatever the call passed in `extra=` (`user_id`,
+`ranking_method`, `processing_time_ms`, …). Uvicorn's access records become fields too (`client`,
+`method`, `path`, `status`, `processing_time_ms`).
+
+Client text cannot forge a line in either format: JSON escapes every control character (and this
+formatter escapes the C1 controls and U+2028/U+2029 that JSON itself allows raw), and the text
+format writes every control character escaped, so one record is always one line.
+
+`configure(level, fmt)`: `fmt` is `json`, `text`, or `auto` — text on a terminal, JSON otherwise.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
+import time
+from typing import Any, TextIO
+
+import orjson
+
+from overdrive.observability.context import request_id as _request_id, request_started as _request_started
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")  # what JSON leaves unescaped but a terminal or a log viewer may not
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+FORMATS = ("auto", "json", "text")
+
+# Attributes every LogRecord has: anything else on a record came from `extra=`.
+# (uvicorn passes `color_message`, its own message with ANSI colours: left out.)
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName",
+                                                                              "color_message"}
+_ACCESS_LOGGER = "uvicorn.access"
 
 
 def _escaped(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
 
 
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def context_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's context fields: request id first, then `extra=` ones, then an access record's."""
+    fields = record.__dict__
+    context: dict[str, Any] = {}
+    rid = fields.get("request_id") or _request_id.get()
+    if rid:
+        context["request_id"] = rid
+    extra = fields.keys() - _STANDARD  # a set difference in C: most records have no extras
+    if extra:
+        extra.discard("request_id")
+        for key in fields:  # in the order the call gave them
+            if key in extra:
+                context[key] = fields[key]
+    if record.name == _ACCESS_LOGGER and isinstance(record.args, tuple) and len(record.args) == 5:
+        client, method, path, http_version, status = record.args
+        context.update(client=client, method=method, path=path, http_version=http_version, status=status)
+        started = _request_started.get()
+        if started is not None:
+            context["processing_time_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
+    return context
+
+
 class EscapingFormatter(logging.Formatter):
+    """Text: `FORMAT`, then ` key=value` for each context field; control characters escaped."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return _CONTROL.sub(_escaped, super().format(record))
+        line = super().format(record)
+        context = context_of(record)
+        if context:
+            line += "".join(f" {k}={v}" for k, v in context.items())
+        return _CONTROL.sub(_escaped, line)
 
 
-def configure(level: str) -> None:
-    """The process's logging: one escaped line per record on stderr, uvicorn's loggers included."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter(FORMAT))
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # one strftime per second, not per record
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": self._timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update(context_of(record))
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exception"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        line = orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return _JSON_RAW.sub(_json_escaped, line) if _JSON_RAW.search(line) else line
+
+
+def chosen_format(fmt: str, stream: TextIO) -> str:
+    """`auto` is text on a terminal and JSON anywhere else."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {FORMATS}, not {fmt!r}")
+    if fmt != "auto":
+        return fmt
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):
+        return "json"
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else EscapingFormatter(FORMAT)
+
+
+def configure(level: str, fmt: str = "auto", *, stream: TextIO | None = None) -> str:
+    """The process's logging: one line per record on stderr (JSON or text, see `chosen_format`),
+    uvicorn's loggers included. Returns the format chosen."""
+    stream = stream if stream is not None else sys.stderr
+    chosen = chosen_format(fmt, stream)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(chosen))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # No formatter here prints where a call was made from: skip the stack walk that finds it
+    # (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None  # noqa: SLF001
+    return chosen

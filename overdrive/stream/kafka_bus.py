@@ -17,6 +17,10 @@ polls until the user's produced offsets are applied.
 
 The `learners` (the in-process models' fold-in and click labels) get every signal of the topic,
 from any replica, through this replica's own `KafkaSignalTail`.
+
+Each record carries the id of the request that published it in its `x-request-id` header (the
+request being served, `overdrive.observability.context`), so the worker's log lines about the
+signal carry the same id as the API's.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from overdrive.domain.codec import encode_signal
 from overdrive.domain.errors import BackendUnavailable, Overloaded
 from overdrive.domain.types import Signal
+from overdrive.observability.context import current_request_id
 from overdrive.store.protocols import ErasureList
 from overdrive.stream.kafka_common import Erasures, check_topic, ensure_topic
 from overdrive.stream.applier import Learners
@@ -44,6 +49,7 @@ from overdrive.stream.kafka_tail import KafkaSignalTail
 log = logging.getLogger(__name__)
 
 _SETTLE_POLL_S = 0.002
+REQUEST_ID_HEADER = "x-request-id"
 _ERASURES_EVERY_S = 1.0
 
 
@@ -167,10 +173,12 @@ class KafkaSignalBus:
         signals = [s if s.signal_id is not None else dataclasses.replace(s, signal_id=uuid.uuid4().hex) for s in signals]
         loop = asyncio.get_running_loop()
         futures = []
+        request_id = current_request_id()
+        headers = [(REQUEST_ID_HEADER, request_id.encode())] if request_id else None
         try:
             for s in signals:
                 fut = loop.create_future()
-                self._producer.produce(self._topic, key=s.user_id.encode(), value=encode_signal(s),
+                self._producer.produce(self._topic, key=s.user_id.encode(), value=encode_signal(s), headers=headers,
                                        on_delivery=_reporter(loop, fut))
                 futures.append(fut)
         except BufferError as exc:

@@ -8,6 +8,11 @@ twice. While the store is unavailable the batch is retried with backoff, uncommi
 (`until_stored`, the processor's policy). Records
 are applied in log order (one user's signals are in order on one partition); the embedded
 queue's priority ordering has no meaning when a whole batch lands before its commit.
+
+Each record's `x-request-id` header (the API request that published it) goes with it into the
+log: a skipped record's line names it, and at debug level each applied batch is logged once per
+request id (its users, signal ids, what was applied). While a batch from a single request is
+applied that id is bound, so whatever the applier logs carries it too.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from overdrive.domain.errors import BackendUnavailable
+from overdrive.observability.context import bound
 from overdrive.stream.applier import SignalApplier, until_stored
-from overdrive.stream.kafka_bus import Watermarks
+from overdrive.stream.kafka_bus import REQUEST_ID_HEADER, Watermarks
 from overdrive.store.protocols import ErasureList
 from overdrive.stream.kafka_common import Erasures, ensure_topic, signal_of
 
@@ -112,7 +118,7 @@ class KafkaSignalWorker:
         return first + consumer.consume(self._batch_size - 1, 0)
 
     async def _handle(self, consumer: Any, records: list[Any], stop: asyncio.Event) -> None:
-        signals, last = [], {}
+        signals, last, request_ids = [], {}, []
         for rec in records:
             err = rec.error()
             if err is not None:
@@ -120,20 +126,27 @@ class KafkaSignalWorker:
                     log.warning("kafka consume error: %s", err)
                 continue
             last[rec.partition()] = max(rec.offset(), last.get(rec.partition(), -1))
+            request_id = _request_id_of(rec)
             try:
                 signal = signal_of(rec, self._erasures.current)
             except ValueError as exc:  # poison record: skip it (it is logged), never block the partition
                 self.stats["bad_records"] += 1
-                log.error("skipping undecodable record partition=%d offset=%d: %s", rec.partition(), rec.offset(), exc)
+                log.error("skipping undecodable record partition=%d offset=%d: %s", rec.partition(), rec.offset(), exc,
+                          extra={"request_id": request_id})
                 continue
             if signal is None:
                 self.stats["skipped_erased"] += 1
             else:
                 signals.append(signal)
+                request_ids.append(request_id)
         if not last:
             return
         started = time.perf_counter()
-        applied = await until_stored(lambda: self._applier.apply(signals), stop=stop)
+        distinct = set(request_ids)
+        with bound(next(iter(distinct)) if len(distinct) == 1 else None):
+            applied = await until_stored(lambda: self._applier.apply(signals), stop=stop)
+        if applied is not None and log.isEnabledFor(logging.DEBUG):
+            _log_applied(signals, request_ids, applied)
         if applied is None:
             return  # stopping while the store is down: leave the batch uncommitted
         await until_stored(lambda: self._watermarks.record_applied(last), stop=stop, attempts=3)
@@ -154,6 +167,29 @@ class KafkaSignalWorker:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _request_id_of(record: Any) -> str | None:
+    for key, value in record.headers() or ():
+        if key == REQUEST_ID_HEADER and value:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def _log_applied(signals: list[Any], request_ids: list[str | None], applied: list[Any]) -> None:
+    """One debug line per request id of the batch: its signals, and which were new."""
+    new = {id(s) for s in applied}
+    groups: dict[str | None, list[Any]] = {}
+    for signal, request_id in zip(signals, request_ids, strict=True):
+        groups.setdefault(request_id, []).append(signal)
+    for request_id, group in groups.items():
+        log.debug("signals applied", extra={
+            "request_id": request_id,
+            "user_ids": sorted({s.user_id for s in group}),
+            "signal_ids": [s.signal_id for s in group],
+            "signals": len(group),
+            "applied": sum(1 for s in group if id(s) in new),
+        })
 
 
 def _log_partitions(what: str) -> Any:

@@ -1,0 +1,417 @@
+"""The operators' dashboard: server-rendered pages (Jinja2) with charts drawn by vendored uPlot.
+
+Pages (each also as JSON under `/dashboard/api/…`, which the pages read to refresh):
+
+- `/dashboard` — overview: requests/s, P50/P95/P99 and error rate per endpoint, signals/s by type,
+  queue depth, signals not yet applied, the Kafka workers' lag (scaled mode), dependency health;
+  it polls for new points every `OVERDRIVE_DASHBOARD_SAMPLE_SECONDS`.
+- `/dashboard/models` — the collaborative ensemble's versions and training history (validation NDCG
+  per member, fit and training seconds), the learned blend's weights, two-tower loss curves when
+  the service has such a model, per-component score distributions, which component decides rankings.
+- `/dashboard/catalog` — items, share with content features, coverage of the last hour's
+  rankings, exposure concentration (Gini, Lorenz curve), share of cold items served.
+- `/dashboard/trending` — the items whose last hour runs fastest against their own day.
+- `/dashboard/users/{user_id}` — the user debugger: profile, windows, recent signals, the last
+  rankings with each item's per-component scores. Needs `analytics:read` and is audited
+  (`user.read`, view `dashboard`), like the analytics routes.
+- `/dashboard/experiments` — every experiment with per-arm results and 95 % intervals.
+
+Every page needs `metrics:read`; trending also `analytics:read`, experiments `experiments:read`.
+Nothing is fetched from outside the service: scripts, styles and uPlot are served from
+`/dashboard/static/`, and the pages' Content-Security-Policy allows nothing else. Client text
+reaches the page only escaped: Jinja2 autoescapes, page data is embedded with `tojson`, and the
+script writes text with `textContent`.
+
+A sampler started with the app takes one point of the overview's history every sample interval
+(`PerformanceMonitor.sample`) and refreshes what `/metrics` reports from the services: readiness,
+catalog sizes, the models' training history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from overdrive import __version__
+from overdrive.api.deps import RequestIdDep, ServicesDep, UserIdPath, services_of
+from overdrive.domain.errors import NotFound
+from overdrive.api.security import Allowed, AllowedForUser, principal_of
+from overdrive.observability.rankings import explain, gini
+from overdrive.security.audit import user_target
+from overdrive.services.container import Services
+
+log = logging.getLogger(__name__)
+
+_HERE = Path(__file__).resolve().parent.parent
+TEMPLATES = _HERE / "templates"
+STATIC = _HERE / "static"
+_READINESS_TIMEOUT_S = 3.0
+_RESULTS_TTL_S = 30.0
+_EXPERIMENTS_SHOWN = 20
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+PAGES = (("overview", "/dashboard", "Overview"), ("models", "/dashboard/models", "Models"),
+         ("catalog", "/dashboard/catalog", "Catalog health"), ("trending", "/dashboard/trending", "Trending"),
+         ("users", "/dashboard/users", "User debugger"), ("experiments", "/dashboard/experiments", "Experiments"))
+
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
+                   trim_blocks=True, lstrip_blocks=True)
+# `tojson` (page data in a <script type="application/json">) with orjson: NaN becomes null, any
+# other type its str; Jinja still escapes <, >, & and ' in the output.
+_env.policies["json.dumps_function"] = lambda obj, **_: orjson.dumps(
+    obj, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+@asynccontextmanager
+async def _sampling(app: FastAPI) -> AsyncIterator[None]:
+    """Run the sampler while the app serves."""
+    services: Services = app.state.services
+    task = asyncio.create_task(_sample_every(services, services.settings.dashboard_sample_seconds))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[Allowed("metrics:read")], lifespan=_sampling)
+
+
+def install(app: FastAPI) -> None:
+    """The dashboard's routes, its static files and its sampler."""
+    app.include_router(router)
+    app.mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
+
+
+# ------------------------------------------------------------------------------ the sampler
+
+
+async def refresh(services: Services) -> None:
+    """What the pages and `/metrics` read of the services, then one point of history."""
+    monitor = services.performance
+    live: dict[str, Any] = {}
+    try:
+        live["readiness"] = await asyncio.wait_for(services.readiness(), _READINESS_TIMEOUT_S)
+    except TimeoutError:
+        live["readiness"] = {"readiness": {"ok": False, "error": f"no answer within {_READINESS_TIMEOUT_S:.0f}s"}}
+    with suppress(Exception):
+        live["catalog_items"] = await services.catalog.count()
+    live["content_items"] = 0  # with content features off, no item has any
+    if services.content is not None:
+        with suppress(Exception):
+            live["content_items"] = int(services.content.health().get("indexed_items", 0))
+    live["blend_weights"] = services.ranker.strategies.get("learned")
+    live["blend_fitted"] = bool(services.blend.status().get("fitted"))
+    monitor.live.update(live)
+    monitor.models.observe(_models_status(services))
+    point = monitor.sample()
+    health = monitor.rankings.catalog_health(monitor.live.get("catalog_items"))
+    point["catalog"] = {k: health[k] for k in ("coverage_last_hour", "exposure_gini_last_hour", "cold_share_served")}
+
+
+async def _sample_every(services: Services, every_s: float) -> None:
+    while True:
+        try:
+            await refresh(services)
+        except Exception:  # the sampler must outlive any one bad read
+            log.exception("dashboard sampler failed")
+        await asyncio.sleep(every_s)
+
+
+def _models_status(services: Services) -> dict[str, Any]:
+    status = {**services.collaborative.status(), "blend": services.blend.status()}
+    two_tower = getattr(services, "two_tower", None)
+    if two_tower is not None and hasattr(two_tower, "status"):
+        status["two_tower"] = two_tower.status()
+    return status
+
+
+# ------------------------------------------------------------------------------- page data
+
+
+def _mode(services: Services) -> str:
+    s = services.settings
+    if s.kafka_bootstrap_servers:
+        return "scaled (Redis + Kafka)"
+    return "scaled (Redis)" if s.redis_url else "embedded"
+
+
+def _endpoints(services: Services) -> list[dict[str, Any]]:
+    """Per endpoint: requests/s and error rate over the last minute, latency percentiles over the
+    recent window, all-time counts."""
+    monitor = services.performance
+    snapshot = monitor.snapshot()["endpoints"]
+    cutoff = time.time() - 60.0
+    recent = [p for p in monitor.history if p["t"] > cutoff]
+    span = (recent[-1]["t"] - recent[0]["t"]) if len(recent) > 1 else 0.0
+    rows = []
+    for route, e in snapshot.items():
+        if route.startswith(("GET /dashboard", "GET /metrics")):
+            continue
+        served = [p["routes"][route] for p in recent[1:] if route in p["routes"]]
+        rps = sum(r["rps"] for r in served) / max(len(recent) - 1, 1) if span else None
+        errors = [r["error_rate"] * r["rps"] for r in served]
+        rows.append({
+            "endpoint": route, "requests": e["count"], "server_errors": e["server_errors"],
+            "rps_1m": round(rps, 3) if rps is not None else None,
+            "error_rate_1m": round(sum(errors) / sum(r["rps"] for r in served), 6) if served and sum(r["rps"] for r in served) else 0.0,
+            "error_rate": round(e["server_errors"] / e["count"], 6) if e["count"] else 0.0,
+            **{k: e["latency_ms"][k] for k in ("p50", "p95", "p99")},
+        })
+    rows.sort(key=lambda r: -r["requests"])
+    return rows
+
+
+def overview(services: Services, since: float = 0.0) -> dict[str, Any]:
+    monitor = services.performance
+    live = monitor.live
+    return {
+        "now": time.time(),
+        "interval_s": services.settings.dashboard_sample_seconds,
+        "mode": _mode(services),
+        "history": monitor.history_since(since),
+        "endpoints": _endpoints(services),
+        "gauges": monitor.snapshot()["gauges"],
+        "signals_by_type": monitor.signals.by_type(),
+        "dependencies": live.get("readiness", {}),
+        "catalog_items": live.get("catalog_items"),
+    }
+
+
+def models(services: Services) -> dict[str, Any]:
+    monitor = services.performance
+    status = _models_status(services)
+    monitor.models.observe(status)
+    two_tower = status.get("two_tower")
+    return {
+        "collaborative": status["collaborative"],
+        "blend": status["blend"],
+        "learned_weights": services.ranker.strategies.get("learned"),
+        "configured_weights": services.ranker.strategies.get("enhanced"),
+        "history": monitor.models.records("collaborative"),
+        "blend_history": monitor.models.records("blend"),
+        "two_tower": two_tower,
+        "two_tower_curves": _loss_curves(two_tower) if two_tower else None,
+        "score_histograms": monitor.rankings.score_histograms(),
+        "decided_share": monitor.rankings.decided_share(),
+        "rankings": monitor.rankings.counters()["rankings"],
+    }
+
+
+def _loss_curves(status: dict[str, Any]) -> dict[str, list[float]] | None:
+    """Per-epoch numeric series from a two-tower status: its `history` (or `loss_history`, or
+    `training.history`) as a list of per-epoch dicts, or a dict of lists."""
+    history = status.get("history") or status.get("loss_history") or (status.get("training") or {}).get("history")
+    if isinstance(history, dict):
+        return {k: [float(x) for x in v] for k, v in history.items()
+                if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)} or None
+    if isinstance(history, list) and history and all(isinstance(h, dict) for h in history):
+        keys = [k for k, v in history[0].items() if isinstance(v, (int, float)) and k != "epoch"]
+        return {k: [float(h[k]) if isinstance(h.get(k), (int, float)) else None for h in history] for k in keys} or None
+    return None
+
+
+async def catalog(services: Services) -> dict[str, Any]:
+    monitor = services.performance
+    items = await services.catalog.count()
+    content_items = None
+    if services.content is not None:
+        content_items = int(services.content.health().get("indexed_items", 0))
+    health = monitor.rankings.catalog_health(items)
+    exposures = sorted(monitor.rankings.exposures().values())
+    zeros = max(0, items - len(exposures))
+    return {
+        "items": items,
+        "content_features": services.content is not None,
+        "content_items": content_items,
+        "content_share": round(content_items / items, 6) if items and content_items is not None else None,
+        **health,
+        "lorenz": _lorenz(exposures, zeros),
+        "history": [{"t": p["t"], **p["catalog"]} for p in monitor.history if "catalog" in p],
+        "decided_share": monitor.rankings.decided_share(),
+    }
+
+
+def _lorenz(counts: list[int], zeros: int, points: int = 50) -> dict[str, list[float]]:
+    """The Lorenz curve of exposures over the catalog (items sorted by exposures, ascending)."""
+    n = len(counts) + zeros
+    total = float(sum(counts))
+    if not n or not total:
+        return {"items": [], "exposures": []}
+    cumulative = [0.0] * zeros
+    running = 0.0
+    for c in counts:
+        running += c
+        cumulative.append(running)
+    xs, ys = [0.0], [0.0]
+    for k in range(1, points + 1):
+        i = max(1, round(k * n / points))
+        xs.append(round(i / n, 6))
+        ys.append(round(cumulative[i - 1] / total, 6))
+    return {"items": xs, "exposures": ys, "gini": round(gini(counts, zeros=zeros), 6)}
+
+
+async def trending(services: Services, limit: int = 20) -> dict[str, Any]:
+    ranked = await services.item_analytics.trending(limit)
+    exposures = services.performance.rankings.exposures()
+    rows = []
+    for entry in ranked["items"]:
+        row: dict[str, Any] = {"id": entry["id"], "velocity": entry["velocity"], "exposures_last_hour": exposures.get(entry["id"], 0)}
+        try:
+            item = await services.catalog.get(entry["id"])
+            row.update(type=item.type, author_id=item.author_id, tags=list(item.tags)[:8], created_at=item.created_at)
+        except NotFound:  # an item gone from the catalog still trends on its signals
+            row.update(type=None, author_id=None, tags=[], created_at=None)
+        rows.append(row)
+    return {"as_of": ranked["as_of"], "items": rows}
+
+
+async def user(services: Services, user_id: str) -> dict[str, Any]:
+    monitor = services.performance
+    recent = monitor.signals.recent(user_id)
+    rankings = explain(monitor.rankings.recent(user_id))
+    return {
+        "user_id": user_id,
+        "profile": await services.analytics.profile(user_id),
+        "realtime": await services.analytics.realtime(user_id),
+        "recent_signals": [{"timestamp": s.timestamp, "signal_type": s.signal_type, "content_id": s.content_id,
+                            "duration": s.duration, "signal_id": s.signal_id} for s in recent],
+        "rankings": rankings,
+        "experiments": await services.experiments.assignment(user_id),
+    }
+
+
+_results_cache: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
+
+
+async def experiments(services: Services) -> dict[str, Any]:
+    listed = await services.experiments.list()
+    shown = []
+    now = time.monotonic()
+    for experiment in listed[:_EXPERIMENTS_SHOWN]:
+        entry: dict[str, Any] = {"experiment": experiment, "results": None}
+        if experiment.get("state") != "draft":
+            key = (id(services), experiment["id"])
+            cached = _results_cache.get(key)
+            if cached is None or now - cached[0] > _RESULTS_TTL_S:
+                try:
+                    cached = (now, await services.experiments.results(experiment["id"]))
+                except Exception as exc:  # one experiment's failure must not take the page down
+                    cached = (now, {"error": f"{type(exc).__name__}: {exc}"})
+                _results_cache[key] = cached
+            entry["results"] = cached[1]
+        shown.append(entry)
+    return {"experiments": shown, "total": len(listed)}
+
+
+# ---------------------------------------------------------------------------------- routes
+
+
+def _page(request: Request, page: str, title: str, data: dict[str, Any], **extra: Any) -> HTMLResponse:
+    services = services_of(request)
+    html = _env.get_template(f"{page}.html").render(
+        page=page, title=title, data=data, pages=PAGES, version=__version__, mode=_mode(services),
+        interval_s=services.settings.dashboard_sample_seconds, **extra)
+    return HTMLResponse(html, headers=_HEADERS)
+
+
+def _json(data: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+async def _audit_user_read(request: Request, services: Services, request_id: str, user_id: str) -> None:
+    """Every read of one user's data leaves an audit record first (no record, no read)."""
+    await services.audit.record(principal=principal_of(request).id, action="user.read", target=user_target(user_id),
+                                request_id=request_id, detail={"view": "dashboard"})
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+async def overview_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _page(request, "overview", "Overview", overview(services))
+
+
+@router.get("/api/overview")
+async def overview_api(services: ServicesDep, since: Annotated[float, Query(ge=0)] = 0.0) -> JSONResponse:
+    """The overview's figures; `since` (a `t` of the history) returns only newer points."""
+    return _json(overview(services, since))
+
+
+@router.get("/models", response_class=HTMLResponse, include_in_schema=False)
+async def models_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _page(request, "models", "Models", models(services))
+
+
+@router.get("/api/models")
+async def models_api(services: ServicesDep) -> JSONResponse:
+    return _json(models(services))
+
+
+@router.get("/catalog", response_class=HTMLResponse, include_in_schema=False)
+async def catalog_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _page(request, "catalog", "Catalog health", await catalog(services))
+
+
+@router.get("/api/catalog")
+async def catalog_api(services: ServicesDep) -> JSONResponse:
+    return _json(await catalog(services))
+
+
+@router.get("/trending", response_class=HTMLResponse, include_in_schema=False,
+            dependencies=[Allowed("analytics:read")])
+async def trending_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _page(request, "trending", "Trending", await trending(services))
+
+
+@router.get("/api/trending", dependencies=[Allowed("analytics:read")])
+async def trending_api(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> JSONResponse:
+    return _json(await trending(services, limit))
+
+
+@router.get("/users", response_class=HTMLResponse, include_in_schema=False,
+            dependencies=[Allowed("analytics:read")])
+async def users_page(request: Request, user_id: Annotated[str | None, Query(max_length=256)] = None) -> Response:
+    """The user debugger's form; with `?user_id=` it goes to that user's page."""
+    if user_id:
+        return RedirectResponse(request.url_for("user_page", user_id=user_id), status_code=303)
+    services = services_of(request)
+    recent = list(services.performance.rankings.recent_users(20))
+    return _page(request, "users", "User debugger", {"recent_users": recent})
+
+
+@router.get("/users/{user_id}", response_class=HTMLResponse, include_in_schema=False,
+            dependencies=[AllowedForUser("analytics:read")])
+async def user_page(user_id: UserIdPath, request: Request, services: ServicesDep, request_id: RequestIdDep) -> HTMLResponse:
+    await _audit_user_read(request, services, request_id, user_id)
+    return _page(request, "user", f"User {user_id}", await user(services, user_id))
+
+
+@router.get("/api/users/{user_id}", dependencies=[AllowedForUser("analytics:read")])
+async def user_api(user_id: UserIdPath, request: Request, services: ServicesDep, request_id: RequestIdDep) -> JSONResponse:
+    await _audit_user_read(request, services, request_id, user_id)
+    return _json(await user(services, user_id))
+
+
+@router.get("/experiments", response_class=HTMLResponse, include_in_schema=False,
+            dependencies=[Allowed("experiments:read")])
+async def experiments_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _page(request, "experiments", "Experiments", await experiments(services))
+
+
+@router.get("/api/experiments", dependencies=[Allowed("experiments:read")])
+async def experiments_api(services: ServicesDep) -> JSONResponse:
+    return _json(await experiments(services))
+
