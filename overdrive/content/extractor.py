@@ -3,9 +3,14 @@
 One encoder per modality behind the `Encoder` seam (text: sentence-transformers; image: CLIP;
 video: sampled frames through the image encoder, audio track through the audio encoder; audio:
 Whisper), text statistics (sentiment, language, quality), a content quality score, and `Fusion`
-into `item_embedding_dim`. Models load lazily — on `load()` (call it from a background task at
-start-up) or on the first `extract` — never at construction or import. A modality whose weights
-are absent runs its documented lighter descriptor and `health()` reports it as degraded.
+into `item_embedding_dim`. What is said in an item's audio — its `audio_url` and its video's
+sound track — is transcribed by the audio encoder (descriptors ``audio_transcript`` and
+``video_audio_transcript``) and joins the item's text: the text encoder embeds it after the text
+and tags (see `text_input`), and the text statistics, language detection included, read it after
+the text, so an item with speech and no text gets a text embedding and a language of its own.
+Models load lazily — on `load()` (call it from a background task at start-up) or on the first
+`extract` — never at construction or import. A modality whose weights are absent runs its
+documented lighter descriptor and `health()` reports it as degraded.
 
 Media are fetched by a `MediaLoader` (pass `media_loader`); the default one reads no local files
 and fetches http(s) from public addresses only — build one with `file_roots` / `allowed_hosts`
@@ -45,12 +50,16 @@ log = logging.getLogger(__name__)
 Parts = dict[str, list[tuple[str, np.ndarray]]]
 
 
-def text_input(item: Item) -> str:
-    """What the text encoder reads: the text, then the tags (they name the topic tersely)."""
+def text_input(item: Item, transcript: str = "") -> str:
+    """What the text encoder reads: the text, then the tags (they name the topic tersely), then
+    the `transcript` of the item's speech (alone when the item has neither text nor tags)."""
     text = (item.text or "").strip()
     if item.tags:
         tags = ", ".join(t.lstrip("#") for t in item.tags)
         text = f"{text} Tags: {tags}." if text else tags
+    transcript = transcript.strip()
+    if transcript:
+        text = f"{text} Transcript: {transcript}" if text else transcript
     return text
 
 
@@ -114,8 +123,10 @@ class MultiModalFeatureExtractor:
             self._loaded = True
 
     def health(self) -> dict[str, Any]:
-        """Per-encoder status for `/health/ready`; never triggers loading."""
+        """Per-encoder status for `/health/ready`; never triggers loading. The audio encoder's
+        entry also names its `transcriber` (None: no transcripts)."""
         statuses = {name: enc.status().as_dict() for name, enc in self.encoders.items()}
+        statuses["audio"]["transcriber"] = self._transcriber()
         return {
             "loaded": self._loaded,
             "degraded": sorted(n for n, s in statuses.items() if s["degraded"]),
@@ -129,7 +140,7 @@ class MultiModalFeatureExtractor:
         self.load()
         spaces = [f"{n}={_space(e)}/{e.dim}" for n, e in self.encoders.items()]
         raw = f"v1|{self.dim}|{self._seed}|{sorted(self._weights.items())}|{self._clip_text}|" \
-              f"{self._video_frames}|{self._video_sampling}|{'|'.join(spaces)}"
+              f"{self._video_frames}|{self._video_sampling}|{'|'.join(spaces)}|asr={self._transcriber()}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
@@ -173,7 +184,6 @@ class MultiModalFeatureExtractor:
         parts: list[Parts] = [{} for _ in range(n)]
         desc: list[dict[str, Any]] = [{} for _ in range(n)]
         errors: list[dict[str, str]] = [{} for _ in range(n)]
-        self._add_text(items, parts, desc)
         self._add_media(items, "image_url", "image", self._image, _decode_image, parts, desc, errors)
         waves: list[tuple[int, str, Waveform]] = []
         clips = self._add_media(items, "video_url", "video", self._video, self._decode_video, parts, desc, errors)
@@ -182,11 +192,15 @@ class MultiModalFeatureExtractor:
                 waves.append((i, "video_audio_", clip.audio))
         for i, wave in self._load_all(items, "audio_url", "audio", _decode_audio, errors):
             waves.append((i, "audio_", wave))
+        speech: list[list[str]] = [[] for _ in range(n)]  # transcripts: video sound track, then audio_url
         if waves:
             encoded = self._audio.encode([w for _, _, w in waves])
             for (i, prefix, _), vec, d in zip(waves, encoded.vectors, encoded.descriptors):
                 parts[i].setdefault("audio", []).append((encoded.space, vec))
                 desc[i].update({f"{prefix}{k}": v for k, v in d.items()})
+                if isinstance(d.get("transcript"), str) and d["transcript"].strip():
+                    speech[i].append(d["transcript"].strip())
+        self._add_text(items, [" ".join(t) for t in speech], parts, desc)
         out = []
         for i, item in enumerate(items):
             desc[i]["content_quality"] = content_quality(desc[i])
@@ -198,14 +212,17 @@ class MultiModalFeatureExtractor:
             ))
         return out
 
-    def _add_text(self, items: Sequence[Item], parts: list[Parts], desc: list[dict[str, Any]]) -> None:
-        rows = [i for i, it in enumerate(items) if text_input(it)]
+    def _add_text(self, items: Sequence[Item], speech: Sequence[str], parts: list[Parts],
+                  desc: list[dict[str, Any]]) -> None:
+        """Text embedding and statistics of each item's text, tags and transcript (`speech`)."""
+        rows = [i for i, it in enumerate(items) if text_input(it, speech[i])]
         if not rows:
             return
-        texts = [text_input(items[i]) for i in rows]
+        texts = [text_input(items[i], speech[i]) for i in rows]
         encoded = self._text.encode(texts)
         clip = self._image.encode_text(texts) if self._clip_text else None
-        stats = self._analyzer.analyze([items[i].text or "" for i in rows])
+        said = [" ".join(filter(None, ((items[i].text or "").strip(), speech[i]))) for i in rows]
+        stats = self._analyzer.analyze(said)
         for j, i in enumerate(rows):
             parts[i]["text"] = [(encoded.space, encoded.vectors[j])]
             if clip is not None:
@@ -238,6 +255,9 @@ class MultiModalFeatureExtractor:
                 errors[i][field] = str(exc)
                 log.info("item %s: %s unusable: %s", item.id, field, exc)
         return out
+
+    def _transcriber(self) -> str | None:
+        return getattr(self._audio, "transcriber", None)
 
     def _decode_video(self, data: bytes, field: str) -> VideoClip:
         return read_video(data, n_frames=self._video_frames, mode=self._video_sampling, field=field)

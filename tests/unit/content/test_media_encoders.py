@@ -101,10 +101,11 @@ def test_whisper_embeddings_from_model_cache_dir(whisper: AudioEncoder, tmp_path
 
 
 def test_audio_degrades_to_log_mel_descriptor(tmp_path: Path) -> None:
-    enc = AudioEncoder(model_cache_dir=tmp_path)
+    enc = AudioEncoder(model_cache_dir=tmp_path, speech_model_dir=tmp_path / "no-ct2")  # no model of either kind
     tones = [decode_audio(write_wav(tmp_path / f"{f}.wav", freq=f).read_bytes()) for f in (400, 420, 5000)]
     out = enc.encode(tones)
     assert enc.degraded and "no Whisper model" in (enc.status().reason or "")
+    assert out.vectors.shape == (3, 88) and "transcript" not in out.descriptors[0]
     sims = out.vectors @ out.vectors.T
     assert sims[0, 1] > sims[0, 2]
 
