@@ -32,7 +32,15 @@ from overdrive.services.insights import RankingJournal
 from overdrive.services.item_analytics import ItemAnalytics
 from overdrive.services.privacy import PrivacyService
 from overdrive.services.ranking import EnhancedOverdriveRankingService, strategies_from_weights
-from overdrive.services.scorers import CollaborativeScorer, ContentScorer, EngagementScorer, FreshnessScorer, InterestScorer
+from overdrive.services.request_context import RequestContexts
+from overdrive.services.scorers import (
+    CollaborativeScorer,
+    ContentScorer,
+    ContextScorer,
+    EngagementScorer,
+    FreshnessScorer,
+    InterestScorer,
+)
 from overdrive.services.signal_service import SignalService
 from overdrive.services.user_analytics import UserAnalytics
 from overdrive.store.cached_catalog import CachedItemCatalog
@@ -300,6 +308,7 @@ def build_services(settings: Settings) -> Services:
             EngagementScorer(backends.features),
             InterestScorer(),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
+            ContextScorer(),
         ],
         strategies=strategies_from_weights(settings.ranking_weights),
         catalog=backends.catalog,
@@ -311,6 +320,7 @@ def build_services(settings: Settings) -> Services:
         diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
         embeddings=content.embeddings if content is not None else None,
         learned=blend,
+        contexts=RequestContexts(backends.features),
     )
     experiments = ExperimentService(store=backends.experiments, ranker=ranker, history=backends.history,
                                     weighting=SignalWeighting(settings.signal_weights), holdout=settings.experiment_holdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -131,22 +132,30 @@ class ContextIn(_Wire):
         return value
 
     def to_domain(self, fallback: Context | None) -> Context:
+        """The request's context; `local_time`, when given, is the user's wall clock now (its hour
+        sets the daypart, its offset the zone)."""
+        clock = _iso(self.local_time) if self.local_time is not None else None
         offset = self.utc_offset_minutes if self.utc_offset_minutes is not None else utc_offset_of(self.local_time)
-        return from_fields(self.device_info.model_dump(exclude_none=True) if self.device_info else None,
-                           self.location.model_dump(exclude_none=True) if self.location else None,
-                           timezone=self.timezone, utc_offset_minutes=offset).merged(fallback)
+        context = from_fields(self.device_info.model_dump(exclude_none=True) if self.device_info else None,
+                              self.location.model_dump(exclude_none=True) if self.location else None,
+                              timezone=self.timezone, utc_offset_minutes=offset).merged(fallback)
+        return context if clock is None else dataclasses.replace(context, local_hour=clock.hour)
 
 
 def utc_offset_of(value: Any) -> int | None:
     """The UTC offset (minutes) an ISO 8601 text states; None for epoch seconds or naive times."""
     if not isinstance(value, str) or value.strip().replace(".", "", 1).lstrip("-").isdigit():
         return None
+    parsed = _iso(value)
+    offset = parsed.utcoffset() if parsed is not None else None
+    return None if offset is None else int(offset.total_seconds() // 60)
+
+
+def _iso(value: str) -> datetime | None:
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    offset = parsed.utcoffset()
-    return None if offset is None else int(offset.total_seconds() // 60)
 
 
 class SignalIn(_Wire):

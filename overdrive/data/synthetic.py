@@ -6,10 +6,18 @@ Dirichlet topic-interest vector that drifts from one draw toward another over th
 time the feed shows a user an item (an *exposure*), a chain of signals follows whose types and
 dwell times depend on the user's affinity for the item's topics at that moment. Everything is a
 pure function of `WorldConfig`, seed included; the work is vectorised with numpy.
+
+With `context` on, every user lives in a time zone (and its country) and owns a mix of devices;
+each session happens on one of them, and signals carry the device, the country and a timestamp
+with the user's UTC offset. `context_effect` > 0 plants context-dependent taste: the interest
+behind an exposure is the user's, multiplied per topic by everyone's factor for that
+<device class>|<daypart> and by the user's own factor for that device (log-normal factors with
+that sigma). At 0 the context is noise, and the world is otherwise the same one.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 from collections.abc import Iterable
@@ -109,6 +117,9 @@ CONTENT_MIX = (0.35, 0.30, 0.25, 0.05, 0.05)
 _SYLLABLE_ONSETS = tuple("b c d f g k l m n p r s t v z br dr gr kr pl st tr".split())
 _SYLLABLE_VOWELS = tuple("a e i o u ai ea io ou".split())
 _T = {name: code for code, name in enumerate(SIGNAL_TYPES)}
+_ZONES = ((-480, "US"), (-300, "US"), (0, "GB"), (60, "DE"), (330, "IN"), (540, "JP"))  # UTC offset, country
+_DEVICES = ("mobile", "desktop", "tv")
+_N_DAYPARTS = 4  # overdrive.domain.context.DAYPARTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +140,8 @@ class WorldConfig:
     exploration: float = 0.25  # share of exposures picked by popularity alone, ignoring interests
     secondary_topic_rate: float = 0.35  # share of items with a secondary topic
     back_catalog: float = 0.3  # share of items created before the period starts
+    context: bool = False  # signals carry a device, a country and a zoned timestamp
+    context_effect: float = 0.0  # sigma of the planted per-context topic factors (0: context is noise)
 
     def __post_init__(self) -> None:
         if self.n_users < 1 or self.n_topics < 1 or self.n_items < self.n_topics:
@@ -140,6 +153,8 @@ class WorldConfig:
                 raise ValueError(f"{name} must be within [0, 1]")
         if self.zipf_exponent < 0 or (self.n_authors is not None and self.n_authors < 1):
             raise ValueError("zipf_exponent must be >= 0 and n_authors >= 1")
+        if self.context_effect < 0 or (self.context_effect > 0 and not self.context):
+            raise ValueError("context_effect must be >= 0, and needs context on")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +178,7 @@ class World:
     user_topics_start: np.ndarray  # (n_users, n_topics) interests at `start`
     user_topics: np.ndarray  # (n_users, n_topics) interests at `end`
     author_topic: dict[str, int] = field(default_factory=dict)
+    user_utc_offset: np.ndarray | None = None  # (n_users,) minutes, with `context` on
 
     def interests_at(self, ts: float) -> np.ndarray:
         """Every user's interest vector at time `ts` (linear drift from start to end)."""
@@ -200,12 +216,13 @@ def generate_world(config: WorldConfig | None = None) -> World:
     theta0 = rng.dirichlet(np.full(cfg.n_topics, cfg.interest_concentration), cfg.n_users)
     theta1 = rng.dirichlet(np.full(cfg.n_topics, cfg.interest_concentration), cfg.n_users)
     theta_end = (1.0 - cfg.drift) * theta0 + cfg.drift * theta1
-    ex = _exposures(rng, cfg, cat, theta0, theta_end, start, end)
+    places = _places(cfg) if cfg.context else None
+    ex = _exposures(rng, cfg, cat, theta0, theta_end, start, end, places)
     user_ids = [f"u{u:0{len(str(cfg.n_users - 1))}d}" for u in range(cfg.n_users)]
     item_ids = [f"i{i:0{len(str(cfg.n_items - 1))}d}" for i in range(cfg.n_items)]
     author_ids = [f"a{a:0{len(str(len(cat.author_topic) - 1))}d}" for a in range(len(cat.author_topic))]
     items = _item_dicts(rng, cat, item_ids, author_ids, words, tag_sets)
-    signals = _signal_dicts(ex, cfg.seed, end, user_ids, item_ids, [author_ids[a] for a in cat.author])
+    signals = _signal_dicts(ex, cfg.seed, end, user_ids, item_ids, [author_ids[a] for a in cat.author], places)
     return World(
         config=cfg,
         start=start,
@@ -220,6 +237,7 @@ def generate_world(config: WorldConfig | None = None) -> World:
         user_topics_start=theta0,
         user_topics=theta_end,
         author_topic={a: int(t) for a, t in zip(author_ids, cat.author_topic)},
+        user_utc_offset=None if places is None else np.array([_ZONES[z][0] for z in places.zone]),
     )
 
 
@@ -261,6 +279,34 @@ def _catalog(rng: np.random.Generator, cfg: WorldConfig, start: float, end: floa
 
 
 @dataclass(frozen=True, slots=True)
+class _Places:
+    """Where users live and what they use, drawn from a random stream of its own (so the rest of
+    the world is the same with context on or off)."""
+
+    rng: np.random.Generator
+    zone: np.ndarray  # (n_users,) index into _ZONES
+    devices: np.ndarray  # (n_users, len(_DEVICES)) each user's device mix
+    everyone: np.ndarray  # (len(_DEVICES) * _N_DAYPARTS, n_topics) topic factor per context
+    own: np.ndarray  # (n_users, len(_DEVICES), n_topics) each user's topic factor per device
+
+
+def _places(cfg: WorldConfig) -> _Places:
+    rng = np.random.default_rng([cfg.seed, 17])
+    zone = rng.integers(len(_ZONES), size=cfg.n_users)
+    devices = rng.dirichlet(np.full(len(_DEVICES), 0.7), cfg.n_users)
+    sigma = cfg.context_effect
+    everyone = np.exp(sigma * rng.standard_normal((len(_DEVICES) * _N_DAYPARTS, cfg.n_topics)))
+    own = np.exp(sigma * rng.standard_normal((cfg.n_users, len(_DEVICES), cfg.n_topics)))
+    return _Places(rng, zone, devices, everyone, own)
+
+
+def _daypart(local_hour: np.ndarray) -> np.ndarray:
+    """overdrive.domain.context.daypart, vectorised: 0 night, 1 morning, 2 afternoon, 3 evening."""
+    return np.select([(local_hour >= 5) & (local_hour < 11), (local_hour >= 11) & (local_hour < 17),
+                      (local_hour >= 17) & (local_hour < 22)], [1, 2, 3], default=0)
+
+
+@dataclass(frozen=True, slots=True)
 class _Exposures:
     user: np.ndarray
     item: np.ndarray
@@ -268,18 +314,30 @@ class _Exposures:
     fired: np.ndarray  # (E, len(SIGNAL_TYPES)) bool: which signals the exposure emitted
     dwell: np.ndarray  # seconds of attention when viewed
     skip_after: np.ndarray  # seconds before a skip
+    device: np.ndarray | None = None  # index into _DEVICES, with context on
 
 
-def _exposures(rng, cfg: WorldConfig, cat: _Catalog, theta0, theta_end, start: float, end: float) -> _Exposures:
+def _exposures(rng, cfg: WorldConfig, cat: _Catalog, theta0, theta_end, start: float, end: float,
+               places: _Places | None) -> _Exposures:
     target = max(1, round(cfg.n_users * cfg.signals_per_user))
     # An exposure emits ~2 signals and repeats of a (user, item) pair are dropped: oversample, trim later.
     n_exp = max(2 * cfg.n_users, math.ceil(target / 1.2))
     activity = rng.lognormal(0.0, 0.8, cfg.n_users)
     counts = 1 + rng.multinomial(n_exp - cfg.n_users, activity / activity.sum())
     user = np.repeat(np.arange(cfg.n_users), counts)
-    ts = _session_times(rng, counts, user, start, end)
+    ts, session = _session_times(rng, counts, user, start, end)
     frac = ((ts - start) / (end - start))[:, None]
     interest = (1.0 - frac) * theta0[user] + frac * theta_end[user]  # (E, K) interest at that moment
+    device = None
+    if places is not None:  # one device per session; taste in that context
+        on = places.devices.cumsum(axis=1)
+        per_session = (places.rng.random(int(session.max()) + 1)[:, None] > on[_session_user(user, session)]).sum(axis=1)
+        device = np.minimum(per_session[session], len(_DEVICES) - 1)
+        offset = np.array([z for z, _ in _ZONES])[places.zone[user]]
+        part = _daypart(((ts + offset * 60.0) // 3600 % 24).astype(np.int64))
+        factor = places.everyone[device * _N_DAYPARTS + part] * places.own[user, device]
+        interest = interest * factor
+        interest /= interest.sum(axis=1, keepdims=True)
     u = rng.random(user.size)[:, None]
     topic = np.minimum((interest.cumsum(axis=1) < u * interest.sum(axis=1, keepdims=True)).sum(axis=1), cfg.n_topics - 1)
     item = np.empty(user.size, dtype=np.int64)
@@ -291,23 +349,33 @@ def _exposures(rng, cfg: WorldConfig, cat: _Catalog, theta0, theta_end, start: f
     _, first = np.unique(user * cfg.n_items + item, return_index=True)  # one exposure per (user, item)
     keep = np.sort(first)
     user, item, ts, interest = user[keep], item[keep], ts[keep], interest[keep]
+    device = None if device is None else device[keep]
     fired, dwell, skip_after = _outcomes(rng, cfg, cat, item, interest)
     # Trim a random subset of exposures (whole chains) down to the target number of signals.
     order = rng.permutation(user.size)
     cut = int(np.searchsorted(fired[order].sum(axis=1).cumsum(), target)) + 1
     keep = np.sort(order[:cut])
-    return _Exposures(user[keep], item[keep], ts[keep], fired[keep], dwell[keep], skip_after[keep])
+    return _Exposures(user[keep], item[keep], ts[keep], fired[keep], dwell[keep], skip_after[keep],
+                      None if device is None else device[keep])
 
 
-def _session_times(rng, counts: np.ndarray, user: np.ndarray, start: float, end: float) -> np.ndarray:
-    """Exposures cluster into sessions of up to 20 minutes, ~8 exposures each."""
+def _session_user(user: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """The user of each session number."""
+    owner = np.zeros(int(session.max()) + 1, dtype=np.int64)
+    owner[session] = user
+    return owner
+
+
+def _session_times(rng, counts: np.ndarray, user: np.ndarray, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exposures cluster into sessions of up to 20 minutes, ~8 exposures each: each exposure's
+    time and session number."""
     span = end - start
     session_len = min(1200.0, span / 10.0)
     n_sessions = np.maximum(1, counts // 8)
     first = np.concatenate([[0], n_sessions.cumsum()[:-1]])
     session = first[user] + (rng.random(user.size) * n_sessions[user]).astype(np.int64)
     session_start = start + rng.random(int(n_sessions.sum())) * (span - session_len)
-    return session_start[session] + rng.random(user.size) * session_len
+    return session_start[session] + rng.random(user.size) * session_len, session
 
 
 def _pick_available(rng, pool: np.ndarray, cat: _Catalog, ts: np.ndarray) -> np.ndarray:
@@ -350,7 +418,8 @@ def _outcomes(rng, cfg: WorldConfig, cat: _Catalog, item: np.ndarray, interest: 
     return fired, dwell, skip_after
 
 
-def _signal_dicts(ex: _Exposures, seed: int, end: float, user_ids, item_ids, item_author) -> list[dict]:
+def _signal_dicts(ex: _Exposures, seed: int, end: float, user_ids, item_ids, item_author,
+                  places: _Places | None) -> list[dict]:
     e_idx, code = np.nonzero(ex.fired)
     d = ex.dwell[e_idx]
     # Seconds after the exposure each signal happens, by type; durations where they mean something.
@@ -371,6 +440,8 @@ def _signal_dicts(ex: _Exposures, seed: int, end: float, user_ids, item_ids, ite
     append = out.append
     users, items = ex.user[e_idx].tolist(), ex.item[e_idx].tolist()
     e_list, c_list, ts_list, dur_list = e_idx.tolist(), code.tolist(), ts.tolist(), duration.tolist()
+    zones = {m: datetime.timezone(datetime.timedelta(minutes=m)) for m, _ in _ZONES}
+    devices = ex.device.tolist() if ex.device is not None else []
     for j in order.tolist():
         c = c_list[j]
         sig = {
@@ -384,6 +455,12 @@ def _signal_dicts(ex: _Exposures, seed: int, end: float, user_ids, item_ids, ite
             sig["duration"] = dur_list[j]
         if c == follow:
             sig["metadata"] = {"author_id": item_author[items[j]]}
+        if places is not None:
+            minutes, country = _ZONES[places.zone[users[j]]]
+            zone = zones[minutes]
+            sig["timestamp"] = datetime.datetime.fromtimestamp(ts_list[j], zone).isoformat(timespec="milliseconds")
+            sig["metadata"] = {**sig.get("metadata", {}), "device_info": {"device_class": _DEVICES[devices[e_list[j]]]},
+                               "location": {"country": country}}
         append(sig)
     return out
 

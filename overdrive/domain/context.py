@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from overdrive.domain.types import Signal
 
 DEVICE_CLASSES = ("mobile", "tablet", "desktop", "tv", "bot")
 DAYPARTS = ("night", "morning", "afternoon", "evening")  # 22–5, 5–11, 11–17, 17–22 local time
@@ -38,6 +40,7 @@ class Context:
     city: str | None = None
     timezone: str | None = None
     utc_offset_minutes: int | None = None
+    local_hour: int | None = None  # a request's own wall clock, when it states one (`local_time`)
 
     @property
     def bot(self) -> bool:
@@ -54,6 +57,8 @@ class Context:
         return None
 
     def daypart(self, at: float) -> str | None:
+        if self.local_hour is not None:
+            return daypart(self.local_hour)
         local = self.local(at)
         return None if local is None else daypart(local.hour)
 
@@ -158,6 +163,7 @@ def _upper(value: Any) -> str | None:
 
 
 NO_CONTEXT = "-|-"
+ALL_CONTEXTS = "*"  # everyone's profile over every context: the baseline a context's lift is measured against
 
 
 def context_key(device_class: str | None, part: str | None) -> str:
@@ -165,9 +171,33 @@ def context_key(device_class: str | None, part: str | None) -> str:
     return f"{device_class or '-'}|{part or '-'}"
 
 
+def _profile_keys() -> tuple[str, ...]:
+    per_context = (context_key(d, p) for d in (*DEVICE_CLASSES, None) for p in (*DAYPARTS, None))
+    return (*per_context, *(f"{d}|*" for d in DEVICE_CLASSES))
+
+
+def device_key(key: str) -> str | None:
+    """The all-day profile of a context's device (`mobile|morning` -> `mobile|*`); None without one."""
+    device = key.split("|", 1)[0]
+    return None if device == "-" else f"{device}|*"
+
+
+PROFILE_KEYS = _profile_keys()  # every context profile a user may have: per context, and per device all day
+
+
 def of_signal(metadata: Mapping[str, Any]) -> Context | None:
     """The context the API parsed into a signal's metadata, if any."""
     return Context.from_dict(metadata.get("context")) if "context" in metadata else None
+
+
+def humans(signals: Iterable[Signal]) -> list[Signal]:
+    """The signals not sent by a bot: bots' signals are logged but teach no model or analytics."""
+    return [s for s in signals if not _from_bot(s)]
+
+
+def _from_bot(signal: Signal) -> bool:
+    context = signal.metadata.get("context") if signal.metadata else None
+    return isinstance(context, dict) and context.get("device_class") == "bot"
 
 
 def model_keys(context: Context, at: float) -> list[str]:
@@ -188,6 +218,13 @@ def model_keys(context: Context, at: float) -> list[str]:
         if context.city:
             keys.append(f"city:{context.country}/{context.city}")
     return keys
+
+
+def zone_context(key: str) -> Context:
+    """A context in the time zone a user model names: an IANA name or a UTC offset ("+60")."""
+    if key[:1] in "+-" and key[1:].isdigit():
+        return Context(utc_offset_minutes=int(key))
+    return Context(timezone=key)
 
 
 def week_of(at: float) -> str:

@@ -33,13 +33,14 @@ DEFAULT_SIGNAL_WEIGHTS: dict[str, float] = {**SPEC_SIGNAL_WEIGHTS, **NEGATIVE_SI
 
 CONTENT_TYPES: tuple[str, ...] = ("text", "image", "video", "audio", "mixed")
 
-# The spec's ranking weights; their names, in this order, are the components explanations list.
+# The spec's ranking weights (and `context`); their names, in this order, are the components explanations list.
 DEFAULT_RANKING_WEIGHTS: dict[str, float] = {
     "content_based": 0.3,
     "collaborative": 0.25,
     "real_time": 0.25,
     "user_interests": 0.1,
     "freshness": 0.1,
+    "context": 0.2,  # Overdrive's own: the lift of the request's context (device, daypart, place)
 }
 COMPONENTS: tuple[str, ...] = tuple(DEFAULT_RANKING_WEIGHTS)
 
@@ -147,7 +148,12 @@ class RankingReads:
     short_interests: dict[str, float]
     signal_total: int
     context_interests: dict[str, float] = field(default_factory=dict)  # the user's, in the request's context
-    context_prior: dict[str, float] = field(default_factory=dict)  # everyone's, in that context
+    device_interests: dict[str, float] = field(default_factory=dict)  # the user's, on its device at any hour
+    # Set by the ranker: the request's `overdrive.domain.context.Context`, and everyone's interests
+    # in its context and in every context together (`FeatureStore.context_prior`, cached).
+    context: Any = None
+    context_prior: dict[str, float] = field(default_factory=dict)
+    context_baseline: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ class _User:
     pre: float = 0.0
     first_exposure: float = float("inf")
     first_signal: float | None = None
+    device_class: str = "unknown"  # of the first feed shown
+    country: str = "unknown"
     credits: list[dict[str, int]] = field(default_factory=list)
 
 
@@ -74,7 +76,9 @@ def _attribute(experiment: Experiment, served: Sequence[dict], signals: Mapping[
     for user_id, feeds in by_user.items():
         feeds.sort(key=lambda e: e["at"])
         user = users[user_id] = _User(arm=feeds[0]["arm"], feeds=len(feeds),
-                                      impressions=sum(len(e["items"]) for e in feeds), first_exposure=feeds[0]["at"])
+                                      impressions=sum(len(e["items"]) for e in feeds), first_exposure=feeds[0]["at"],
+                                      device_class=feeds[0].get("device_class") or "unknown",
+                                      country=feeds[0].get("country") or "unknown")
         times = [e["at"] for e in feeds]
         clicked: list[set[str]] = [set() for _ in feeds]
         for s in sorted(signals.get(user_id, ()), key=lambda s: s.timestamp):
@@ -142,7 +146,8 @@ def _columns(users: Sequence[_User]) -> dict[str, np.ndarray]:
 
 def _cohorts(experiment: Experiment, rows: Mapping[str, Sequence[_User]]) -> dict[str, Any]:
     """CTR per arm within each cohort: new vs returning (any signal before the first exposure),
-    activity before it (pre-period engagement: none, light, heavy), and first-seen week."""
+    activity before it (pre-period engagement: none, light, heavy), first-seen week, and the
+    device class and country of the user's first exposure."""
     def new_or_returning(u: _User) -> str:
         return "returning" if u.first_signal is not None and u.first_signal < u.first_exposure else "new"
 
@@ -156,7 +161,9 @@ def _cohorts(experiment: Experiment, rows: Mapping[str, Sequence[_User]]) -> dic
 
     control = experiment.control.name
     out: dict[str, Any] = {}
-    for name, key in (("new_vs_returning", new_or_returning), ("activity", activity), ("first_seen_week", first_week)):
+    keys = (("new_vs_returning", new_or_returning), ("activity", activity), ("first_seen_week", first_week),
+            ("device_class", lambda u: u.device_class), ("country", lambda u: u.country))
+    for name, key in keys:
         groups: dict[str, dict[str, Any]] = {}
         for cohort in sorted({key(u) for rs in rows.values() for u in rs}):
             ctr = {}

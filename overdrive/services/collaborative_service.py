@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from overdrive.domain.context import humans
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
@@ -103,7 +104,7 @@ class CollaborativeModelService:
 
     def _fit_and_publish(self, erased: dict[str, float]) -> tuple[str, dict[str, Any]]:
         started = time.perf_counter()
-        signals = [s for batch in self._log.scan(erased=erased) for s in batch]
+        signals = [s for batch in self._log.scan(erased=erased) for s in humans(batch)]
         items = {i.id: i for batch in self._catalog.scan() for i in batch}
         if not signals:
             raise ValueError("no signals to train on")

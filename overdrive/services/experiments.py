@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from overdrive.domain.context import Context
 from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound
 from overdrive.domain.types import COMPONENTS, Candidate, RankResult
 from overdrive.domain.weighting import SignalWeighting
@@ -131,43 +132,44 @@ class ExperimentService:
                  "arm": INTERLEAVED if e.kind == "interleaving" else arm.name} for e, arm in found]
 
     async def rank(self, *, user_id: str, candidates: Sequence[Candidate] | None, limit: int, strategy: str | None,
-                   request_id: str, exclude_seen: bool = True) -> RankResult:
-        """The user's feed: `strategy` when named, else their experiment arm, else `enhanced`."""
+                   request_id: str, exclude_seen: bool = True, context: Context | None = None) -> RankResult:
+        """The user's feed: `strategy` when named, else their experiment arm, else `enhanced`.
+        Bots are in no experiment."""
         request_id = request_id or uuid.uuid4().hex
-        chosen = None if strategy is not None else next(iter(
+        chosen = None if strategy is not None or (context is not None and context.bot) else next(iter(
             assignments(await self._all(), user_id, now=time.time(), holdout=self._holdout)), None)
         if chosen is None:
             return await self._ranker.rank(user_id=user_id, candidates=candidates, limit=limit,
                                            strategy=strategy or "enhanced", request_id=request_id,
-                                           exclude_seen=exclude_seen)
+                                           exclude_seen=exclude_seen, context=context)
         experiment, arm = chosen
         served = INTERLEAVED if experiment.kind == "interleaving" else arm.name
         try:
             if experiment.kind == "interleaving":
-                result = await self._interleaved(experiment, user_id, candidates, limit, request_id, exclude_seen)
+                result = await self._interleaved(experiment, user_id, candidates, limit, request_id, exclude_seen, context)
             else:
                 result = await self._ranker.rank(
                     user_id=user_id, candidates=candidates, limit=limit, request_id=request_id,
                     exclude_seen=exclude_seen, strategy=arm.strategy or f"experiment:{arm.name}",
-                    weights=self._blend(arm), experiment={"id": experiment.id, "arm": arm.name})
+                    weights=self._blend(arm), experiment={"id": experiment.id, "arm": arm.name}, context=context)
         except InvalidInput:
             raise  # the request's fault, not the arm's
         except Exception:
             self._buffer.append({"experiment": experiment.id, "arm": served, "user_id": user_id,
                                  "request_id": request_id, "at": time.time(), "error": True})
             raise
-        self._log(experiment, result)
+        self._log(experiment, result, context)
         return result
 
     def _blend(self, arm: Arm) -> Mapping[str, float] | None:
         return arm.weights if arm.weights is not None else self._ranker.blend_of(arm.strategy or "")
 
     async def _interleaved(self, experiment: Experiment, user_id: str, candidates: Sequence[Candidate] | None,
-                           limit: int, request_id: str, exclude_seen: bool) -> RankResult:
+                           limit: int, request_id: str, exclude_seen: bool, context: Context | None) -> RankResult:
         started = time.perf_counter()
         blends = {arm.name: self._blend(arm) or {} for arm in experiment.arms}
         feeds, considered = await self._ranker.rank_each(user_id=user_id, candidates=candidates, limit=limit,
-                                                         blends=blends, exclude_seen=exclude_seen)
+                                                         blends=blends, exclude_seen=exclude_seen, context=context)
         rng = random.Random(f"{experiment.salt}|{user_id}|{request_id}")  # a replayed request drafts the same feed
         drafted = team_draft({name: [i.id for i in feed] for name, feed in feeds.items()}, limit, rng)
         by_id = {i.id: i for name in feeds for i in feeds[name] if drafted.team.get(i.id) == name}
@@ -181,11 +183,13 @@ class ExperimentService:
 
     # ----------------------------------------------------------------------------- exposures
 
-    def _log(self, experiment: Experiment, result: RankResult) -> None:
+    def _log(self, experiment: Experiment, result: RankResult, context: Context | None) -> None:
         self._buffer.append({
             "experiment": experiment.id, "arm": (result.experiment or {}).get("arm"), "user_id": result.user_id,
             "request_id": result.request_id, "at": time.time(), "items": [i.id for i in result.items],
             "team": (result.experiment or {}).get("teams"), "latency_ms": round(result.processing_time_ms, 3),
+            "device_class": context.device_class if context is not None else None,
+            "country": context.country if context is not None else None,
         })
         if len(self._buffer) >= _FLUSH_AT:
             asyncio.get_running_loop().create_task(self.flush())

@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from overdrive.domain.context import Context
 from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import COMPONENTS, Candidate, Item, RankedItem, RankingReads, RankResult
 from overdrive.services.diversity import DiversityPolicy, diversify, similarity_matrix
+from overdrive.services.request_context import RequestContexts
 from overdrive.services.scorers import Scorer
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 from overdrive.stream.protocols import SignalBus
@@ -71,7 +73,9 @@ class EnhancedOverdriveRankingService:
         diversity: DiversityPolicy = DiversityPolicy(mmr_lambda=1.0, max_per_author=0),
         embeddings: Embeddings | None = None,
         learned: LearnedWeights | None = None,
+        contexts: RequestContexts | None = None,
     ) -> None:
+        """`contexts`: where a ranking's context profiles are read from (None: no context is read)."""
         self._scorers = list(scorers)
         self._strategies = {k: dict(v) for k, v in strategies.items()}
         self._catalog = catalog
@@ -83,6 +87,7 @@ class EnhancedOverdriveRankingService:
         self._diversity = diversity
         self._embeddings = embeddings
         self._learned = learned
+        self._contexts = contexts
 
     @property
     def scorers(self) -> list[Scorer]:
@@ -111,14 +116,16 @@ class EnhancedOverdriveRankingService:
         exclude_seen: bool = True,
         weights: Mapping[str, float] | None = None,
         experiment: Mapping[str, Any] | None = None,
+        context: Context | None = None,
     ) -> RankResult:
-        """One feed. `weights`, when given, is the blend (an experiment arm's own weight set) and
-        `strategy` only its label; `experiment` is echoed in the result."""
+        """One feed, for the user where, when and on what `context` says they are. `weights`, when
+        given, is the blend (an experiment arm's own weight set) and `strategy` only its label;
+        `experiment` is echoed in the result."""
         started = time.perf_counter()
         blend = weights if weights is not None else self._weights(strategy)
         if blend is None:
             raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self.strategies)}", field="strategy")
-        items, reads, now = await self._candidates(user_id, candidates, exclude_seen)
+        items, reads, now = await self._candidates(user_id, candidates, exclude_seen, context)
         ranked = await self._blend(user_id, items, reads, blend, now, limit)
         result = RankResult(
             user_id=user_id,
@@ -134,12 +141,12 @@ class EnhancedOverdriveRankingService:
 
     async def rank_each(
         self, *, user_id: str, candidates: Sequence[Candidate] | None, limit: int,
-        blends: Mapping[str, Mapping[str, float]], exclude_seen: bool = True,
+        blends: Mapping[str, Mapping[str, float]], exclude_seen: bool = True, context: Context | None = None,
     ) -> tuple[dict[str, list[RankedItem]], int]:
         """Each blend's feed over the same candidates and live-state reads (what interleaving
         drafts from), and how many candidates there were. Observers are not told: the caller
         tells them (`observe`) about the feed it serves."""
-        items, reads, now = await self._candidates(user_id, candidates, exclude_seen)
+        items, reads, now = await self._candidates(user_id, candidates, exclude_seen, context)
         return {name: await self._blend(user_id, items, reads, blend, now, limit) for name, blend in blends.items()}, len(items)
 
     def observe(self, result: RankResult) -> None:
@@ -150,17 +157,21 @@ class EnhancedOverdriveRankingService:
         """The weights a named strategy ranks with now (None: no such strategy)."""
         return self._weights(strategy)
 
-    async def _candidates(self, user_id: str, candidates: Sequence[Candidate] | None,
-                          exclude_seen: bool) -> tuple[list[Item], RankingReads, float]:
+    async def _candidates(self, user_id: str, candidates: Sequence[Candidate] | None, exclude_seen: bool,
+                          context: Context | None) -> tuple[list[Item], RankingReads, float]:
         await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
         now = time.time()
+        key = await self._contexts.key(user_id, context, now) if self._contexts is not None else None
         if candidates is not None:
             items = await self._resolve(candidates)
-            reads = await self._features.ranking_reads(user_id, [i.id for i in items], now=now)
+            reads = await self._features.ranking_reads(user_id, [i.id for i in items], now=now, context=key)
             if exclude_seen and reads.excluded:
                 items = [i for i in items if i.id not in reads.excluded]
         else:
-            items, reads = await self._from_catalog(user_id, now, exclude_seen=exclude_seen)
+            items, reads = await self._from_catalog(user_id, now, exclude_seen=exclude_seen, context=key)
+        if key is not None and self._contexts is not None:
+            prior, baseline = await self._contexts.prior(key, now)
+            reads = dataclasses.replace(reads, context=context, context_prior=prior, context_baseline=baseline)
         return items, reads, now
 
     async def _resolve(self, candidates: Sequence[Candidate]) -> list[Item]:
@@ -171,7 +182,8 @@ class EnhancedOverdriveRankingService:
             items.append(dataclasses.replace(base, **c.content) if c.content else base)
         return items
 
-    async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool) -> tuple[list[Item], RankingReads]:
+    async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool,
+                            context: str | None) -> tuple[list[Item], RankingReads]:
         """A de-duplicated union: the user's nearest items by content and collaborative top-N,
         then trending, popular-now and newest catalog items, less what the user has seen."""
         n = self._catalog_candidates
@@ -182,7 +194,7 @@ class EnhancedOverdriveRankingService:
         ids.update(dict.fromkeys(i for i, _ in await self._features.trending(quarter, now=now)))
         ids.update(dict.fromkeys(await self._features.top_engaged(quarter, now=now)))
         ids.update(dict.fromkeys(await self._catalog.newest(n)))
-        reads = await self._features.ranking_reads(user_id, list(ids), now=now)
+        reads = await self._features.ranking_reads(user_id, list(ids), now=now, context=context)
         if exclude_seen:
             for seen in reads.excluded:
                 del ids[seen]

@@ -147,20 +147,83 @@ class InterestScorer:
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
         if not (reads.long_interests or reads.short_interests):
             return None
-        flat, lengths = self._columns.of(items)  # every item has a feature: its media type
-        starts = np.cumsum(lengths) - lengths
+        columns = self._columns.of(items)  # every item has a feature: its media type
+        long = self._columns.cosine(columns, reads.long_interests)
+        short = self._columns.cosine(columns, reads.short_interests)
         totals = np.zeros(len(items))
-        used = False
-        for term, profile in (("long", reads.long_interests), ("short", reads.short_interests)):
-            weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
-            norm = math.sqrt(float(weights @ weights))
-            if norm == 0.0:
-                continue
-            used = True
-            confidence = 1.0 if term == "long" else 1.0 - math.exp(-float(np.abs(weights).sum()))
-            matched = np.add.reduceat(self._columns.weights_at(flat, profile, weights), starts)
-            totals += confidence * matched / (norm * np.sqrt(lengths))
-        return _scale_by_max_abs(totals) if used else None
+        if long is not None:
+            totals += long[0]
+        if short is not None:
+            totals += (1.0 - math.exp(-short[1])) * short[0]
+        return _scale_by_max_abs(totals) if long is not None or short is not None else None
+
+
+class ContextScorer:
+    """`context`: how much more (or less) than usual the item's features are engaged in the
+    request's context (device class and daypart), as a log lift averaged over its features.
+    Everyone's lift of a feature is (engagement in the context + a) / (what its share of all
+    contexts predicts + a), so a feature seldom seen stays near no lift; the user's own is theirs
+    on the device at any hour against their usual share, with everyone's lift as b of prior
+    evidence, then theirs in the context with that as the prior.
+    A lift says what to prefer *here* among what the other components find relevant. Items local
+    to the request's country get a boost (a lift of e^0.5)."""
+
+    name = "context"
+    _LOCAL_BOOST = 0.5
+    _EVERYONE_PSEUDO = 50.0  # a: prior evidence (decayed signal strength) of no lift, per feature
+    _USER_PSEUDO = 10.0  # b: prior evidence of everyone's lift, per feature
+
+    def __init__(self) -> None:
+        self._columns = _FeatureColumns()
+
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
+        flat, lengths = self._columns.of(items)
+        totals, used = np.zeros(len(items)), False
+        baseline = self._shares(flat, reads.context_baseline)
+        if baseline is not None:
+            lift = np.ones(len(flat))
+            seen = baseline[0] > 0
+            here = self._shares(flat, reads.context_prior)
+            if here is not None:
+                expected = here[1] * baseline[0][seen]
+                lift[seen] = (here[1] * here[0][seen] + self._EVERYONE_PSEUDO) / (expected + self._EVERYONE_PSEUDO)
+            usual = self._shares(flat, reads.long_interests)
+            if usual is not None:
+                known = usual[0] > 0
+                for profile in (reads.device_interests, reads.context_interests):  # the device's, then the context's
+                    mine = self._shares(flat, profile)
+                    if mine is not None:
+                        expected = mine[1] * usual[0][known]
+                        lift[known] = (mine[1] * mine[0][known] + self._USER_PSEUDO * lift[known]) / (expected + self._USER_PSEUDO)
+            logs = np.log(np.maximum(lift, 1e-6))
+            if logs.any():
+                totals += np.add.reduceat(logs, np.cumsum(lengths) - lengths) / lengths
+                used = True
+        country = reads.context.country if reads.context is not None else None
+        if country:
+            local = np.fromiter((_country(i) == country for i in items), dtype=bool, count=len(items))
+            if local.any():
+                totals += self._LOCAL_BOOST * local
+                used = True
+        # On the lift's own scale (tanh: ±0.76 at e-fold), not stretched to the largest: where the
+        # context says little, its scores stay small.
+        return np.tanh(totals) if used else None
+
+    def _shares(self, flat: np.ndarray, profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
+        """Each feature column's share of the profile's positive mass, and that mass."""
+        if not profile:
+            return None
+        weights = np.maximum(np.fromiter(profile.values(), dtype=np.float64, count=len(profile)), 0.0)
+        mass = float(weights.sum())
+        if mass <= 0.0:
+            return None
+        return self._columns.weights_at(flat, profile, weights) / mass, mass
+
+
+def _country(item: Item) -> str | None:
+    where = item.metadata.get("location") if item.metadata else None
+    country = where.get("country") if isinstance(where, dict) else None
+    return country.upper() if isinstance(country, str) else None
 
 
 class _FeatureColumns:
@@ -189,6 +252,19 @@ class _FeatureColumns:
             rows.append(hit[1])
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         return np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
+
+    def cosine(self, columns: tuple[np.ndarray, np.ndarray], profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
+        """Each item's cosine with `profile` (over binary item features), and the profile's mass
+        (its decayed total); None for an empty or all-zero profile."""
+        if not profile:
+            return None
+        weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
+        norm = math.sqrt(float(weights @ weights))
+        if norm == 0.0:
+            return None
+        flat, lengths = columns
+        matched = np.add.reduceat(self.weights_at(flat, profile, weights), np.cumsum(lengths) - lengths)
+        return matched / (norm * np.sqrt(lengths)), float(np.abs(weights).sum())
 
     def weights_at(self, columns: np.ndarray, profile: Mapping[str, float], weights: np.ndarray) -> np.ndarray:
         """The profile's weight (`weights`, in `profile`'s order) of each of `columns`, 0 where it

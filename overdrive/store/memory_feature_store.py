@@ -10,7 +10,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from overdrive.domain.context import NO_CONTEXT, context_key, model_keys, of_signal, timeline, week_of
+from overdrive.domain.context import ALL_CONTEXTS, NO_CONTEXT, context_key, device_key, model_keys, of_signal, timeline, week_of
 from overdrive.domain.decay import DecayedSum, decay_rate
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity, UserModel
 from overdrive.domain.weighting import SignalWeighting
@@ -153,7 +153,10 @@ class MemoryFeatureStore:
             if item is not None and w != 0.0 and key != NO_CONTEXT:
                 feats = item.features()
                 _fold(user.contexts.setdefault(key, {}), feats, w, ts, self._long_rate)
+                if (on_device := device_key(key)) is not None:
+                    _fold(user.contexts.setdefault(on_device, {}), feats, w, ts, self._long_rate)
                 _fold(self._prior.setdefault(key, {}), feats, w, ts, self._long_rate)
+                _fold(self._prior.setdefault(ALL_CONTEXTS, {}), feats, w, ts, self._long_rate)
 
     def _session(self, user: _User, ts: float) -> None:
         if ts > user.session_last + self._cfg.session_gap_s:
@@ -277,7 +280,7 @@ class MemoryFeatureStore:
                             context: str | None = None) -> RankingReads:
         user = self._users.get(user_id)
         in_context = user.contexts.get(context) if user is not None and context else None
-        prior = self._prior.get(context) if context else None
+        on_device = user.contexts.get(device_key(context) or "") if user is not None and context else None
         return RankingReads(
             excluded=await self.excluded_items(user_id, item_ids),
             engagement=await self.item_engagement(item_ids, now=now),
@@ -285,8 +288,13 @@ class MemoryFeatureStore:
             short_interests=await self.user_interests(user_id, now=now, term="short"),
             signal_total=await self.user_signal_total(user_id),
             context_interests=_decayed(in_context, now, self._long_rate) if in_context else {},
-            context_prior=_decayed(prior, now, self._long_rate) if prior else {},
+            device_interests=_decayed(on_device, now, self._long_rate) if on_device else {},
         )
+
+    async def context_prior(self, context: str, *, now: float) -> tuple[dict[str, float], dict[str, float]]:
+        prior, baseline = self._prior.get(context), self._prior.get(ALL_CONTEXTS)
+        return (_decayed(prior, now, self._long_rate) if prior else {},
+                _decayed(baseline, now, self._long_rate) if baseline else {})
 
 
 def _decayed(profile: Mapping[str, DecayedSum], now: float, rate: float) -> dict[str, float]:

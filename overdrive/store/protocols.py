@@ -136,7 +136,11 @@ class FeatureStore(Protocol):
                             context: str | None = None) -> RankingReads:
         """`excluded_items`, `item_engagement`, both `user_interests` and `user_signal_total` of
         one ranking, and for a `context` key (`<device class>|<daypart>`) the user's interests in
-        it and everyone's, as one read: a remote store answers it in one round trip."""
+        it, as one read: a remote store answers it in one round trip."""
+
+    async def context_prior(self, context: str, *, now: float) -> tuple[dict[str, float], dict[str, float]]:
+        """Everyone's interests in a context, and in every context together (the baseline its
+        lift is measured against). Population-wide and slow to change: callers cache it."""
 
 
 class AuditLog(Protocol):

@@ -35,7 +35,17 @@ from typing import Any
 import numpy as np
 
 from overdrive.domain.codec import decode_signal, encode_signal
-from overdrive.domain.context import DAYPARTS, DEVICE_CLASSES, NO_CONTEXT, context_key, model_keys, of_signal, timeline, week_of
+from overdrive.domain.context import (
+    ALL_CONTEXTS,
+    NO_CONTEXT,
+    PROFILE_KEYS,
+    context_key,
+    device_key,
+    model_keys,
+    of_signal,
+    timeline,
+    week_of,
+)
 from overdrive.domain.decay import decay_rate, decayed, decayed_many
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity, UserModel
 from overdrive.domain.weighting import SignalWeighting
@@ -113,9 +123,11 @@ class RedisFeatureStore:
         return [self._key("u", user_id, s) for s in ("c", "s", "r", "wf", "wc", "il", "is", "x", "im", "hb")]
 
     def _signal_user_keys(self, s: Signal, context_profile: str) -> list[str]:
-        """The user's keys a signal writes: theirs, this week's engagement, its context profile."""
+        """The user's keys a signal writes: theirs, this week's engagement, its context profile and
+        its device's all-day profile (the context profile again without a device)."""
         return [*self._user_keys(s.user_id), self._key("u", s.user_id, f"wk:{week_of(s.timestamp)}"),
-                self._key("u", s.user_id, f"cp:{context_profile}")]
+                self._key("u", s.user_id, f"cp:{context_profile}"),
+                self._key("u", s.user_id, f"cp:{device_key(context_profile) or context_profile}")]
 
     def _prior_key(self, context_profile: str) -> str:
         return f"{self._p}{{g}}:cp:{context_profile}"
@@ -168,7 +180,7 @@ class RedisFeatureStore:
         keys = [
             self._marker("u", s.user_id, s.signal_id), *self._signal_user_keys(s, profile), *item_keys,
             *(self._entity_keys("a", author) if author else item_keys), self._top, self._hot, self._ver,
-            self._prior_key(profile),
+            self._prior_key(profile), self._prior_key(ALL_CONTEXTS),
         ]
         return ["EVALSHA", self._sha, len(keys), *keys,
                 *self._argv("full", s, item, now, habits, profile != NO_CONTEXT and item is not None)]
@@ -192,7 +204,7 @@ class RedisFeatureStore:
             if in_context and w != 0.0:
                 marker = f"{self._p}{{g}}:ps:{escape(s.signal_id or '')}"
                 ttl = self._dedupe_ttl if s.signal_id is not None else 0
-                priors.append(["EVALSHA", self._sha, 2, marker, self._prior_key(profile), "prior", ttl,
+                priors.append(["EVALSHA", self._sha, 3, marker, self._prior_key(profile), self._prior_key(ALL_CONTEXTS), "prior", ttl,
                                _f(s.timestamp), _f(w), _f(self._long_rate), *item.features()])
         replies = iter(await self._r.execute(commands))
         applied, updates = [], []
@@ -327,7 +339,7 @@ class RedisFeatureStore:
         return _profile(names, pairs, now, rate)
 
     async def user_model(self, user_id: str, *, now: float) -> UserModel:
-        contexts = [context_key(d, p) for d in (*DEVICE_CLASSES, None) for p in (*DAYPARTS, None)]
+        contexts = list(PROFILE_KEYS)
         weeks = timeline(now, self._cfg.timeline_weeks)
         profiles, medium, *week_rows = await self._r.execute([
             self._interests_read(user_id, "hb", *(f"cp:{c}" for c in contexts)),
@@ -379,15 +391,13 @@ class RedisFeatureStore:
                             context: str | None = None) -> RankingReads:
         ids = list(dict.fromkeys(item_ids))
         per_item = [["SMISMEMBER", self._key("u", user_id, "x"), *ids], *self._engagement_reads(ids)] if ids else []
-        profiles = ("il", "is", f"cp:{context}") if context else ("il", "is")
-        prior = [["EVALSHA", self._interests_sha, 1, self._prior_key(context)]] if context else []
+        device = device_key(context) if context else None
+        profiles = ("il", "is", *((f"cp:{context}", f"cp:{device or context}") if context else ()))
         interests, counts, *replies = await self._r.execute([
             self._interests_read(user_id, *profiles),
             ["HVALS", self._key("u", user_id, "c")],
-            *prior,
             *per_item,
         ])
-        everyone = _profile(*replies.pop(0), now, self._long_rate) if context else {}
         return RankingReads(
             excluded={i for i, f in zip(ids, replies[0], strict=True) if f} if ids else set(),
             engagement=self._engagement_from(ids, replies[1:], now) if ids else {},
@@ -395,8 +405,14 @@ class RedisFeatureStore:
             short_interests=_profile(interests[2], interests[3], now, self._short_rate),
             signal_total=sum(map(int, counts)),
             context_interests=_profile(interests[4], interests[5], now, self._long_rate) if context else {},
-            context_prior=everyone,
+            device_interests=_profile(interests[6], interests[7], now, self._long_rate) if device else {},
         )
+
+    async def context_prior(self, context: str, *, now: float) -> tuple[dict[str, float], dict[str, float]]:
+        (everyone,) = await self._r.execute([
+            ["EVALSHA", self._interests_sha, 2, self._prior_key(context), self._prior_key(ALL_CONTEXTS)]])
+        return (_profile(everyone[0], everyone[1], now, self._long_rate),
+                _profile(everyone[2], everyone[3], now, self._long_rate))
 
 
 def _prefixed(values: Mapping[str, float], prefix: str) -> dict[str, float]:

@@ -134,7 +134,8 @@ local function interest_add(k, feat, w, ts, rate)
 end
 
 -- KEYS from `first`: counts, session, recent, fine, coarse, long, short, excluded, medium,
--- habits, this week's engagement, the signal's context profile
+-- habits, this week's engagement, the signal's context profile, its device's all-day profile (the
+-- context profile again where the device is unknown)
 local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, mrate, feats, item, excludes,
                     habits, in_context, week_ttl)
   local k = function(i) return KEYS[first + i] end
@@ -150,7 +151,10 @@ local function user(first, stype, ts, w, now, gap, maxlen, val, lrate, srate, mr
       interest_add(k(6), f, w, ts, srate)
       interest_add(k(8), f, w, ts, mrate)
       redis.call('HINCRBYFLOAT', k(10), f, w)
-      if in_context then interest_add(k(11), f, w, ts, lrate) end
+      if in_context then
+        interest_add(k(11), f, w, ts, lrate)
+        if k(12) ~= k(11) then interest_add(k(12), f, w, ts, lrate) end
+      end
     end
     redis.call('EXPIRE', k(10), week_ttl)
   end
@@ -163,9 +167,13 @@ end
 _MAIN = """
 local op = ARGV[1]
 if op == 'prior' then
-  -- KEYS: marker (in the global slot), the context's population profile; ARGV: op, ttl, ts, w, rate, feature...
+  -- KEYS: marker (in the global slot), the context's population profile, every context's;
+  -- ARGV: op, ttl, ts, w, rate, feature...
   if first_sighting(KEYS[1], tonumber(ARGV[2])) then
-    for i = 6, #ARGV do interest_add(KEYS[2], ARGV[i], tonumber(ARGV[4]), tonumber(ARGV[3]), tonumber(ARGV[5])) end
+    for i = 6, #ARGV do
+      interest_add(KEYS[2], ARGV[i], tonumber(ARGV[4]), tonumber(ARGV[3]), tonumber(ARGV[5]))
+      interest_add(KEYS[3], ARGV[i], tonumber(ARGV[4]), tonumber(ARGV[3]), tonumber(ARGV[5]))
+    end
   end
   return 1
 end
@@ -197,19 +205,22 @@ local habits, feats = {}, {}
 for i = 19, 18 + n_habits do habits[#habits + 1] = ARGV[i] end
 local in_context = ARGV[19 + n_habits] == '1'
 for i = 20 + n_habits, #ARGV do feats[#feats + 1] = ARGV[i] end
--- KEYS: marker, user x12 (2..13)
+-- KEYS: marker, user x13 (2..14)
 user(2, ARGV[11], ts, w, now, tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[12],
      tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[16]), feats, ARGV[13], ARGV[15] == '1',
      habits, in_context, tonumber(ARGV[17]))
 if op == 'full' then
-  -- KEYS: item x3 (14..16), author x3 (17..19), top, hot, ver (20..22), context prior (23)
-  local v, t, n = entity(KEYS[14], KEYS[15], KEYS[16], ts, w, now, eng_rate)
-  if ARGV[14] == '1' then entity(KEYS[17], KEYS[18], KEYS[19], ts, w, now, eng_rate) end
+  -- KEYS: item x3 (15..17), author x3 (18..20), top, hot, ver (21..23), context prior, every context's (24, 25)
+  local v, t, n = entity(KEYS[15], KEYS[16], KEYS[17], ts, w, now, eng_rate)
+  if ARGV[14] == '1' then entity(KEYS[18], KEYS[19], KEYS[20], ts, w, now, eng_rate) end
   local hot_ts = nil
   if ts >= now - HOUR then hot_ts = ts end
-  global(KEYS[20], KEYS[21], KEYS[22], ARGV[13], v, t, n, eng_rate, hot_ts)
+  global(KEYS[21], KEYS[22], KEYS[23], ARGV[13], v, t, n, eng_rate, hot_ts)
   if in_context and w ~= 0 then
-    for _, f in ipairs(feats) do interest_add(KEYS[23], f, w, ts, tonumber(ARGV[7])) end
+    for _, f in ipairs(feats) do
+      interest_add(KEYS[24], f, w, ts, tonumber(ARGV[7]))
+      interest_add(KEYS[25], f, w, ts, tonumber(ARGV[7]))
+    end
   end
 end
 return 1

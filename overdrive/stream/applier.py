@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
+from overdrive.domain.context import humans
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.domain.types import Item, Signal
 from overdrive.observability.performance import PerformanceMonitor
@@ -87,7 +88,9 @@ class SignalApplier:
         self._learners = Learners() if learners is None else learners
 
     async def apply(self, signals: Sequence[Signal]) -> list[Signal]:
-        """Apply one batch and tell the learners; returns the signals applied (repeats skipped)."""
+        """Apply one batch and tell the learners; returns the signals applied (repeats skipped).
+        Bots' signals stay in the log but teach nothing."""
+        signals = humans(signals)
         if not signals:
             return []
         started = time.perf_counter()
@@ -104,7 +107,7 @@ class SignalApplier:
         """Fold a whole log into live state (start-up of a deployment whose live state lives in
         process memory); the learners are not told: models train on the log itself."""
         total = 0
-        for batch in batches:
+        for batch in map(humans, batches):
             items = await self._items.get({s.content_id for s in batch})
             await self._features.apply(batch, items, now=time.time())
             total += len(batch)

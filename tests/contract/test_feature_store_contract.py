@@ -29,6 +29,10 @@ def approx(x: float) -> object:
     return pytest.approx(x, rel=1e-9, abs=1e-12)
 
 
+def approx_dict(d: dict[str, float]) -> object:
+    return pytest.approx(d, rel=1e-9, abs=1e-12)
+
+
 # ------------------------------------------------------------------------------- engagement
 
 
@@ -369,7 +373,8 @@ async def test_the_user_model_learns_habits_contexts_and_weeks(feature_store: Fe
     assert set(model.timezones) == {"Asia/Tokyo", "+540"}
     assert set(model.hours) == {"2:7", "2:19"}  # weekday 2 (Wednesday) at 7 and at 19, local
     assert set(model.locations) == {"JP", "JP/Tokyo"}
-    assert set(model.contexts) == {"mobile|morning", "tv|evening"}
+    assert set(model.contexts) == {"mobile|morning", "tv|evening", "mobile|*", "tv|*"}  # per context, per device all day
+    assert model.contexts["mobile|*"] == approx_dict(model.contexts["mobile|morning"])
     assert set(model.contexts["mobile|morning"]) == set(CATS.features())
     assert model.contexts["mobile|morning"]["tag:cats"] > 0
     assert list(model.weeks) == ["2023-W46", "2023-W47"]
@@ -379,18 +384,28 @@ async def test_the_user_model_learns_habits_contexts_and_weeks(feature_store: Fe
     assert await feature_store.user_interests("u1", now=T0, term="medium")
 
 
-async def test_ranking_reads_carry_the_users_and_everyones_context(feature_store: FeatureStore) -> None:
+async def test_ranking_reads_carry_the_users_context_and_the_prior_everyones(feature_store: FeatureStore) -> None:
     morning = _ctx(device_class="mobile", utc_offset_minutes=540)
     await feature_store.apply([sig("cats", "like", metadata=morning),
                                sig("dogs", "share", user="u2", metadata=morning)], ITEMS, now=T0)
     mine = await feature_store.ranking_reads("u1", ["cats", "dogs"], now=T0, context="mobile|morning")
     assert mine.context_interests == {f: approx(2.0) for f in CATS.features()}
-    assert mine.context_prior["tag:pets"] == approx(6.0) and mine.context_prior["tag:dogs"] == approx(4.0)
-    assert (await feature_store.ranking_reads("u1", ["cats"], now=T0, context="tv|night")).context_prior == {}
+    assert mine.device_interests == mine.context_interests  # on mobile at any hour: the same one signal
+    assert (await feature_store.ranking_reads("u1", [], now=T0, context="mobile|night")).device_interests == mine.device_interests
+    assert (await feature_store.ranking_reads("u1", [], now=T0, context="-|morning")).device_interests == {}
+    prior, baseline = await feature_store.context_prior("mobile|morning", now=T0)
+    assert prior["tag:pets"] == approx(6.0) and prior["tag:dogs"] == approx(4.0)
+    assert baseline == prior  # every signal was in that context
+    await feature_store.apply([sig("dogs", "like", user="u2", signal_id="tv",
+                                   metadata=_ctx(device_class="tv", utc_offset_minutes=540))], ITEMS, now=T0)
+    elsewhere, everywhere = await feature_store.context_prior("tv|morning", now=T0)
+    assert set(elsewhere) == set(DOGS.features()) and everywhere["tag:dogs"] == approx(6.0)
+    assert await feature_store.context_prior("tablet|night", now=T0) == ({}, everywhere)
     plain = await feature_store.ranking_reads("u1", ["cats"], now=T0)
-    assert plain.context_interests == {} and plain.context_prior == {}
+    assert plain.context_interests == {}
     await feature_store.forget_user("u1", [], ITEMS)
     gone = await feature_store.user_model("u1", now=T0)
     assert gone.devices == {} and gone.contexts == {} and gone.weeks == {} and gone.medium_interests == {}
     after = await feature_store.ranking_reads("u1", ["cats"], now=T0, context="mobile|morning")
-    assert after.context_interests == {} and after.context_prior["tag:pets"] == approx(6.0)  # the prior is everyone's
+    assert after.context_interests == {}
+    assert (await feature_store.context_prior("mobile|morning", now=T0))[0]["tag:pets"] == approx(6.0)  # everyone's

@@ -73,6 +73,24 @@ def test_a_users_arm_runs_their_feed_and_is_logged(app: TestClient) -> None:
     assert set(results["guardrails"]) == {"popular", "fresh"}
 
 
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def test_bots_are_in_no_experiment_and_exposures_carry_device_and_country(app: TestClient) -> None:
+    experiment = _experiment(app)
+    crawled = app.post("/rank/for-you/enhanced", headers={"User-Agent": GOOGLEBOT},
+                       json={"user_id": "crawler", "candidate_items": CANDIDATES})
+    assert crawled.status_code == 200 and "experiment" not in crawled.json()
+    for n in range(6):
+        r = app.post("/rank/for-you/enhanced", headers={"User-Agent": IPHONE},
+                     json={"user_id": f"m{n}", "candidate_items": CANDIDATES, "context": {"location": {"country": "pt"}}})
+        assert r.json()["experiment"]["id"] == experiment["id"]
+    results = app.get(f"/experiments/{experiment['id']}/results").json()
+    assert results["users"] == 6  # not the crawler
+    assert set(results["cohorts"]["device_class"]) == {"mobile"} and set(results["cohorts"]["country"]) == {"PT"}
+
+
 def test_results_find_the_planted_winner(app: TestClient) -> None:
     experiment = _experiment(app)
     for n in range(300):
@@ -90,7 +108,7 @@ def test_results_find_the_planted_winner(app: TestClient) -> None:
     assert ctr["significant"] and ctr["lift"] > 1.0 and ctr["p_value"] < 0.001, ctr
     assert results["arms"]["fresh"]["ctr"]["value"] == pytest.approx(0.4, abs=1e-9)
     assert results["arms"]["fresh"]["dwell_seconds_per_exposure"]["value"] == pytest.approx(12.0)  # 2 of 5 × 30 s
-    assert set(results["cohorts"]) == {"new_vs_returning", "activity", "first_seen_week"}
+    assert set(results["cohorts"]) == {"new_vs_returning", "activity", "first_seen_week", "device_class", "country"}
     assert results["srm"]["alarm"] is False
 
 

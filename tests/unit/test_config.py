@@ -17,6 +17,8 @@ SPEC_RANKING_WEIGHTS = {
     "user_interests": 0.1,
     "freshness": 0.1,
 }
+# The spec's table and Overdrive's own `context` component.
+DEFAULT_RANKING_WEIGHTS = {**SPEC_RANKING_WEIGHTS, "context": 0.2}
 SPEC_SIGNAL_WEIGHTS = {
     "view": 1.0,
     "like": 2.0,
@@ -54,8 +56,8 @@ def error_line(environ: dict[str, str]) -> str:
 # ----------------------------------------------------------------------------------- defaults
 
 
-def test_ranking_weight_defaults_are_the_spec_table() -> None:
-    assert Settings.load({}).ranking_weights == SPEC_RANKING_WEIGHTS
+def test_ranking_weight_defaults_are_the_spec_table_and_context() -> None:
+    assert Settings.load({}).ranking_weights == DEFAULT_RANKING_WEIGHTS
 
 
 def test_signal_weight_defaults_include_the_spec_table() -> None:
@@ -98,7 +100,7 @@ def test_load_without_environ_reads_the_process_environment(monkeypatch: pytest.
 
 def test_ranking_weights_env_override_merges_with_defaults() -> None:
     s = Settings.load({"OVERDRIVE_RANKING_WEIGHTS": '{"freshness": 0.4, "collaborative": 0}'})
-    assert s.ranking_weights == {**SPEC_RANKING_WEIGHTS, "freshness": 0.4, "collaborative": 0.0}
+    assert s.ranking_weights == {**DEFAULT_RANKING_WEIGHTS, "freshness": 0.4, "collaborative": 0.0}
 
 
 def test_signal_weights_env_override_merges_with_defaults() -> None:
@@ -132,7 +134,7 @@ def test_json_config_file(tmp_path: Path) -> None:
     path = tmp_path / "overdrive.json"
     path.write_text(json.dumps({"ranking_weights": {"real_time": 0.6}, "SERVICE_PORT": 7000, "n_factors": 32}))
     s = Settings.load({"OVERDRIVE_CONFIG": str(path)})
-    assert s.ranking_weights == {**SPEC_RANKING_WEIGHTS, "real_time": 0.6}
+    assert s.ranking_weights == {**DEFAULT_RANKING_WEIGHTS, "real_time": 0.6}
     assert s.service_port == 7000
     assert s.n_factors == 32
 
@@ -151,7 +153,7 @@ def test_toml_config_file(tmp_path: Path) -> None:
     s = Settings.load({"OVERDRIVE_CONFIG": str(path)})
     assert s.service_port == 7001
     assert s.log_level == "debug"
-    assert s.ranking_weights == {**SPEC_RANKING_WEIGHTS, "content_based": 0.0, "user_interests": 0.5}
+    assert s.ranking_weights == {**DEFAULT_RANKING_WEIGHTS, "content_based": 0.0, "user_interests": 0.5}
     assert s.signal_weights["view"] == 0.25
 
 
@@ -211,7 +213,7 @@ def test_config_file_must_hold_an_object(tmp_path: Path) -> None:
         ({"OVERDRIVE_RANKING_WEIGHTS": '{"freshness": NaN}'}, "OVERDRIVE_RANKING_WEIGHTS"),
         ({"OVERDRIVE_RANKING_WEIGHTS": '{"freshness": Infinity}'}, "OVERDRIVE_RANKING_WEIGHTS"),
         (
-            {"OVERDRIVE_RANKING_WEIGHTS": json.dumps({k: 0 for k in SPEC_RANKING_WEIGHTS})},
+            {"OVERDRIVE_RANKING_WEIGHTS": json.dumps({k: 0 for k in DEFAULT_RANKING_WEIGHTS})},
             "OVERDRIVE_RANKING_WEIGHTS",
         ),
         ({"OVERDRIVE_SIGNAL_WEIGHTS": "{oops"}, "OVERDRIVE_SIGNAL_WEIGHTS"),

@@ -207,3 +207,42 @@ def test_more_topics_than_shipped_still_make_a_valid_world() -> None:
 def test_bad_configs_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         WorldConfig(**bad)
+
+
+# ------------------------------------------------------------------------------- context
+
+
+def _topic_mix_by_device(world: World) -> np.ndarray:
+    """(devices, topics) share of each device's positive signals on each topic."""
+    _, items = _index(world)
+    devices = sorted({s["metadata"]["device_info"]["device_class"] for s in world.signals})
+    counts = np.zeros((len(devices), world.config.n_topics))
+    for s in world.signals:
+        if s["signal_type"] in POSITIVE:
+            counts[devices.index(s["metadata"]["device_info"]["device_class"]), world.item_topic[items[s["content_id"]]]] += 1
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def test_context_adds_devices_places_and_zoned_times_to_the_same_world(world: World) -> None:
+    with_context = generate_world(dataclasses.replace(SMALL, context=True))
+    assert with_context.items == world.items
+    assert [(s["user_id"], s["signal_type"], s["content_id"]) for s in with_context.signals] == \
+        [(s["user_id"], s["signal_type"], s["content_id"]) for s in world.signals]
+    offsets = dict(zip(with_context.user_ids, with_context.user_utc_offset.tolist(), strict=True))
+    now = time.time()
+    for wire, plain in zip(with_context.signals[:500], world.signals[:500], strict=True):
+        signal = SignalIn.model_validate(wire).to_domain(now)
+        assert signal.timestamp == pytest.approx(plain["timestamp"], abs=1e-3)
+        context = signal.metadata["context"]
+        assert context["utc_offset_minutes"] == offsets[wire["user_id"]]
+        assert context["device_class"] in {"mobile", "desktop", "tv"} and len(context["country"]) == 2
+    with pytest.raises(ValueError, match="context_effect"):
+        WorldConfig(context_effect=1.0)
+
+
+def test_planted_context_effects_make_taste_depend_on_the_device() -> None:
+    base = dict(n_users=300, n_items=1000, n_days=20, signals_per_user=60, seed=3, end=END, context=True)
+    planted = _topic_mix_by_device(generate_world(WorldConfig(**base, context_effect=1.5)))
+    noise = _topic_mix_by_device(generate_world(WorldConfig(**base)))
+    spread = lambda mix: float(0.5 * np.abs(mix - mix.mean(axis=0)).sum(axis=1).mean())  # noqa: E731
+    assert spread(planted) > 2 * spread(noise), (spread(planted), spread(noise))

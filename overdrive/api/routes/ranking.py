@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from overdrive.api.deps import ServicesDep, request_id_of, services_of
+from overdrive.api.deps import ServicesDep, header_context, request_id_of, services_of
 from overdrive.api.errors import field_path
 from overdrive.api.security import Allowed, authorize
 from overdrive.api.schemas import RankRequest, RankResponse, candidate_content
@@ -37,6 +37,7 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
         strategy=body.strategy,
         request_id=request_id,
         exclude_seen=body.exclude_seen,
+        context=body.context.to_domain(header_context(request)) if body.context is not None else header_context(request),
     )
     # Serialised here with orjson: the hot path skips re-validating what the ranker built
     # (`response_model` still documents the shape).
