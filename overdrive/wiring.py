@@ -38,6 +38,7 @@ from overdrive.services.scorers import (
     ContentScorer,
     ContextScorer,
     EngagementScorer,
+    FeatureColumns,
     FreshnessScorer,
     InterestScorer,
 )
@@ -301,14 +302,15 @@ def build_services(settings: Settings) -> Services:
     blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
                          prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS)
     learners.subscribe(blend.on_applied)
+    columns = FeatureColumns()  # item features as columns, shared by the scorers that match profiles
     ranker = EnhancedOverdriveRankingService(
         scorers=[
             *([ContentScorer(content)] if content is not None else []),
             CollaborativeScorer(collaborative),
             EngagementScorer(backends.features),
-            InterestScorer(),
+            InterestScorer(columns),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
-            ContextScorer(),
+            ContextScorer(columns),
         ],
         strategies=strategies_from_weights(settings.ranking_weights),
         catalog=backends.catalog,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -135,11 +134,13 @@ class ContextIn(_Wire):
         """The request's context; `local_time`, when given, is the user's wall clock now (its hour
         sets the daypart, its offset the zone)."""
         clock = _iso(self.local_time) if self.local_time is not None else None
-        offset = self.utc_offset_minutes if self.utc_offset_minutes is not None else utc_offset_of(self.local_time)
-        context = from_fields(self.device_info.model_dump(exclude_none=True) if self.device_info else None,
-                              self.location.model_dump(exclude_none=True) if self.location else None,
-                              timezone=self.timezone, utc_offset_minutes=offset).merged(fallback)
-        return context if clock is None else dataclasses.replace(context, local_hour=clock.hour)
+        offset = self.utc_offset_minutes
+        if offset is None and clock is not None and (zone := clock.utcoffset()) is not None:
+            offset = int(zone.total_seconds() // 60)
+        return from_fields(self.device_info.model_dump(exclude_none=True) if self.device_info else None,
+                           self.location.model_dump(exclude_none=True) if self.location else None,
+                           timezone=self.timezone, utc_offset_minutes=offset,
+                           local_hour=clock.hour if clock is not None else None).merged(fallback)
 
 
 def utc_offset_of(value: Any) -> int | None:

@@ -14,7 +14,7 @@ import datetime
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,16 +66,20 @@ class Context:
         """This context, each missing field taken from `fallback` (e.g. the request's headers)."""
         if fallback is None:
             return self
-        return replace(self, **{k: v for k, v in asdict(fallback).items() if getattr(self, k) is None and v is not None})
+        missing = {k: v for k in _FIELDS if getattr(self, k) is None and (v := getattr(fallback, k)) is not None}
+        return replace(self, **missing) if missing else self
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k in _FIELDS if (v := getattr(self, k)) is not None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Context | None:
         if not d:
             return None
-        return cls(**{k: d[k] for k in cls.__slots__ if k in d})  # type: ignore[attr-defined]
+        return cls(**{k: d[k] for k in _FIELDS if k in d})
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context))
 
 
 def daypart(hour: int) -> str:
@@ -139,18 +143,27 @@ def from_client_hints(headers: Mapping[str, str]) -> Context | None:
 
 
 def from_fields(device_info: Mapping[str, Any] | None, location: Mapping[str, Any] | None, *,
-                timezone: str | None = None, utc_offset_minutes: int | None = None) -> Context:
+                timezone: str | None = None, utc_offset_minutes: int | None = None,
+                local_hour: int | None = None) -> Context:
     """A context from a body's `device_info` and `location` objects and a zone or offset."""
-    device = Context()
     info = device_info or {}
-    if isinstance(info.get("user_agent"), str):
-        device = parse_user_agent(info["user_agent"])
-    explicit = {"device_class": info.get("device_class"), "os": info.get("os") or info.get("platform"),
-                "browser": info.get("browser"), "app": info.get("app")}
-    device = replace(device, **{k: v for k, v in explicit.items() if v is not None})
+    agent = parse_user_agent(info["user_agent"]) if isinstance(info.get("user_agent"), str) else _NOBODY
     where = location or {}
-    return replace(device, country=_upper(where.get("country")), region=_text(where.get("region")),
-                   city=_text(where.get("city")), timezone=timezone, utc_offset_minutes=utc_offset_minutes)
+    return Context(
+        device_class=_given(info.get("device_class"), agent.device_class),
+        os=_given(info.get("os") or info.get("platform"), agent.os),
+        browser=_given(info.get("browser"), agent.browser),
+        app=_given(info.get("app"), agent.app),
+        country=_upper(where.get("country")), region=_text(where.get("region")), city=_text(where.get("city")),
+        timezone=timezone, utc_offset_minutes=utc_offset_minutes, local_hour=local_hour,
+    )
+
+
+_NOBODY = Context()
+
+
+def _given(explicit: Any, parsed: Any) -> Any:
+    return parsed if explicit is None else explicit
 
 
 def _text(value: Any) -> str | None:

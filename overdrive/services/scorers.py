@@ -141,8 +141,8 @@ class InterestScorer:
 
     name = "user_interests"
 
-    def __init__(self) -> None:
-        self._columns = _FeatureColumns()
+    def __init__(self, columns: FeatureColumns | None = None) -> None:
+        self._columns = columns or FeatureColumns()
 
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
         if not (reads.long_interests or reads.short_interests):
@@ -173,20 +173,15 @@ class ContextScorer:
     _EVERYONE_PSEUDO = 50.0  # a: prior evidence (decayed signal strength) of no lift, per feature
     _USER_PSEUDO = 10.0  # b: prior evidence of everyone's lift, per feature
 
-    def __init__(self) -> None:
-        self._columns = _FeatureColumns()
+    def __init__(self, columns: FeatureColumns | None = None) -> None:
+        self._columns = columns or FeatureColumns()
+        self._lifts: tuple[Mapping[str, float], Mapping[str, float], dict[str, float]] | None = None
 
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
         flat, lengths = self._columns.of(items)
         totals, used = np.zeros(len(items)), False
-        baseline = self._shares(flat, reads.context_baseline)
-        if baseline is not None:
-            lift = np.ones(len(flat))
-            seen = baseline[0] > 0
-            here = self._shares(flat, reads.context_prior)
-            if here is not None:
-                expected = here[1] * baseline[0][seen]
-                lift[seen] = (here[1] * here[0][seen] + self._EVERYONE_PSEUDO) / (expected + self._EVERYONE_PSEUDO)
+        if reads.context_baseline:
+            lift = self._columns.vector(self._everyones(reads.context_prior, reads.context_baseline), 1.0)[flat]
             usual = self._shares(flat, reads.long_interests)
             if usual is not None:
                 known = usual[0] > 0
@@ -201,13 +196,25 @@ class ContextScorer:
                 used = True
         country = reads.context.country if reads.context is not None else None
         if country:
-            local = np.fromiter((_country(i) == country for i in items), dtype=bool, count=len(items))
-            if local.any():
-                totals += self._LOCAL_BOOST * local
+            local = [n for n, item in enumerate(items) if item.metadata and _country(item) == country]
+            if local:
+                totals[local] += self._LOCAL_BOOST
                 used = True
         # On the lift's own scale (tanh: ±0.76 at e-fold), not stretched to the largest: where the
         # context says little, its scores stay small.
         return np.tanh(totals) if used else None
+
+    def _everyones(self, here: Mapping[str, float], everywhere: Mapping[str, float]) -> Mapping[str, float]:
+        """Everyone's lift per feature in the context, computed once per (cached) pair of profiles."""
+        if self._lifts is not None and self._lifts[0] is here and self._lifts[1] is everywhere:
+            return self._lifts[2]
+        total_here = sum(v for v in here.values() if v > 0)
+        total = sum(v for v in everywhere.values() if v > 0)
+        a = self._EVERYONE_PSEUDO
+        lifts = {f: (max(here.get(f, 0.0), 0.0) + a) / (total_here * v / total + a)
+                 for f, v in everywhere.items() if v > 0} if total > 0 else {}
+        self._lifts = (here, everywhere, lifts)
+        return lifts
 
     def _shares(self, flat: np.ndarray, profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
         """Each feature column's share of the profile's positive mass, and that mass."""
@@ -226,32 +233,66 @@ def _country(item: Item) -> str | None:
     return country.upper() if isinstance(country, str) else None
 
 
-class _FeatureColumns:
+class FeatureColumns:
     """Item features as column numbers in one vocabulary, cached per item id while the `Item`
     (frozen) is the very object it was cached from, as it is while the catalog hands out the same
     one: a ranking then matches a profile with a few numpy calls instead of a dict lookup per item
     feature. It keeps each id's last `Item` alive (bounded by `_CAPACITY`, like the catalog's own
-    cache). Not thread-safe: scorers run on the event loop."""
+    cache). Scorers may share one: a ranking hands every scorer the same list of items, whose
+    columns are then worked out once. Not thread-safe: scorers run on the event loop."""
 
     _CAPACITY = 200_000  # items, and features; past either the cache starts over
 
     def __init__(self) -> None:
+        self._start_over()
+
+    def _start_over(self) -> None:
         self._vocab: dict[str, int] = {}
+        self._names: list[str] = []  # column -> feature
         self._items: dict[str, tuple[Item, tuple[int, ...]]] = {}
         self._scratch = np.zeros(1024)  # zero between calls (see `weights_at`)
+        self._vectors: dict[int, tuple[Mapping[str, float], np.ndarray]] = {}  # see `vector`
+        self._last: tuple[Sequence[Item], int, tuple[np.ndarray, np.ndarray]] | None = None  # the last `of`
 
     def of(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
         """(every item's feature columns, concatenated; how many each item has)."""
+        last = self._last
+        if last is not None and last[0] is items and len(items) == last[1]:
+            return last[2]
         if len(self._items) > self._CAPACITY or len(self._vocab) > self._CAPACITY:
-            self._vocab, self._items, self._scratch = {}, {}, np.zeros(1024)
-        vocab, cached, rows = self._vocab, self._items, []
+            self._start_over()
+        cached, rows = self._items, []
         for item in items:
             hit = cached.get(item.id)
             if hit is None or hit[0] is not item:
-                hit = cached[item.id] = (item, tuple(vocab.setdefault(f, len(vocab)) for f in item.features()))
+                hit = cached[item.id] = (item, tuple(map(self._column, item.features())))
             rows.append(hit[1])
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        return np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
+        columns = np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
+        self._last = (items, len(items), columns)
+        return columns
+
+    def _column(self, feature: str) -> int:
+        column = self._vocab.get(feature)
+        if column is None:
+            column = self._vocab[feature] = len(self._names)
+            self._names.append(feature)
+        return column
+
+    def vector(self, values: Mapping[str, float], default: float) -> np.ndarray:
+        """`values` (feature -> number) over the whole vocabulary, `default` where it has none;
+        kept while the caller passes the very same mapping (e.g. a cached population profile), and
+        only extended as the vocabulary grows: a large mapping costs once, not per ranking."""
+        held = self._vectors.get(id(values))
+        vector = held[1] if held is not None and held[0] is values else np.empty(0)
+        if len(vector) < len(self._names):
+            if len(self._vectors) > 16:
+                self._vectors.clear()
+            grown = np.fromiter((values.get(f, default) for f in self._names[len(vector):]), dtype=np.float64,
+                                count=len(self._names) - len(vector))
+            vector = np.concatenate([vector, grown])
+            self._vectors[id(values)] = (values, vector)
+        return vector
 
     def cosine(self, columns: tuple[np.ndarray, np.ndarray], profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
         """Each item's cosine with `profile` (over binary item features), and the profile's mass
