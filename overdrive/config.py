@@ -58,6 +58,9 @@ class Settings(BaseSettings):
                             description="json, text, or auto: text on a terminal, JSON lines otherwise")
     access_log: bool = Field(default=False, validation_alias=_env("OVERDRIVE_ACCESS_LOG"),
                              description="uvicorn's access log, one line per request in the log format")
+    dashboard: bool = Field(default=True, validation_alias=_env("OVERDRIVE_DASHBOARD"),
+                            description="serve /dashboard (its sampler, behind /metrics' readiness, catalog and "
+                                        "model series, runs either way)")
     dashboard_sample_seconds: float = Field(default=5.0, ge=1.0, le=300.0,
                                             validation_alias=_env("OVERDRIVE_DASHBOARD_SAMPLE_SECONDS"),
                                             description="how often the dashboard's history takes a point (and its pages poll)")

@@ -44,7 +44,7 @@ def create_app(services: Services) -> FastAPI:
     for router in (ranking.router, signals.router, items.router, analytics.router, models.router, experiments.router,
                    privacy.router, audit.router, health.router):
         app.include_router(router)
-    dashboard.install(app)  # /dashboard: pages, their static files, the sampler behind them
+    dashboard.install(app, pages=services.settings.dashboard)  # the sampler; /dashboard, its static files
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict:

@@ -11,19 +11,24 @@ formatter escapes the C1 controls and U+2028/U+2029 that JSON itself allows raw)
 format writes every control character escaped, so one record is always one line.
 
 `configure(level, fmt)`: `fmt` is `json`, `text`, or `auto` — text on a terminal, JSON otherwise.
+Lines are written in batches by a thread of their own (`BatchingHandler`), at most 0.1 s late.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import sys
+import threading
 import time
+from collections import deque
 from typing import Any, TextIO
 
 import orjson
 
-from overdrive.observability.context import request_id as _request_id, request_started as _request_started
+from overdrive.observability.context import request_id as _request_id
+from overdrive.observability.context import request_started as _request_started
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")  # what JSON leaves unescaped but a terminal or a log viewer may not
@@ -110,6 +115,115 @@ class JsonFormatter(logging.Formatter):
         return _JSON_RAW.sub(_json_escaped, line) if _JSON_RAW.search(line) else line
 
 
+_deferred: deque[tuple[logging.Logger, int, str, dict[str, Any], float]] = deque()
+_deferring = False  # a BatchingHandler is configured: its thread makes the deferred records
+
+
+class DeferredLogger:
+    """A logger for a hot path: `log` keeps the call's level, message and extra fields, with the
+    time, and the log writer's thread makes and handles the record (the same record, handlers and
+    format as `logger.log`, made a little later). Without a `BatchingHandler` configured (tests, a
+    host application's own logging) it logs at once."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - the logging API's spelling
+        return self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: str, extra: dict[str, Any]) -> None:
+        if _deferring:
+            _deferred.append((self.logger, level, msg, extra, time.time()))
+        else:
+            self.logger.log(level, msg, extra=extra)
+
+
+def _make_deferred() -> None:
+    """Turn the deferred calls into records, as if logged when they were called."""
+    while True:
+        try:
+            logger, level, msg, extra, created = _deferred.popleft()
+        except IndexError:
+            return
+        record = logger.makeRecord(logger.name, level, "(deferred)", 0, msg, (), None, extra=extra)
+        record.created, record.msecs = created, (created - int(created)) * 1000.0
+        logger.handle(record)
+
+
+class BatchingHandler(logging.Handler):
+    """Writes records in batches, off the caller's path: `emit` only notes the request's context on
+    the record and queues it; a thread formats and writes what is queued every `interval_s` (one
+    write for the batch), at once for a record at `flush_level` or above, and at exit.
+
+    Formatting a record where it is logged — between two rankings, with caches full of their
+    data — costs several times what it costs in a batch, and a request would pay for it. A record
+    is written at most `interval_s` after it is logged (its timestamp is when it was logged; lines
+    logged by the batch thread of another handler may interleave out of order), and a killed
+    process loses at most that much. Arguments are formatted late: log values, not objects that
+    change afterwards.
+    """
+
+    def __init__(self, stream: TextIO, *, interval_s: float = 0.1, flush_level: int = logging.ERROR,
+                 capacity: int = 10_000) -> None:
+        super().__init__()
+        self.stream = stream
+        self._interval_s = interval_s
+        self._flush_level = flush_level
+        self._capacity = capacity
+        self._queued: list[logging.LogRecord] = []
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = record.__dict__
+        if "request_id" not in fields:  # the context is this thread's, now: note it on the record
+            record.request_id = _request_id.get()
+        if record.name == _ACCESS_LOGGER and "processing_time_ms" not in fields:
+            started = _request_started.get()
+            if started is not None:
+                record.processing_time_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        self._queued.append(record)  # under the handler's lock (Handler.handle)
+        if record.levelno >= self._flush_level or len(self._queued) >= self._capacity:
+            self._write()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            _make_deferred()
+            self._write()
+
+    def _write(self) -> None:
+        with self._write_lock:
+            with self.lock:  # type: ignore[union-attr]
+                batch, self._queued = self._queued, []
+            if not batch:
+                return
+            lines = []
+            for record in batch:
+                try:
+                    lines.append(self.format(record))
+                except Exception:  # a record that cannot be formatted is reported, the rest written
+                    self.handleError(record)
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream is gone (closed at exit): nothing to write to
+                pass
+
+    def flush(self) -> None:
+        self._write()
+
+    def close(self) -> None:
+        global _deferring
+        self._stop.set()
+        _make_deferred()
+        self._write()
+        _deferring = False
+        super().close()
+
+
 def chosen_format(fmt: str, stream: TextIO) -> str:
     """`auto` is text on a terminal and JSON anywhere else."""
     if fmt not in FORMATS:
@@ -131,10 +245,16 @@ def configure(level: str, fmt: str = "auto", *, stream: TextIO | None = None) ->
     uvicorn's loggers included. Returns the format chosen."""
     stream = stream if stream is not None else sys.stderr
     chosen = chosen_format(fmt, stream)
-    handler = logging.StreamHandler(stream)
+    for old in logging.getLogger().handlers:
+        if isinstance(old, BatchingHandler):
+            old.close()
+    handler = BatchingHandler(stream)
     handler.setFormatter(formatter(chosen))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # No formatter here prints where a call was made from: skip the stack walk that finds it
-    # (the logging HOWTO's "Optimization" section).
-    logging._srcfile = None  # noqa: SLF001
+    global _deferring
+    _deferring = True
+    # No formatter here prints where a call was made from, nor the thread or process: skip
+    # finding them for every record (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     return chosen

@@ -2,15 +2,16 @@
 
 `RankingMonitor` is a ranking observer (the ranker tells it each `RankResult`, as it tells the
 insights journal). Per ranking it writes the spec's log line ("Processing recommendation" with the
-user, request id, strategy, experiment arm and processing time) and keeps, cheaply, what the
-dashboard and `/metrics` report:
+user, request id, strategy, experiment arm and processing time; the record is made by the log
+writer's thread, `DeferredLogger`) and keeps, cheaply, what the dashboard and `/metrics` report:
 
-- each component's own score over the served items (a histogram per component);
+- each component's own score over the served items (a histogram per component, from every
+  `SCORE_SAMPLE_EVERY`-th ranking: binning every item's scores cost more than the rest together);
 - which component *decided* each ranking: the one contributing most to the top item's score;
 - exposures per item in one-minute buckets over the last hour: coverage (distinct items served),
-  their concentration (Gini over the catalog) and the share of cold items served — an item is
-  cold when it has no engagement at ranking time (its `real_time` score is 0; only rankings whose
-  blend scored `real_time` count);
+  their concentration (Gini over the catalog); and the share of cold items served — a served item
+  is cold when it has no engagement at ranking time (its `real_time` score is 0; only items whose
+  ranking scored `real_time` count);
 - the last few rankings of the most recently ranked users, each item with its per-component scores
   (the user debugger; forgotten on erasure).
 
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from overdrive.domain.types import RankResult
+from overdrive.observability.logs import DeferredLogger
 
 log = logging.getLogger("overdrive.ranking")
 
@@ -38,7 +40,8 @@ log = logging.getLogger("overdrive.ranking")
 SCORE_BUCKETS: tuple[float, ...] = (-0.5, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _BUCKETS = np.array(SCORE_BUCKETS)
 _HOUR_MINUTES = 60
-_MAX_BUFFERED = 200_000  # component values waiting to be binned (about 2,000 rankings of 20 items × 5)
+_MAX_BUFFERED = 50_000  # component values waiting to be binned (about 500 sampled rankings of 20 items × 5)
+SCORE_SAMPLE_EVERY = 4  # the score histograms take one ranking in this many (a systematic sample)
 _COLD_COMPONENT = "real_time"
 _ids = attrgetter("id")
 
@@ -64,8 +67,10 @@ def gini(counts: Sequence[float] | np.ndarray, zeros: int = 0) -> float:
 
 
 class RankingMonitor:
-    def __init__(self, *, per_user: int = 5, max_users: int = 10_000, logger: logging.Logger | None = None) -> None:
-        self._log = logger or log
+    def __init__(self, *, per_user: int = 5, max_users: int = 10_000, logger: logging.Logger | None = None,
+                 score_sample_every: int = SCORE_SAMPLE_EVERY) -> None:
+        self._log = DeferredLogger(logger or log)  # made into a record off the request's path
+        self._sample_every = score_sample_every
         self._per_user = per_user
         self._max_users = max_users
         self._lock = threading.Lock()  # readers (a scrape in a thread) against the event loop's writes
@@ -75,6 +80,7 @@ class RankingMonitor:
         self.cold_checked = 0  # items served in rankings whose blend scored `real_time`
         self.cold = 0  # of those, items with no engagement
         self._values: list[tuple[str, float]] = []  # (component, own score), not yet binned
+        self._sampled = score_sample_every - 1  # the first ranking is sampled
         self._bins: dict[str, np.ndarray] = {}  # component -> counts per bucket (last: +Inf)
         self._sums: dict[str, float] = {}
         self._minutes: deque[tuple[int, Counter[str]]] = deque()  # (minute, exposures per item)
@@ -86,10 +92,9 @@ class RankingMonitor:
     def observe(self, result: RankResult) -> None:
         if self._log.isEnabledFor(logging.INFO):
             experiment = result.experiment or {}
-            self._log.info("Processing recommendation", extra={
+            self._log.log(logging.INFO, "Processing recommendation", {
                 "user_id": result.user_id, "request_id": result.request_id, "ranking_method": result.strategy,
-                "experiment": experiment.get("id") or experiment.get("experiment_id"),
-                "experiment_arm": experiment.get("arm"),
+                "experiment": experiment.get("id"), "experiment_arm": experiment.get("arm"),
                 "processing_time_ms": round(result.processing_time_ms, 3),
                 "candidates": result.candidates_considered, "items": len(result.items),
             })
@@ -108,20 +113,23 @@ class RankingMonitor:
             if top:
                 self.decided[max(top, key=top.__getitem__)] += 1
             self.served += len(items)
-            if _COLD_COMPONENT in top or any(_COLD_COMPONENT in i.components for i in items):
-                self.cold_checked += len(items)
-                self.cold += sum(1 for i in items if not i.components.get(_COLD_COMPONENT, 0.0))
+            engagement = [i.components.get(_COLD_COMPONENT) for i in items]  # None: not scored for that item
+            self.cold_checked += len(engagement) - engagement.count(None)
+            self.cold += engagement.count(0.0)
             if not self._minutes or self._minutes[-1][0] != minute:
                 self._expire(minute)
                 self._minutes.append((minute, Counter()))
             ids = list(map(_ids, items))
             self._minutes[-1][1].update(ids)
             self._hour.update(ids)
-            values = self._values
-            for item in items:
-                values.extend(item.components.items())
-            if len(values) > _MAX_BUFFERED:
-                self._bin()
+            self._sampled += 1
+            if self._sampled >= self._sample_every:  # the score histograms take every n-th ranking
+                self._sampled = 0
+                values = self._values
+                for item in items:
+                    values.extend(item.components.items())
+                if len(values) > _MAX_BUFFERED:
+                    self._bin()
 
     def _expire(self, minute: int) -> None:
         """Drop the minute buckets an hour old by `minute` (caller holds the lock)."""
@@ -156,7 +164,10 @@ class RankingMonitor:
             return
         by_component: dict[str, list[float]] = {}
         for name, value in self._values:
-            by_component.setdefault(name, []).append(value)
+            kept = by_component.get(name)
+            if kept is None:
+                kept = by_component[name] = []
+            kept.append(value)
         self._values = []
         for name, values in by_component.items():
             v = np.asarray(values, dtype=np.float64)

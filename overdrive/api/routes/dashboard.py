@@ -45,8 +45,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from overdrive import __version__
 from overdrive.api.deps import RequestIdDep, ServicesDep, UserIdPath, services_of
-from overdrive.domain.errors import NotFound
 from overdrive.api.security import Allowed, AllowedForUser, principal_of
+from overdrive.domain.errors import NotFound
 from overdrive.observability.rankings import explain, gini
 from overdrive.security.audit import user_target
 from overdrive.services.container import Services
@@ -77,31 +77,43 @@ _env.policies["json.dumps_function"] = lambda obj, **_: orjson.dumps(
 
 @asynccontextmanager
 async def _sampling(app: FastAPI) -> AsyncIterator[None]:
-    """Run the sampler while the app serves."""
+    """Run the sampler while the app serves; stop it, and any results still computing, after."""
     services: Services = app.state.services
     task = asyncio.create_task(_sample_every(services, services.settings.dashboard_sample_seconds))
     try:
         yield
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        pending = [task, *app.state.dashboard_results.running.values()]
+        for t in pending:
+            t.cancel()
+        for t in pending:
+            with suppress(asyncio.CancelledError):
+                await t
 
 
-router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[Allowed("metrics:read")], lifespan=_sampling)
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[Allowed("metrics:read")])
+_sampler = APIRouter(lifespan=_sampling)  # no routes: the sampler's lifespan, merged into the app's
 
 
-def install(app: FastAPI) -> None:
-    """The dashboard's routes, its static files and its sampler."""
-    app.include_router(router)
-    app.mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
+def install(app: FastAPI, *, pages: bool = True) -> None:
+    """The sampler (the overview's history; readiness, catalog and model figures for `/metrics`)
+    and, with `pages`, the dashboard's routes and static files."""
+    app.state.dashboard_results = _Results()
+    app.include_router(_sampler)
+    if pages:
+        app.include_router(router)
+        app.mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
 
 
 # ------------------------------------------------------------------------------ the sampler
 
 
 async def refresh(services: Services) -> None:
-    """What the pages and `/metrics` read of the services, then one point of history."""
+    """What the pages and `/metrics` read of the services, then one point of history.
+
+    Its own cost is kept in `live["sampler"]`: the CPU time of its work on the event loop's thread
+    (the awaited reads — readiness checks, the catalog count — run in the stores' threads and are
+    not counted)."""
     monitor = services.performance
     live: dict[str, Any] = {}
     try:
@@ -110,6 +122,7 @@ async def refresh(services: Services) -> None:
         live["readiness"] = {"readiness": {"ok": False, "error": f"no answer within {_READINESS_TIMEOUT_S:.0f}s"}}
     with suppress(Exception):
         live["catalog_items"] = await services.catalog.count()
+    cpu = time.thread_time()  # no await from here on
     live["content_items"] = 0  # with content features off, no item has any
     if services.content is not None:
         with suppress(Exception):
@@ -121,6 +134,11 @@ async def refresh(services: Services) -> None:
     point = monitor.sample()
     health = monitor.rankings.catalog_health(monitor.live.get("catalog_items"))
     point["catalog"] = {k: health[k] for k in ("coverage_last_hour", "exposure_gini_last_hour", "cold_share_served")}
+    spent_ms = (time.thread_time() - cpu) * 1000.0
+    sampler = monitor.live.setdefault("sampler", {"ticks": 0, "cpu_ms_total": 0.0})
+    sampler["ticks"] += 1
+    sampler["cpu_ms_total"] = round(sampler["cpu_ms_total"] + spent_ms, 3)
+    sampler["cpu_ms_last"] = round(spent_ms, 3)
 
 
 async def _sample_every(services: Services, every_s: float) -> None:
@@ -150,11 +168,10 @@ def _mode(services: Services) -> str:
     return "scaled (Redis)" if s.redis_url else "embedded"
 
 
-def _endpoints(services: Services) -> list[dict[str, Any]]:
+def _endpoints(services: Services, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     """Per endpoint: requests/s and error rate over the last minute, latency percentiles over the
-    recent window, all-time counts."""
+    recent window (`snapshot`: the monitor's endpoints), all-time counts."""
     monitor = services.performance
-    snapshot = monitor.snapshot()["endpoints"]
     cutoff = time.time() - 60.0
     recent = [p for p in monitor.history if p["t"] > cutoff]
     span = (recent[-1]["t"] - recent[0]["t"]) if len(recent) > 1 else 0.0
@@ -179,16 +196,18 @@ def _endpoints(services: Services) -> list[dict[str, Any]]:
 def overview(services: Services, since: float = 0.0) -> dict[str, Any]:
     monitor = services.performance
     live = monitor.live
+    snapshot = monitor.snapshot()
     return {
         "now": time.time(),
         "interval_s": services.settings.dashboard_sample_seconds,
         "mode": _mode(services),
         "history": monitor.history_since(since),
-        "endpoints": _endpoints(services),
-        "gauges": monitor.snapshot()["gauges"],
+        "endpoints": _endpoints(services, snapshot["endpoints"]),
+        "gauges": snapshot["gauges"],
         "signals_by_type": monitor.signals.by_type(),
         "dependencies": live.get("readiness", {}),
         "catalog_items": live.get("catalog_items"),
+        "sampler": live.get("sampler"),
     }
 
 
@@ -295,25 +314,50 @@ async def user(services: Services, user_id: str) -> dict[str, Any]:
     }
 
 
-_results_cache: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
+class _Results:
+    """Experiment results for the page, computed off the request: a page shows the latest computed
+    (with its time) and, when that is older than `_RESULTS_TTL_S`, starts a new computation in the
+    background; a first view waits for it at most `_RESULTS_WAIT_S`, then shows "computing" and
+    the page polls. Nothing is computed while nobody looks."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, tuple[float, dict[str, Any]]] = {}  # experiment id -> (when, results)
+        self.running: dict[str, asyncio.Task] = {}
+
+    async def get(self, services: Services, experiment_id: str) -> tuple[float, dict[str, Any]] | None:
+        cached = self.done.get(experiment_id)
+        if (cached is None or time.time() - cached[0] > _RESULTS_TTL_S) and experiment_id not in self.running:
+            task = asyncio.create_task(self._compute(services, experiment_id))
+            self.running[experiment_id] = task
+            task.add_done_callback(lambda _: self.running.pop(experiment_id, None))
+        if cached is None and experiment_id in self.running:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.running[experiment_id]), _RESULTS_WAIT_S)
+            cached = self.done.get(experiment_id)
+        return cached
+
+    async def _compute(self, services: Services, experiment_id: str) -> None:
+        try:
+            results = await services.experiments.results(experiment_id)
+        except Exception as exc:  # one experiment's failure must not take the page down
+            results = {"error": f"{type(exc).__name__}: {exc}"}
+        self.done[experiment_id] = (time.time(), results)
 
 
-async def experiments(services: Services) -> dict[str, Any]:
+_RESULTS_WAIT_S = 0.1
+
+
+async def experiments(services: Services, results: _Results) -> dict[str, Any]:
     listed = await services.experiments.list()
     shown = []
-    now = time.monotonic()
     for experiment in listed[:_EXPERIMENTS_SHOWN]:
-        entry: dict[str, Any] = {"experiment": experiment, "results": None}
+        entry: dict[str, Any] = {"experiment": experiment, "results": None, "as_of": None, "pending": False}
         if experiment.get("state") != "draft":
-            key = (id(services), experiment["id"])
-            cached = _results_cache.get(key)
-            if cached is None or now - cached[0] > _RESULTS_TTL_S:
-                try:
-                    cached = (now, await services.experiments.results(experiment["id"]))
-                except Exception as exc:  # one experiment's failure must not take the page down
-                    cached = (now, {"error": f"{type(exc).__name__}: {exc}"})
-                _results_cache[key] = cached
-            entry["results"] = cached[1]
+            cached = await results.get(services, experiment["id"])
+            if cached is None:
+                entry["pending"] = True
+            else:
+                entry["as_of"], entry["results"] = cached
         shown.append(entry)
     return {"experiments": shown, "total": len(listed)}
 
@@ -408,10 +452,10 @@ async def user_api(user_id: UserIdPath, request: Request, services: ServicesDep,
 @router.get("/experiments", response_class=HTMLResponse, include_in_schema=False,
             dependencies=[Allowed("experiments:read")])
 async def experiments_page(request: Request, services: ServicesDep) -> HTMLResponse:
-    return _page(request, "experiments", "Experiments", await experiments(services))
+    return _page(request, "experiments", "Experiments", await experiments(services, request.app.state.dashboard_results))
 
 
 @router.get("/api/experiments", dependencies=[Allowed("experiments:read")])
-async def experiments_api(services: ServicesDep) -> JSONResponse:
-    return _json(await experiments(services))
+async def experiments_api(request: Request, services: ServicesDep) -> JSONResponse:
+    return _json(await experiments(services, request.app.state.dashboard_results))
 
