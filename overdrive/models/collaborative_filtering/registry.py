@@ -23,14 +23,20 @@ METHODS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bpr": ("implicit_models", "BPRRecommender", {}),
     "lightfm": ("lightfm_hybrid", "LightFMRecommender", {}),
     "ease": ("ease", "EASERecommender", {}),
+    # A module path starting with "overdrive." is absolute: the two-tower member lives in its own package.
+    "two_tower": ("overdrive.models.two_tower.recommender", "TwoTowerRecommender", {}),
 }
-DEFAULT_METHODS: tuple[str, ...] = tuple(METHODS)
+DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "two_tower")
+
+
+def _module(module: str) -> str:
+    return module if module.startswith("overdrive.") else f"{_PKG}.{module}"
 
 
 def recommender_class(class_name: str) -> type[BaseRecommender]:
     """The class whose `name` (the saved `class` field) is `class_name`."""
     for module, cls_name, _ in METHODS.values():
-        cls = getattr(importlib.import_module(f"{_PKG}.{module}"), cls_name)
+        cls = getattr(importlib.import_module(_module(module)), cls_name)
         if cls.name == class_name:
             return cls
     raise KeyError(f"unknown recommender class {class_name!r}")
@@ -42,7 +48,7 @@ def create(method: str, **params: Any) -> BaseRecommender:
     if method not in METHODS:
         raise KeyError(f"unknown method {method!r}; known: {sorted(METHODS)}")
     module, cls_name, defaults = METHODS[method]
-    cls = getattr(importlib.import_module(f"{_PKG}.{module}"), cls_name)
+    cls = getattr(importlib.import_module(_module(module)), cls_name)
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {**defaults, **{k: v for k, v in params.items() if k in accepted}}
     return cls(**kwargs)

@@ -28,6 +28,8 @@ TINY_PARAMS: dict[str, dict] = {
     "bpr": {"n_factors": 8, "early_stopping": False, "iterations": 300, "learning_rate": 0.05, "popularity_weight": 0.0},
     "lightfm": {"n_factors": 8, "early_stopping": False, "epochs": 150},
     "ease": {"l2": 1.0},
+    "two_tower": {"dim": 16, "hidden": 32, "epochs": 60, "batch_size": 16, "validation_fraction": 0.0,
+                  "id_dropout": 0.1, "mixed_negatives": 8},
 }
 
 

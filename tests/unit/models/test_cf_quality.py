@@ -10,7 +10,7 @@ from overdrive.models.collaborative_filtering.advanced import (
     AdvancedCollaborativeFiltering,
 )
 from overdrive.models.collaborative_filtering.evaluate import evaluate_model
-from overdrive.models.collaborative_filtering.registry import METHODS
+from overdrive.models.collaborative_filtering.registry import DEFAULT_METHODS as METHODS
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,13 @@ def test_folding_users_back_in_preserves_quality(method, results, small_world):
     refolded = evaluate_rows(member.score_users, small_world.split)["ndcg"]
     assert refolded > rows[method]["ndcg"] - 0.03
     assert refolded > 1.15 * rows["popularity"]["ndcg"]
+
+
+def test_the_two_tower_model_joins_the_ensemble_when_named(small_world):
+    """`two_tower` is an opt-in member (OVERDRIVE_CF_METHODS): fitted through the registry like the
+    others, it recovers the planted topics and earns a share of the validation-fitted blend."""
+    model = AdvancedCollaborativeFiltering(methods=("popularity", "ease", "two_tower"), seed=0)
+    model.fit(small_world.split.train, items=small_world.items)
+    rows = {r["model"]: r["ndcg"] for r in evaluate_model(model, small_world.split, fit_seconds=model.fit_seconds)}
+    assert rows["two_tower"] > 1.1 * rows["popularity"], rows
+    assert model.weights["two_tower"] > 0 and rows["ensemble"] >= max(rows.values()) - 0.005, (rows, model.weights)
