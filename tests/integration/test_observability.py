@@ -292,6 +292,26 @@ def test_every_dashboard_page_and_its_data(world_client: TestClient) -> None:
     assert client.get("/dashboard/users?user_id=u1", follow_redirects=False).headers["location"].endswith("/dashboard/users/u1")
 
 
+def test_a_two_tower_members_training_curves_are_drawn(tmp_path: Path) -> None:
+    """With the two-tower model in the ensemble, the models page draws its loss and holdout recall
+    per epoch from the fitted network's own report."""
+    world = generate_world(WorldConfig(n_users=40, n_items=120, n_topics=4, n_days=8, signals_per_user=25, seed=11))
+    env = {**CF_ENV, "OVERDRIVE_CF_METHODS": "popularity,two_tower"}
+    with TestClient(create_app(build_services(Settings.load(app_env(tmp_path, **env))))) as client:
+        assert 'id="chart-two-tower"' not in client.get("/dashboard/models").text  # nothing fitted yet
+        client.post("/items/batch", json={"items": world.items})
+        client.post("/signals/batch", json={"signals": world.signals})
+        client.post("/models/train")
+        deadline = time.monotonic() + 120
+        while (last := client.get("/models/status").json()["collaborative"]["last_training"])["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert last["state"] == "done", last
+        curves = client.get("/dashboard/api/models").json()["two_tower_curves"]
+        assert curves and len(curves["loss"]) >= 1 and all(v > 0 for v in curves["loss"]), curves
+        assert 'id="chart-two-tower"' in client.get("/dashboard/models").text
+
+
 def test_client_text_reaches_the_pages_escaped(client: TestClient) -> None:
     evil = "<img src=x onerror=alert(1)>"
     client.post("/items/batch", json={"items": [{"id": "</script><b>x", "tags": ["<i>t"]}]})
@@ -448,7 +468,8 @@ def test_the_deploy_files_parse() -> None:
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/overdrive.json").read_text())
     assert dashboard["uid"] == "overdrive" and len(dashboard["panels"]) > 20
     promtool = shutil.which("promtool")
-    if promtool:  # where Prometheus's own checker is installed (Debian's `prometheus`), it checks the rules
-        done = subprocess.run([promtool, "check", "rules", "deploy/prometheus/alerts.yml"], cwd=ROOT, check=False,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stdout + done.stderr
+    if promtool:  # where Prometheus's own checker is installed (Debian's `prometheus`): the rules, and their tests
+        for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+            done = subprocess.run([promtool, *args], cwd=ROOT / "deploy/prometheus", check=False,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stdout + done.stderr

@@ -152,9 +152,11 @@ async def _sample_every(services: Services, every_s: float) -> None:
 
 def _models_status(services: Services) -> dict[str, Any]:
     status = {**services.collaborative.status(), "blend": services.blend.status()}
-    two_tower = getattr(services, "two_tower", None)
-    if two_tower is not None and hasattr(two_tower, "status"):
-        status["two_tower"] = two_tower.status()
+    # A two-tower model served as a member of the collaborative ensemble reports its training there.
+    serving = (status.get("collaborative") or {}).get("serving") or {}
+    two_tower = (serving.get("members") or {}).get("two_tower")
+    if two_tower:
+        status["two_tower"] = two_tower
     return status
 
 
@@ -231,17 +233,20 @@ def models(services: Services) -> dict[str, Any]:
     }
 
 
-def _loss_curves(status: dict[str, Any]) -> dict[str, list[float]] | None:
-    """Per-epoch numeric series from a two-tower status: its `history` (or `loss_history`, or
-    `training.history`) as a list of per-epoch dicts, or a dict of lists."""
-    history = status.get("history") or status.get("loss_history") or (status.get("training") or {}).get("history")
-    if isinstance(history, dict):
-        return {k: [float(x) for x in v] for k, v in history.items()
-                if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)} or None
+def _loss_curves(status: dict[str, Any]) -> dict[str, list[float | None]] | None:
+    """Per-epoch series of a two-tower model's status: every top-level list of numbers (`loss`,
+    `validation_recall`, …), or a `loss_history`/`training.history` given as a list of per-epoch
+    dicts or a dict of per-epoch lists."""
+    def numbers(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, (int, float)) or x is None for x in v)
+
+    history = status.get("loss_history") or (status.get("training") or {}).get("history")
     if isinstance(history, list) and history and all(isinstance(h, dict) for h in history):
         keys = [k for k, v in history[0].items() if isinstance(v, (int, float)) and k != "epoch"]
         return {k: [float(h[k]) if isinstance(h.get(k), (int, float)) else None for h in history] for k in keys} or None
-    return None
+    source = history if isinstance(history, dict) else status
+    curves = {k: [None if x is None else float(x) for x in v] for k, v in source.items() if numbers(v)}
+    return curves or None
 
 
 async def catalog(services: Services) -> dict[str, Any]:

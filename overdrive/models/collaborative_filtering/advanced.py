@@ -474,6 +474,7 @@ class AdvancedCollaborativeFiltering:
             "n_validation_users": self.ensemble.n_validation_users,
             "fit_seconds": {n: round(s, 3) for n, s in self.fit_seconds.items()},
             "tuning": {n: m.tuning for n, m in self.members.items() if m.tuning},
+            "members": {n: r for n, m in self.members.items() if (r := m.report())},
             "n_users": len(first.user_ids) if first else 0,
             "n_items": len(self._item_ids) + len(self._new_items),
             "n_interactions": int(self._rows.nnz),

@@ -96,6 +96,11 @@ class BaseRecommender(ABC):
         self.tuning: dict[str, Any] = {}
         self._blas: Any = None  # threadpoolctl controller, created on first fold-in
 
+    def report(self) -> dict[str, Any]:
+        """What this member learnt beyond its scores (a neural member's loss curves), for status
+        pages; empty for methods with nothing to add."""
+        return {}
+
     # ---- the Recommender protocol -------------------------------------------------------------
 
     def fit(self, matrix: InteractionMatrix, *, items: Mapping[str, Item] | None = None) -> None:

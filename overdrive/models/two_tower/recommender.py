@@ -89,6 +89,10 @@ class TwoTowerRecommender(FactorRecommender):
         report = model.status()
         self.tuning = {"params": {"epochs": report["best_epoch"]}, "holdout_recall@10": (report["validation"] or {}).get("recall@10")}
 
+    def report(self) -> dict:
+        """The network's training report: loss and holdout recall per epoch, sizes, runtime."""
+        return {} if self.model is None else self.model.status()
+
     def _fold_in(self, users: np.ndarray) -> None:
         n_fit = self._rows.shape[0]
         ids, rows, use_ids = [], [], []
