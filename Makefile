@@ -18,13 +18,17 @@ bench: $(VENV)/.deps-dev
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.deps-run: requirements.txt pyproject.toml | $(BIN)/python
+# The typed client (client/, its own package) is installed editable next to the service: the
+# service's HTTP tools (ingest, replay, load benchmarks) use it; its dependencies are in requirements.txt.
+$(VENV)/.deps-run: requirements.txt pyproject.toml client/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e ./client
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.deps-dev: requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt pyproject.toml client/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e ./client
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.deps-run
 
