@@ -7,9 +7,10 @@ an answer is handed over as decoded, with no copy. The service validates what it
 `BadRequest` names the field), so the client does not validate twice. Answers may carry keys a
 newer service added; they are kept. `tests/client/test_in_step_with_server.py` checks these
 shapes against the server's OpenAPI schema and against its real answers.
-"""
 
-from __future__ import annotations
+Annotations are evaluated (no `from __future__ import annotations`): that is what lets
+`Required`/`NotRequired` be read at run time, by that test among others.
+"""
 
 from typing import Any, Literal
 
