@@ -41,8 +41,10 @@ from overdrive.services.scorers import (
     FeatureColumns,
     FreshnessScorer,
     InterestScorer,
+    TwoTowerScorer,
 )
 from overdrive.services.signal_service import SignalService
+from overdrive.services.two_tower_service import TwoTowerService
 from overdrive.services.user_analytics import UserAnalytics
 from overdrive.store.cached_catalog import CachedItemCatalog
 from overdrive.store.data_dir_lock import DataDirLock
@@ -297,6 +299,7 @@ def build_services(settings: Settings) -> Services:
     backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
     collaborative = _collaborative(settings, backends)
     learners.subscribe(collaborative.observe)
+    two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
     content = _content(settings, backends) if settings.content_features else None
     journal = RankingJournal()
     blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
@@ -311,6 +314,7 @@ def build_services(settings: Settings) -> Services:
             InterestScorer(columns),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
             ContextScorer(columns),
+            TwoTowerScorer(two_tower),
         ],
         strategies=strategies_from_weights(settings.ranking_weights),
         catalog=backends.catalog,
@@ -318,7 +322,7 @@ def build_services(settings: Settings) -> Services:
         bus=backends.bus,
         catalog_candidates=settings.catalog_candidates,
         observers=[journal, blend, monitor.rankings],
-        retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend],
+        retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend, two_tower.retrieve],
         diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
         embeddings=content.embeddings if content is not None else None,
         learned=blend,
@@ -337,6 +341,7 @@ def build_services(settings: Settings) -> Services:
             "scorers": [s.name for s in ranker.scorers],
             "state": "ready" if lifecycle.started else "starting",
             "collaborative": {"version": cf.version, "fitted_at": cf.fitted_at} if cf else "not trained yet",
+            "two_tower": two_tower.status(),
             "content": content.health() if content is not None else "disabled (OVERDRIVE_CONTENT_FEATURES=false)",
         }
 
@@ -354,7 +359,8 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         signals=SignalService(bus=backends.bus, signal_log=backends.signal_log),
-        catalog=CatalogService(catalog=backends.catalog, features=backends.features, content=content),
+        catalog=CatalogService(catalog=backends.catalog, features=backends.features, content=content,
+                               listeners=[collaborative]),
         ranker=ranker,
         analytics=analytics,
         item_analytics=ItemAnalytics(features=backends.features, catalog=backends.catalog),

@@ -41,6 +41,7 @@ DEFAULT_RANKING_WEIGHTS: dict[str, float] = {
     "user_interests": 0.1,
     "freshness": 0.1,
     "context": 0.2,  # Overdrive's own: the lift of the request's context (device, daypart, place)
+    "two_tower": 0.0,  # Overdrive's own: user · item vectors of the two-tower model, where one is served
 }
 COMPONENTS: tuple[str, ...] = tuple(DEFAULT_RANKING_WEIGHTS)
 

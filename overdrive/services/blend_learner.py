@@ -218,9 +218,12 @@ class BlendLearner:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable blend weights %s: %s", self._path, exc)
             return None
-        if set(fitted.get("weights", {})) != set(COMPONENTS):
+        weights = fitted.get("weights", {})
+        if not weights or not set(weights) <= set(COMPONENTS):
             log.warning("ignoring blend weights %s: components do not match", self._path)
             return None
+        # Fitted before a component existed: it had no weight then, and has none until the next fit.
+        fitted["weights"] = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
         return fitted
 
     def _save(self, fitted: dict[str, Any]) -> None:

@@ -16,17 +16,28 @@ class ContentIndexer(Protocol):
     async def forget(self, item_id: str) -> None: ...
 
 
+class ItemListener(Protocol):
+    def add_items(self, items: Sequence[Item]) -> None: ...
+
+
 class CatalogService:
-    def __init__(self, *, catalog: ItemCatalog, features: FeatureStore, content: ContentIndexer | None = None) -> None:
+    def __init__(self, *, catalog: ItemCatalog, features: FeatureStore, content: ContentIndexer | None = None,
+                 listeners: Sequence[ItemListener] = ()) -> None:
+        """`listeners` are told of every written item (the served models, which score items
+        they were not fitted on from their content); they must not block."""
         self._catalog = catalog
         self._features = features
         self._content = content
+        self._listeners = list(listeners)
 
     async def put(self, items: Sequence[Item]) -> None:
-        """Durable first; content features follow in the background (never awaited here)."""
+        """Durable first; content features and the models' item vectors follow in the background
+        (never awaited here)."""
         await self._catalog.put(items)
         if self._content is not None:
             await self._content.submit(items)
+        for listener in self._listeners:
+            listener.add_items(items)
 
     async def get(self, item_id: str) -> Item:
         found = await self._catalog.get([item_id])

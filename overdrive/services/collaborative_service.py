@@ -25,7 +25,7 @@ import numpy as np
 
 from overdrive.domain.context import humans
 from overdrive.domain.errors import BackendUnavailable
-from overdrive.domain.types import Signal
+from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
 from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
 
@@ -58,6 +58,7 @@ class CollaborativeModelService:
         self._training: asyncio.Task | None = None
         self._schedule: asyncio.Task | None = None
         self._during_training: list[Signal] | None = None  # collecting while a retrain runs
+        self._items_during_training: list[Item] = []  # catalog writes while a retrain runs
         self._erased_during_training: set[str] = set()  # users its snapshot may still hold
         self._swap_lock = threading.Lock()
         self._last_job: dict[str, Any] = {"state": "never run"}
@@ -87,7 +88,7 @@ class CollaborativeModelService:
         if self._training is None or self._training.done():
             self._last_job = {"state": "running", "reason": reason, "started_at": time.time()}
             with self._swap_lock:
-                self._during_training = []
+                self._during_training, self._items_during_training = [], []
             self._training = asyncio.create_task(self._train())
         return dict(self._last_job)
 
@@ -114,7 +115,7 @@ class CollaborativeModelService:
             version = self._store.save(model)
         except BaseException:
             with self._swap_lock:
-                self._during_training = None
+                self._during_training, self._items_during_training = None, []
             raise
         # Signals applied while fitting and missing from the log snapshot: fold them in, then serve.
         # Matched outside the lock (it scans the snapshot), which `observe` takes on the event loop;
@@ -126,6 +127,8 @@ class CollaborativeModelService:
             late = early + _missing_from(signals, (self._during_training or [])[len(taken):])
             self._during_training = None
             erased, self._erased_during_training = self._erased_during_training, set()
+            written, self._items_during_training = self._items_during_training, []
+            model.add_items([i for i in written if i.id not in items])  # put after the catalog was read
             model.observe([s for s in late if s.user_id not in erased])
             for user_id in erased:
                 model.forget_user(user_id)
@@ -149,6 +152,17 @@ class CollaborativeModelService:
             model = self._handle.get()
         if model is not None:
             self._updater.submit(model.observe, list(signals))
+
+    def add_items(self, items: Sequence[Item]) -> None:
+        """Catalog items written: the served model scores those it was not fitted on from their
+        content at once (every member through content anchors; the two-tower member through its
+        item tower), on its own thread, in order with the signals."""
+        with self._swap_lock:
+            if self._during_training is not None:
+                self._items_during_training.extend(items)
+            model = self._handle.get()
+        if model is not None and items:
+            self._updater.submit(model.add_items, list(items))
 
     async def forget_user(self, user_id: str) -> dict[str, Any]:
         """GDPR erasure: the user leaves the served model (after the fold-ins queued before), a

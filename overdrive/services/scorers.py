@@ -111,6 +111,21 @@ class CollaborativeScorer:
         return _scale_by_max_abs(np.asarray(scores, dtype=np.float64))
 
 
+class TwoTowerScorer:
+    """`two_tower`: the cosine of the user's two-tower vector and each item's (the served
+    ensemble's two-tower member; `overdrive.services.two_tower_service`). Left out when no
+    two-tower model is served or it has no vector for the user yet."""
+
+    name = "two_tower"
+
+    def __init__(self, model: CollaborativeModel) -> None:
+        self._model = model
+
+    async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
+        scores = await self._model.score(user_id, [i.id for i in items])
+        return None if scores is None or len(scores) == 0 else np.asarray(scores, dtype=np.float64)
+
+
 class FreshnessScorer:
     """`freshness`: 2^(-age / half-life) from the item's `created_at`."""
 

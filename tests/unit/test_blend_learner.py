@@ -105,3 +105,12 @@ def test_the_fit_does_not_depend_on_the_order_concurrent_rankings_were_logged_in
         assert learner.fit()["state"] == "fitted"
         weights.append(learner.weights)
     assert weights[0] == weights[1] == weights[2]
+
+
+def test_weights_fitted_before_a_component_existed_are_served_with_it_at_zero(tmp_path: Path) -> None:
+    older = {c: 1.0 / (len(COMPONENTS) - 1) for c in COMPONENTS if c != "two_tower"}
+    (tmp_path / "blend").mkdir()
+    (tmp_path / "blend" / "weights.json").write_text(json.dumps({"weights": older}))
+    assert _learner(tmp_path).weights == {**older, "two_tower": 0.0}
+    (tmp_path / "blend" / "weights.json").write_text(json.dumps({"weights": {**older, "gone": 0.1}}))
+    assert _learner(tmp_path).weights is None  # a component we do not know: not ours to serve

@@ -17,8 +17,8 @@ SPEC_RANKING_WEIGHTS = {
     "user_interests": 0.1,
     "freshness": 0.1,
 }
-# The spec's table and Overdrive's own `context` component.
-DEFAULT_RANKING_WEIGHTS = {**SPEC_RANKING_WEIGHTS, "context": 0.2}
+# The spec's table and Overdrive's own `context` and `two_tower` (0 until it earns a weight) components.
+DEFAULT_RANKING_WEIGHTS = {**SPEC_RANKING_WEIGHTS, "context": 0.2, "two_tower": 0.0}
 SPEC_SIGNAL_WEIGHTS = {
     "view": 1.0,
     "like": 2.0,
