@@ -9,7 +9,8 @@ on copies of the same data folder and one trained collaborative model, differing
 - **json+access**: `OVERDRIVE_LOG_FORMAT=json`, level info, uvicorn's access log on: two JSON lines
   per ranking (the spec's "Processing recommendation" and the access line);
 - **json**: the same without the access log: one line per ranking;
-- **off**: level warning, no access log: no line per ranking.
+- **off**: level warning, no access log: no line per ranking;
+- **off again**: the same as off, a control: how far two alike processes differ on this machine.
 
 Targets and how each is measured:
 
@@ -72,6 +73,7 @@ CONFIGS = {
     "json+access": {"OVERDRIVE_LOG_LEVEL": "info", "OVERDRIVE_LOG_FORMAT": "json", "OVERDRIVE_ACCESS_LOG": "true"},
     "json": {"OVERDRIVE_LOG_LEVEL": "info", "OVERDRIVE_LOG_FORMAT": "json", "OVERDRIVE_ACCESS_LOG": "false"},
     "off": {"OVERDRIVE_LOG_LEVEL": "warning", "OVERDRIVE_LOG_FORMAT": "json", "OVERDRIVE_ACCESS_LOG": "false"},
+    "off again": {"OVERDRIVE_LOG_LEVEL": "warning", "OVERDRIVE_LOG_FORMAT": "json", "OVERDRIVE_ACCESS_LOG": "false"},
 }
 
 
@@ -119,7 +121,7 @@ def _start(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, ServerProcess
     ingest_directly(tmp / "data-json+access", world.items, world.signals)
     for name in CONFIGS:
         if name != "json+access":
-            shutil.copytree(tmp / "data-json+access", tmp / f"data-{name}")
+            shutil.copytree(tmp / "data-json+access", tmp / f"data-{name.replace(' ', '-')}")
     common = {"MODEL_CACHE_DIR": str(tmp / "models"), "OVERDRIVE_CONTENT_FEATURES": "false",
               "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0", "OVERDRIVE_TRAIN_ON_START": "false",
               "OVERDRIVE_DASHBOARD_SAMPLE_SECONDS": "5", "OVERDRIVE_CF_TUNE": "false"}
@@ -139,8 +141,9 @@ def _start(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, ServerProcess
     try:
         for name, env in CONFIGS.items():
             started = time.perf_counter()
-            servers[name] = ServerProcess(data_dir=tmp / f"data-{name}", env={**common, **env},
-                                          log_path=tmp / f"server-{name}.log").start(timeout_s=300)
+            folder = name.replace(" ", "-")
+            servers[name] = ServerProcess(data_dir=tmp / f"data-{folder}", env={**common, **env},
+                                          log_path=tmp / f"server-{folder}.log").start(timeout_s=300)
             print(f"server {name}: ready in {time.perf_counter() - started:.1f} s")
     except BaseException:
         for server in servers.values():
@@ -397,7 +400,7 @@ def _report(args: argparse.Namespace, pages: dict, browser: dict | None, polling
         print(f"{name:<12} median {med[name]:7.1f} req/s ({', '.join(f'{v:.1f}' for v in logging_cost['rps'][name])}); "
               f"median {cpu[name]:.3f} ms CPU a request ({', '.join(f'{v:.3f}' for v in logging_cost['cpu_ms_per_request'][name])}); "
               f"{logging_cost['log_lines'][name]:,} log lines")
-    for name in ("json", "json+access"):
+    for name in ("json", "json+access", "off again"):
         print(f"{name}: {(1 - cpu['off'] / cpu[name]) * 100:+.2f} % of rank throughput by CPU a request, "
               f"{(1 - med[name] / med['off']) * 100:+.2f} % by the throughput medians, against off")
     per_request_us = cpu["off"] * 1000.0
