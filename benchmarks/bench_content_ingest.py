@@ -18,11 +18,11 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.data.synthetic import topic_vocabulary
+from overdrive_client import Client, HTTPError, Retry
 
 
 def _items(n: int, words: int, seed: int) -> list[dict]:
@@ -39,16 +39,17 @@ def _items(n: int, words: int, seed: int) -> list[dict]:
 def _ranker(url: str, ids: list[str], stop: threading.Event, out: list[float], errors: list[int], rate: float) -> None:
     """Rank requests back to back (rate 0) or paced at `rate` per second."""
     rng = random.Random(1)
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with Client(url, timeout=30, retry=Retry.never()) as client:  # an error is counted, not waited out
         while not stop.is_set():
             if rate:
                 stop.wait(1.0 / rate)
-            body = {"user_id": f"u{rng.randrange(50)}", "limit": 20, "candidate_items": [{"id": i} for i in rng.sample(ids, 100)]}
+            user, candidates = f"u{rng.randrange(50)}", rng.sample(ids, 100)
             t0 = time.perf_counter()
-            r = client.post("/rank/for-you/enhanced", json=body)
+            try:
+                client.rank(user, limit=20, candidates=candidates)
+            except HTTPError as exc:
+                errors.append(exc.status_code)
             out.append((time.perf_counter() - t0) * 1000)
-            if r.status_code != 200:
-                errors.append(r.status_code)
 
 
 def _pct(ms: list[float]) -> str:
@@ -67,10 +68,10 @@ def main() -> None:
     items = _items(args.items + 200, args.words, args.seed)
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(data_dir=Path(tmp) / "data",
                                                              env={"MODEL_CACHE_DIR": str(Path(tmp) / "models")}) as server:
-        with httpx.Client(base_url=server.url, timeout=120) as client:
+        with Client(server.url, timeout=120) as client:
             warm = items[:200]  # loads the models; these extra items are the rank requests' candidates
-            client.post("/items/batch", json={"items": warm}).raise_for_status()
-            while client.get("/health/ready").json()["checks"]["models"]["content"]["indexed_items"] < len(warm):
+            client.put_items(warm)
+            while client.ready()["checks"]["models"]["content"]["indexed_items"] < len(warm):
                 time.sleep(0.2)
             idle: list[float] = []
             stop, errors = threading.Event(), []
@@ -87,10 +88,10 @@ def main() -> None:
             started = time.perf_counter()
             rest = items[len(warm):]
             for i in range(0, len(rest), 1000):
-                client.post("/items/batch", json={"items": rest[i : i + 1000]}).raise_for_status()
+                client.put_items(rest[i : i + 1000])
             acked = time.perf_counter() - started
             while True:
-                content = client.get("/health/ready").json()["checks"]["models"]["content"]
+                content = client.ready()["checks"]["models"]["content"]
                 if content["indexed_items"] >= len(items) and content["pipeline"]["backlog"] == 0:
                     break
                 time.sleep(0.2)

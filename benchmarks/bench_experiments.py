@@ -17,11 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import orjson
 
 from benchmarks.load import post_request, run_load
 from benchmarks.ranking import RANK_PATH, parser as ranking_parser, rank_bodies, start_service
+from overdrive_client import Client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="overdrive-bench-exp-") as folder:
         server, ids, users = start_service(Path(folder), args, prefix="")
         try:
-            with httpx.Client(base_url=server.url, timeout=60.0) as client:
-                enhanced = client.get("/rank/strategies").json()["strategies"]["enhanced"]
-                created = client.post("/experiments", json={
+            with Client(server.url, timeout=60.0) as client:
+                enhanced = client.strategies()["strategies"]["enhanced"]
+                created = client.create_experiment({
                     "name": "cost", "state": "running", "arms": [{"name": "a", "weights": enhanced},
                                                                  {"name": "b", "weights": enhanced}]})
-                created.raise_for_status()
             plain = rank_bodies(ids, users, args.candidates, args.limit)
             named = [orjson.dumps({**orjson.loads(b), "strategy": "enhanced"}) for b in plain]
             modes = {"no experiment": named, "experiment": plain}
@@ -57,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                     p99[mode].append(run.percentile(99))
                     print(f"round {round_ + 1} {mode:<14} {run.rps:6.0f} req/s  P50 {run.percentile(50):.3f} ms  "
                           f"P99 {run.percentile(99):.3f} ms")
-            with httpx.Client(base_url=server.url, timeout=60.0) as client:
-                feeds = client.get(f"/experiments/{created.json()['id']}/results").json()["feeds"]
+            with Client(server.url, timeout=60.0) as client:
+                feeds = client.experiment_results(created["id"])["feeds"]
         finally:
             server.stop()
     base50, exp50 = statistics.median(p50["no experiment"]), statistics.median(p50["experiment"])

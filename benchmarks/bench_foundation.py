@@ -19,17 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.data.synthetic import WorldConfig, generate_world
 from benchmarks.timing import percentiles, timed
+from overdrive_client import Client, Retry
 
 
-def _wait_for_content(client: httpx.Client, n: int, since: float, timeout_s: float = 1800.0) -> float | None:
+def _wait_for_content(client: Client, n: int, since: float, timeout_s: float = 1800.0) -> float | None:
     """Items/s until the background feature pipeline has indexed the catalog (None if disabled)."""
     while time.perf_counter() - since < timeout_s:
-        content = client.get("/health/ready").json()["checks"]["models"]["content"]
+        content = client.ready()["checks"]["models"]["content"]
         if isinstance(content, str):
             return None
         if content["indexed_items"] >= n and content["pipeline"]["backlog"] == 0:
@@ -45,34 +44,33 @@ def run(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     results: dict = {"world": {"users": len(users), "items": len(item_ids), "signals": len(world.signals)}}
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(data_dir=Path(tmp) / "data") as server:
-        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+        # Retries off: a refusal fails the benchmark instead of being waited out inside a timing.
+        with Client(server.url, timeout=60.0, retry=Retry.never()) as client:
             t0 = time.perf_counter()
             for start in range(0, len(world.items), 5000):
-                client.post("/items/batch", json={"items": world.items[start : start + 5000]}).raise_for_status()
+                client.put_items(world.items[start : start + 5000])
             results["items_batch_per_s"] = round(len(world.items) / (time.perf_counter() - t0))
             results["content_indexed_per_s"] = _wait_for_content(client, len(world.items), t0)
 
             t0 = time.perf_counter()
             for start in range(0, len(world.signals), 5000):
-                client.post("/signals/batch", json={"signals": world.signals[start : start + 5000]}).raise_for_status()
+                client.send_signals(world.signals[start : start + 5000])
             results["signals_batch_per_s"] = round(len(world.signals) / (time.perf_counter() - t0))
 
-            live = timed(lambda i: client.get("/health/live").raise_for_status(), args.requests)
+            live = timed(lambda i: client.live(), args.requests)
             results["baseline_health_live"] = percentiles(live)
 
             def one_signal(i: int) -> None:
-                client.post("/signals/process", json={
+                client.send_signal({
                     "user_id": rng.choice(users), "signal_type": rng.choice(["view", "like", "click", "skip"]),
                     "content_id": rng.choice(item_ids), "duration": 5.0, "signal_id": f"bench-single-{i}",
-                }).raise_for_status()
+                })
 
             single = timed(one_signal, args.requests)
             results["signal_single"] = {**percentiles(single), "per_s": round(len(single) / (sum(single) / 1000.0))}
 
             def one_rank(i: int) -> None:
-                body = {"user_id": rng.choice(users), "limit": 20,
-                        "candidate_items": [{"id": x} for x in rng.sample(item_ids, 100)]}
-                client.post("/rank/for-you/enhanced", json=body).raise_for_status()
+                client.rank(rng.choice(users), limit=20, candidates=rng.sample(item_ids, 100))
 
             timed(one_rank, 50)  # warm-up
             rank = timed(one_rank, args.requests)

@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from overdrive.evaluation.server_process import ServerProcess
+from overdrive_client import Client, Retry
 from tests import real_servers as services
 
 _TOPIC = "overdrive-bench"
@@ -45,21 +45,20 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
 def _measure(signal_url: str, rank_url: str, n: int, label: str) -> dict:
     run = uuid.uuid4().hex[:8]
     total, post, rank, invisible = [], [], [], 0
-    with httpx.Client(base_url=signal_url, timeout=30.0) as sig, httpx.Client(base_url=rank_url, timeout=30.0) as rk:
-        filler = [{"id": f"{run}-filler-{k}"} for k in range(20)]
+    # Retries off: a refused request is a failed sample here, not one to wait out.
+    with Client(signal_url, timeout=30.0, retry=Retry.never()) as sig, \
+            Client(rank_url, timeout=30.0, retry=Retry.never()) as rk:
+        filler = [f"{run}-filler-{k}" for k in range(20)]
         for k in range(n + 20):
             item, user = f"{run}-item-{k}", f"{run}-user-{k % 10}"
             t0 = time.perf_counter()
-            r = sig.post("/signals/process", json={"user_id": user, "signal_type": "like", "content_id": item,
-                                                   "signal_id": f"{run}-{k}"})
+            sig.send_signal({"user_id": user, "signal_type": "like", "content_id": item, "signal_id": f"{run}-{k}"})
             t1 = time.perf_counter()
-            assert r.status_code == 200, r.text
-            ranked = rk.post("/rank/for-you/enhanced", json={"user_id": user, "candidate_items": [{"id": item}, *filler]})
+            ranked = rk.rank(user, candidates=[item, *filler])
             t2 = time.perf_counter()
-            assert ranked.status_code == 200, ranked.text
             if k < 20:
                 continue  # warm-up
-            scores = {i["id"]: i["scores"] for i in ranked.json()["items"]}
+            scores = {i["id"]: i["scores"] for i in ranked["items"]}
             if scores.get(item, {}).get("real_time", 0.0) <= 0.0:
                 invisible += 1
             post.append((t1 - t0) * 1000)
@@ -99,10 +98,10 @@ def _redis_kafka(tmp: Path, redis_url: str) -> Iterator[tuple[str, str]]:
         b = stack.enter_context(ServerProcess(data_dir=tmp / "b", env=env))
         worker = services.WorkerProcess(env={**env, "OVERDRIVE_LOG_LEVEL": "warning"}, log_path=tmp / "worker.log").start()
         stack.callback(worker.kill)
-        with httpx.Client(base_url=a.url, timeout=30.0) as client:  # wait until the worker has joined
-            client.post("/signals/process", json={"user_id": "warm", "signal_type": "view", "content_id": "w", "signal_id": "warm"})
+        with Client(a.url, timeout=30.0) as client:  # wait until the worker has joined
+            client.send_signal({"user_id": "warm", "signal_type": "view", "content_id": "w", "signal_id": "warm"})
             deadline = time.monotonic() + 60
-            while client.get("/analytics/user/warm").json()["total_signals"] < 1:
+            while client.user_analytics("warm")["total_signals"] < 1:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"worker did not start applying; see {tmp / 'worker.log'}")
         yield a.url, b.url

@@ -35,7 +35,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import orjson
 from fastapi import FastAPI, Response
@@ -49,6 +48,7 @@ from benchmarks.cpu_use import cpu_meter
 from benchmarks.load import LoadResult, post_request, run_load
 from overdrive.evaluation.replay import ReplayOptions, train_models, wait_for_content
 from overdrive.evaluation.server_process import ServerProcess, free_port
+from overdrive_client import Client
 
 RANK_PATH = "/rank/for-you/enhanced"
 SPEC_RECS_PER_S = 10_000
@@ -177,7 +177,7 @@ def start_service(tmp: Path, args: argparse.Namespace, prefix: str) -> tuple[Ser
         ingest_directly(tmp / "data", world.items, world.signals)
     server = ServerProcess(data_dir=tmp / "data", env=env, log_path=tmp / "server.log").start(timeout_s=300)
     try:
-        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+        with Client(server.url, timeout=60.0) as client:  # setup only: the load itself is benchmarks/load.py
             if args.redis:
                 post_world(client, world.items, world.signals)
             started = time.perf_counter()
@@ -205,8 +205,8 @@ def start_replicas(tmp: Path, args: argparse.Namespace, prefix: str, n_items: in
         stack.callback(replicas[-1].stop)
         replicas[-1].start(timeout_s=300)
     for replica in replicas:
-        with httpx.Client(base_url=replica.url, timeout=60.0) as client:
-            if client.get("/models/status").json()["collaborative"]["serving"] is None:
+        with Client(replica.url, timeout=60.0) as client:
+            if client.model_status()["collaborative"]["serving"] is None:
                 raise RuntimeError(f"replica {replica.url} did not load the trained collaborative model")
             if not args.no_content:
                 wait_for_content(client, n_items, ReplayOptions())

@@ -25,14 +25,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 
 from overdrive.data.importers import Dataset, load_csv, load_jsonl, load_movielens, rebased
-from overdrive.ingest.http import RequestFailed, Retry
 from overdrive.evaluation.replay import BadInput, ReplayOptions, ServiceError, prepare, replay_and_evaluate
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.data.synthetic import WorldConfig, generate_world
+from overdrive_client import Client, OverdriveError, Retry
 
 PROG = "python -m overdrive.evaluation"
 # A server started here trains only when asked (the protocol's POST /models/train).
@@ -88,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--concurrency", type=int, default=4, help="rank requests in flight (default %(default)s)")
     r.add_argument("--batch-size", type=int, default=5000, help="rows per batch request (default %(default)s)")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default %(default)s)")
-    r.add_argument("--retries", type=int, default=8, help="retries per request on 429/5xx/connection errors (default %(default)s)")
+    r.add_argument("--retries", type=int, default=8, help="retries per request on 429/503/connection errors (default %(default)s)")
     r.add_argument("--train-timeout", type=float, default=600.0, help="seconds to wait for training (default %(default)s)")
     r.add_argument("--settle-timeout", type=float, default=900.0,
                    help="seconds to wait for content indexing and the signal queue (default %(default)s)")
@@ -210,12 +209,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         with _service(args, env) as url:
             say(f"service at {url}")
-            limits = httpx.Limits(max_connections=options.concurrency + 2, max_keepalive_connections=options.concurrency + 2)
-            with httpx.Client(base_url=url, timeout=args.timeout, limits=limits) as client:
+            with Client(url, timeout=args.timeout, max_connections=options.concurrency + 2, retry=options.retry) as client:
                 report = replay_and_evaluate(client, items, split, options, dataset=name, say=say)
     except BadInput as exc:
         raise _UsageError(str(exc)) from None
-    except (ServiceError, RequestFailed, httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is not JSON
+    except (ServiceError, OverdriveError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     report.timings["total"] = round(time.perf_counter() - started, 3)

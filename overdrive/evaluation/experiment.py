@@ -27,13 +27,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.evaluation.replay import ReplayOptions, train_models
 from overdrive.evaluation.server_process import ServerProcess
-from overdrive.ingest.http import Retry, post_world, request
+from overdrive.ingest.http import post_world
+from overdrive_client import Client
 
 PROG = "python -m overdrive.evaluation.experiment"
 
@@ -74,13 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     world = generate_world(WorldConfig(n_users=args.world_users + args.ab_users + args.interleaving_users,
                                        n_items=args.items, signals_per_user=40, seed=args.seed))
-    retry = Retry()
-    with _service(args.url) as url, httpx.Client(base_url=url, timeout=120.0) as client:
-        post_world(client, world.items, world.signals, retry=retry)  # every simulated user has a history too
+    with _service(args.url) as url, Client(url, timeout=120.0) as client:
+        post_world(client, world.items, world.signals)  # every simulated user has a history too
         train_models(client, ReplayOptions())
         print(f"world: {len(world.items)} items, {len(world.user_ids)} users' history "
               f"({len(world.signals):,} signals); models trained")
-        simulate = _Simulation(world, client, retry, args)
+        simulate = _Simulation(world, client, args)
         ab_users = world.user_ids[args.world_users : args.world_users + args.ab_users]
         ab = simulate.run("ab", ab_users)
         arms = ab["arms"]
@@ -105,31 +104,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _Simulation:
-    def __init__(self, world, client: httpx.Client, retry: Retry, args: argparse.Namespace) -> None:  # noqa: ANN001
-        self._world, self._client, self._retry, self._args = world, client, retry, args
+    def __init__(self, world, client: Client, args: argparse.Namespace) -> None:  # noqa: ANN001
+        self._world, self._client, self._args = world, client, args
         self._row = {u: n for n, u in enumerate(world.user_ids)}
         self._topic = {item["id"]: int(t) for item, t in zip(world.items, world.item_topic, strict=True)}
         self._rng = np.random.default_rng(args.seed + 1)
 
     def run(self, kind: str, users: list[str]) -> dict:
         a = self._args
-        experiment = request(self._client, "POST", "/experiments", {
+        experiment = self._client.create_experiment({
             "name": f"{a.control} vs {a.treatment} ({kind})", "kind": kind, "state": "running",
             "salt": f"simulation-{a.seed}-{kind}",
             "arms": [{"name": a.control, "strategy": a.control}, {"name": a.treatment, "strategy": a.treatment}],
-        }, retry=self._retry)[0]
+        })
         for session in range(a.sessions):
             likes = []
             for user in users:
-                feed = request(self._client, "POST", "/rank/for-you/enhanced", {"user_id": user, "limit": a.limit},
-                               retry=self._retry, headers={"x-request-id": f"{kind}-{session}-{user}"})[0]["items"]
+                feed = self._client.rank(user, limit=a.limit, request_id=f"{kind}-{session}-{user}")["items"]
                 likes += [{"user_id": user, "signal_type": "like", "content_id": i["id"], "timestamp": time.time()}
                           for i in self._liked(user, feed)]
             if likes:
-                post_world(self._client, [], likes, retry=self._retry)
-        results = request(self._client, "GET", f"/experiments/{experiment['id']}/results", retry=self._retry)[0]
-        request(self._client, "PATCH", f"/experiments/{experiment['id']}", {"state": "stopped"}, retry=self._retry)
-        return results
+                self._client.send_signals(likes)
+        results = self._client.experiment_results(experiment["id"])
+        self._client.update_experiment(experiment["id"], {"state": "stopped"})
+        return dict(results)
 
     def _liked(self, user: str, feed: list[dict]) -> list[dict]:
         taste = self._world.user_topics[self._row[user]]

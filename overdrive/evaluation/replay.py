@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -37,8 +37,9 @@ from tqdm import tqdm
 
 from overdrive.api.schemas import MAX_CANDIDATES
 from overdrive.domain.types import COMPONENTS, DEFAULT_SIGNAL_WEIGHTS
-from overdrive.ingest.http import Retry, post_world, request
+from overdrive.ingest.http import as_client, post_world
 from overdrive.models.metrics import catalog_coverage, ranking_metrics
+from overdrive_client import Client, Retry
 
 log = logging.getLogger(__name__)
 
@@ -159,27 +160,22 @@ def split_by_time(signals: Sequence[dict], options: ReplayOptions) -> Split:
 
 
 # ------------------------------------------------------------------------------------- HTTP
+# Through the typed client (`overdrive_client`): its retries (429/503 after Retry-After,
+# connection errors) and its typed answers. The helpers also take a plain httpx client.
 
 
-def call(client: httpx.Client, method: str, path: str, body: dict | None = None, *, retry: Retry,
-         ok: Iterable[int] = (200, 201, 202)) -> dict:
-    """One JSON request, retried like an ingest batch (`overdrive.ingest.http.request`)."""
-    return request(client, method, path, body, retry=retry, ok=ok)[0]
+def strategies(client: Client | httpx.Client) -> list[str]:
+    return list(as_client(client).strategies()["strategies"])
 
 
-def strategies(client: httpx.Client, retry: Retry) -> list[str]:
-    return list(call(client, "GET", "/rank/strategies", retry=retry)["strategies"])
-
-
-def rank_users(client: httpx.Client, users: Sequence[str], *, strategy: str, limit: Callable[[str], int],
+def rank_users(client: Client | httpx.Client, users: Sequence[str], *, strategy: str, limit: Callable[[str], int],
                candidates: list[dict] | None, options: ReplayOptions, desc: str) -> dict[str, list[dict]]:
     """Every user's ranked items (as answered) under `strategy`, `options.concurrency` requests at a time."""
+    od = as_client(client)
 
     def one(user: str) -> list[dict]:
-        body: dict = {"user_id": user, "limit": limit(user), "strategy": strategy}
-        if candidates is not None:
-            body["candidate_items"] = candidates
-        return call(client, "POST", "/rank/for-you/enhanced", body, retry=options.retry)["items"]
+        ranked = od.rank(user, limit=limit(user), strategy=strategy, candidates=candidates)  # type: ignore[arg-type]
+        return ranked["items"]  # type: ignore[return-value]
 
     out: dict[str, list[dict]] = {}
     with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="rank") as pool, \
@@ -190,12 +186,12 @@ def rank_users(client: httpx.Client, users: Sequence[str], *, strategy: str, lim
     return out
 
 
-def wait_for_content(client: httpx.Client, n_items: int, options: ReplayOptions) -> bool:
+def wait_for_content(client: Client | httpx.Client, n_items: int, options: ReplayOptions) -> bool:
     """Until the content pipeline has indexed the catalog; False when content features are off."""
+    od = as_client(client)
     deadline = time.monotonic() + options.settle_timeout_s
     while True:
-        content = call(client, "GET", "/health/ready", retry=options.retry, ok=(200, 503)).get("checks", {}) \
-            .get("models", {}).get("content")
+        content = od.ready().get("checks", {}).get("models", {}).get("content")
         if not isinstance(content, dict):
             return False
         pipeline = content.get("pipeline", {})
@@ -207,13 +203,14 @@ def wait_for_content(client: httpx.Client, n_items: int, options: ReplayOptions)
         time.sleep(0.5)
 
 
-def wait_for_signals(client: httpx.Client, options: ReplayOptions) -> None:
+def wait_for_signals(client: Client | httpx.Client, options: ReplayOptions) -> None:
     """Until every acknowledged signal is applied to live state and its hooks ran (the learned
     blend's click labels; the collaborative fold-in is handed to its own thread): neither queued
     nor in a batch in flight."""
+    od = as_client(client)
     deadline = time.monotonic() + options.settle_timeout_s
     while True:
-        depth = call(client, "GET", "/performance/system", retry=options.retry).get("gauges", {}).get("signals_unapplied")
+        depth = od.performance().get("gauges", {}).get("signals_unapplied")
         if not depth:
             return
         if time.monotonic() > deadline:
@@ -221,12 +218,13 @@ def wait_for_signals(client: httpx.Client, options: ReplayOptions) -> None:
         time.sleep(0.2)
 
 
-def train_models(client: httpx.Client, options: ReplayOptions) -> list[str]:
+def train_models(client: Client | httpx.Client, options: ReplayOptions) -> list[str]:
     """POST /models/train, then poll /models/status until no job runs; returns one line per job."""
-    call(client, "POST", "/models/train", retry=options.retry)
+    od = as_client(client)
+    od.train_models()
     deadline = time.monotonic() + options.train_timeout_s
     while True:
-        jobs = dict(_jobs(call(client, "GET", "/models/status", retry=options.retry)))
+        jobs = dict(_jobs(od.model_status()))
         if not any(job.get("state") == "running" for job in jobs.values()):
             return [f"{where}: {job['state']}" + (f" ({job.get('reason') or job.get('error')})"
                                                    if job["state"] in ("skipped", "failed") else "")
@@ -352,10 +350,11 @@ def prepare(items: list[dict], signals: list[dict], options: ReplayOptions) -> S
     return split_by_time(signals, options)
 
 
-def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, options: ReplayOptions, *,
+def replay_and_evaluate(client: Client | httpx.Client, items: list[dict], split: Split, options: ReplayOptions, *,
                         dataset: str = "dataset", say: Callable[[str], None] = lambda _: None) -> EvaluationReport:
-    """The whole protocol against the service behind `client` (its base_url); returns the figures."""
-    offered = strategies(client, options.retry)
+    """The whole protocol against the service behind `client`, with `options.retry`; returns the figures."""
+    client = as_client(client, options.retry)
+    offered = strategies(client)
     _check_strategies(options.strategies, offered)
     users = list(split.relevant)
     report = EvaluationReport(
@@ -370,13 +369,13 @@ def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, o
         f"{split.users_split:,} users split, {len(users):,} evaluated")
 
     with _timed(report.timings, "catalog"):
-        post_world(client, items, [], batch_size=options.batch_size, retry=options.retry, progress=options.progress)
+        post_world(client, items, [], batch_size=options.batch_size, progress=options.progress)
         report.content_features = wait_for_content(client, len(items), options)
     n_a = int(round(options.phase_a * len(split.train)))
     # Everyone who sends feedback after the logged rankings gets one (capped), evaluated or not.
     logged = list(dict.fromkeys(s["user_id"] for s in split.train[n_a:]))[: options.max_logged_users]
     with _timed(report.timings, "signals_a"):
-        post_world(client, [], split.train[:n_a], batch_size=options.batch_size, retry=options.retry, progress=options.progress)
+        post_world(client, [], split.train[:n_a], batch_size=options.batch_size, progress=options.progress)
         wait_for_signals(client, options)
     with _timed(report.timings, "train_a"):  # so the logged rankings carry every component's score
         train_models(client, options)
@@ -384,7 +383,7 @@ def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, o
         rank_users(client, logged, strategy="enhanced", limit=lambda _: options.log_limit, candidates=None,
                    options=options, desc="logged rankings")
     with _timed(report.timings, "signals_b"):
-        post_world(client, [], split.train[n_a:], batch_size=options.batch_size, retry=options.retry, progress=options.progress)
+        post_world(client, [], split.train[n_a:], batch_size=options.batch_size, progress=options.progress)
     t = report.timings
     say(f"replayed {len(items):,} items in {t['catalog']:.1f}s "
         f"({'content features on, indexing included' if report.content_features else 'content features off'}) and "
@@ -395,7 +394,7 @@ def replay_and_evaluate(client: httpx.Client, items: list[dict], split: Split, o
         report.training = train_models(client, options)
     say(f"models trained in {report.timings['train']:.1f}s: {'; '.join(report.training)}")
 
-    offered = strategies(client, options.retry)  # a trained model may bring a strategy of its own
+    offered = strategies(client)  # a trained model may bring a strategy of its own
     _check_strategies(options.strategies, offered)
     candidates = [{"id": i["id"]} for i in items] if options.candidates == "catalog" else None
     pool = len(candidates) if candidates is not None else MAX_LIMIT

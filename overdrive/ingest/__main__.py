@@ -5,9 +5,10 @@
     python -m overdrive.ingest --format csv --items items.csv --interactions events.csv
     python -m overdrive.ingest --format synthetic --users 2000 --direct ./overdrive-data
 
-Over HTTP, items go first, then signals in batches (`overdrive.ingest.http.post_world`); a batch
-that meets a connection error, a 429 or a 5xx is sent again after a backoff, and any other 4xx
-stops the run with the server's message, which names the offending row. `--direct` writes into
+Over HTTP, items go first, then signals in batches (`overdrive.ingest.http.post_world`, on the
+typed client `overdrive_client`); a batch that meets a connection error, a 429 or a 503 is sent
+again after a backoff (its `Retry-After` honoured), and a refusal stops the run with the
+server's message, which names the offending row. `--direct` writes into
 a stopped embedded deployment's data folder (`overdrive.ingest.direct`).
 """
 
@@ -20,13 +21,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import httpx
-
 from overdrive.data.importers import Dataset, load_csv, load_jsonl, load_movielens, rebased
 from overdrive.data.synthetic import WorldConfig, generate_world, write_world
 from overdrive.ingest.direct import ingest_directly
-from overdrive.ingest.http import MAX_BATCH, RequestFailed, Retry, post_world
+from overdrive.ingest.http import MAX_BATCH, post_world
 from overdrive.store.data_dir_lock import DataDirInUse
+from overdrive_client import Client, OverdriveError, Retry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{done['signals_s']:.2f}s ({done['signals'] / max(done['signals_s'], 1e-9):,.0f} signals/s; "
                   f"{done['duplicates']:,} duplicates) into {args.direct}")
             return 0
-        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-        with httpx.Client(base_url=args.url, timeout=args.timeout, limits=limits) as client:
+        with Client(args.url, timeout=args.timeout, max_connections=args.concurrency,
+                    retry=Retry(attempts=args.retries)) as client:
             report = post_world(client, items, signals, batch_size=args.batch_size, concurrency=args.concurrency,
-                                progress=not args.no_progress, retry=Retry(attempts=args.retries))
-    except (RequestFailed, ValueError, OSError, DataDirInUse) as exc:
+                                progress=not args.no_progress)
+    except (OverdriveError, ValueError, OSError, DataDirInUse) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 1
     print(report.summary())

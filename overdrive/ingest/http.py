@@ -1,80 +1,42 @@
-"""Talking to a running service over HTTP: one retrying JSON client, and bulk ingest on top of it.
+"""Bulk ingest into a running service over HTTP, on the typed client (`overdrive_client`).
 
-`request` sends one request and retries it on connection errors, 429 and 5xx, after the
-server's `Retry-After` or a doubling backoff; any other 4xx fails at once with the server's
-message. `post_world` bulk-loads items first, then signals, in batches over keep-alive
-connections, two signal batches in flight by default so the service can validate one while it
-commits the other. Every signal carries a `signal_id` (readers make deterministic ones), so a
-retried batch is acknowledged as duplicates, never counted twice.
+`post_world` loads items first, then signals: items in `POST /items/batch` requests one after
+another, signals through the client's buffered `SignalSender`, `concurrency` batches in flight
+so the service can validate one while it commits the other. Retries are the client's: after a
+connection error, a 429 or a 503 (its `Retry-After` honoured), and after a lost answer, since
+every signal carries a `signal_id` (readers make deterministic ones; the client adds one where
+missing), so a retried batch — or a rerun of the whole load — is acknowledged as duplicates,
+never counted twice. A refused batch stops the load with the service's message, its row
+numbers made absolute in the whole input.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import httpx
-import orjson
 from tqdm import tqdm
 
 from overdrive.data.importers import batches
+from overdrive_client import Client, HTTPError, OverdriveError, Retry, SenderFailed
+from overdrive_client import endpoints as ep
 
-log = logging.getLogger(__name__)
-
-MAX_BATCH = 10_000
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_JSON = {"content-type": "application/json"}
+MAX_BATCH = ep.MAX_BATCH
 
 
-class RequestFailed(Exception):
-    """The service refused a request (a 4xx other than 429), or retries ran out."""
-
-    def __init__(self, message: str, *, response: httpx.Response | None = None) -> None:
-        super().__init__(message)
-        self.response = response
+class RequestFailed(OverdriveError):
+    """A batch was refused (its rows named by their place in the whole input), or retries ran out."""
 
 
-@dataclass(slots=True)
-class Retry:
-    """How hard to try one request: `attempts` retries, backoff doubling from `base_s` to `max_s`."""
-
-    attempts: int = 8
-    base_s: float = 0.25
-    max_s: float = 10.0
-    sleep: Callable[[float], None] = field(default=time.sleep)
-
-
-def request(client: httpx.Client, method: str, path: str, body: dict | bytes | None = None, *, retry: Retry,
-            ok: Iterable[int] = (200, 201, 202), headers: dict[str, str] | None = None) -> tuple[dict, int]:
-    """One JSON request (`body` a dict, or JSON already encoded); returns (the answer, retries used)."""
-    content = orjson.dumps(body) if isinstance(body, dict) else body
-    headers = {**(_JSON if content is not None else {}), **(headers or {})}
-    problem = ""
-    for attempt in range(retry.attempts + 1):
-        wait = None
-        try:
-            response = client.request(method, path, content=content, headers=headers)
-        except httpx.TransportError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.status_code in ok:
-                return response.json(), attempt
-            if response.status_code not in _RETRY_STATUS:
-                raise RequestFailed(f"{method} {path} answered {response.status_code}: {_message(response)}",
-                                    response=response)
-            problem = f"HTTP {response.status_code}"
-            wait = _retry_after(response)
-        if attempt < retry.attempts:
-            delay = wait if wait is not None else min(retry.base_s * 2**attempt, retry.max_s)
-            log.warning("%s %s failed (%s); retrying in %.2fs", method, path, problem, delay)
-            retry.sleep(delay)
-    raise RequestFailed(f"{method} {path} failed after {retry.attempts} retries: {problem}")
+def as_client(client: Client | httpx.Client, retry: Retry | None = None) -> Client:
+    """`client` itself, or an `overdrive_client.Client` over a plain httpx client (its base_url)."""
+    if isinstance(client, Client):
+        return client if retry is None else client.with_options(retry=retry)
+    return Client(http=client, retry=retry)
 
 
 @dataclass(slots=True)
@@ -98,7 +60,7 @@ class IngestReport:
 
 
 def post_world(
-    client: httpx.Client,
+    client: Client | httpx.Client,
     items: Iterable[dict],
     signals: Iterable[dict],
     *,
@@ -109,90 +71,65 @@ def post_world(
 ) -> IngestReport:
     """POST every item to /items/batch, then every signal to /signals/batch; returns the counts.
 
-    `client` should have the service as its `base_url`. Inputs may be lists or any iterables;
-    generators stream, holding at most `concurrency` batches. Signal batches go up to
-    `concurrency` at a time (signals may then be stored slightly out of order, which the service
-    accepts). Items go one batch at a time, and all are acknowledged before the first signal is
-    sent.
+    `client` is an `overdrive_client.Client` (or an httpx client with the service as its
+    `base_url`); `retry`, when given, replaces its retries. Inputs may be lists or any
+    iterables; generators stream. Signal batches go up to `concurrency` at a time (signals may
+    then be stored slightly out of order, which the service accepts). All items are acknowledged
+    before the first signal is sent.
     """
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
-    retry = retry or Retry()
+    od = as_client(client, retry)
     report = IngestReport()
     run = uuid.uuid4().hex[:8]
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ingest") as pool:
-        started = time.perf_counter()
-        with tqdm(total=_len(items), unit="item", desc="items", disable=not progress) as bar:
-            for batch, _ in _send(pool, 1, client, "items", items, batch_size, f"ingest-{run}-i", retry, report):
-                report.items += len(batch)
-                bar.update(len(batch))
-        report.item_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        with tqdm(total=_len(signals), unit="signal", desc="signals", disable=not progress, smoothing=0.1) as bar:
-            for batch, ack in _send(pool, concurrency, client, "signals", signals, batch_size, f"ingest-{run}-s", retry, report):
-                report.signals += len(batch)
-                report.accepted += int(ack.get("accepted", 0))
-                report.duplicates += int(ack.get("duplicates", 0))
-                bar.update(len(batch))
-        report.signal_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with tqdm(total=_len(items), unit="item", desc="items", disable=not progress) as bar:
+        first = 0
+        for n, batch in enumerate(batches(items, batch_size)):
+            try:
+                _, retries = od.call_counted(ep.put_items(batch, request_id=f"ingest-{run}-i{n}"))
+            except HTTPError as exc:
+                raise _refused("items", exc, first, len(batch)) from None
+            report.retries += retries
+            report.items += len(batch)
+            first += len(batch)
+            bar.update(len(batch))
+    report.item_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    sender = od.signal_sender(batch_size=batch_size, max_in_flight=concurrency, max_queued=concurrency)
+    with tqdm(total=_len(signals), unit="signal", desc="signals", disable=not progress, smoothing=0.1) as bar:
+        shown = 0
+        try:
+            with sender:
+                for n, signal in enumerate(signals):
+                    sender.send(signal)  # type: ignore[arg-type]
+                    if progress and n % 1000 == 0:
+                        shown = _advance(bar, shown, sender.stats.acknowledged)
+        except SenderFailed as exc:
+            if isinstance(exc.cause, HTTPError):
+                raise _refused("signals", exc.cause, exc.offset, len(exc.failed)) from None
+            raise RequestFailed(str(exc.cause)) from None
+        _advance(bar, shown, sender.stats.acknowledged)
+    stats = sender.stats
+    report.signals, report.accepted, report.duplicates = stats.acknowledged, stats.accepted, stats.duplicates
+    report.retries += stats.retries
+    report.signal_seconds = time.perf_counter() - started
     return report
 
 
-def _send(pool: ThreadPoolExecutor, concurrency: int, client: httpx.Client, key: str, rows: Iterable[dict],
-          batch_size: int, request_prefix: str, retry: Retry, report: IngestReport) -> Iterator[tuple[list[dict], dict]]:
-    """Post batches with up to `concurrency` in flight; yields (batch, ack) in submission order."""
-    pending: deque[tuple[list[dict], Future]] = deque()
-    try:
-        for n, batch in enumerate(batches(rows, batch_size)):
-            args = (client, key, batch, f"{request_prefix}{n}", n * batch_size, retry)
-            pending.append((batch, pool.submit(_post_batch, *args)))
-            while len(pending) >= concurrency:
-                yield _settle(pending.popleft(), report)
-        while pending:
-            yield _settle(pending.popleft(), report)
-    finally:
-        for _, fut in pending:
-            fut.cancel()
+def _advance(bar: tqdm, shown: int, acknowledged: int) -> int:
+    bar.update(acknowledged - shown)
+    return acknowledged
 
 
-def _settle(entry: tuple[list[dict], Future], report: IngestReport) -> tuple[list[dict], dict]:
-    batch, fut = entry
-    ack, retries = fut.result()
-    report.retries += retries
-    return batch, ack
-
-
-def _post_batch(client: httpx.Client, key: str, batch: list[dict], request_id: str, first_row: int,
-                retry: Retry) -> tuple[dict, int]:
-    """One batch; a refusal names the offending row by its number in the whole input."""
-    path = f"/{key}/batch"
-    try:
-        return request(client, "POST", path, orjson.dumps({key: batch}), retry=retry,
-                       headers={"x-request-id": request_id})
-    except RequestFailed as exc:
-        if exc.response is None:
-            raise
-        rows = f"rows {first_row}..{first_row + len(batch) - 1}"
-        message = re.sub(rf"{key}\[(\d+)\]", lambda m: f"{key}[{first_row + int(m.group(1))}]", _message(exc.response))
-        raise RequestFailed(f"POST {path} ({rows}) answered {exc.response.status_code}: {message}",
-                            response=exc.response) from None
-
-
-def _message(response: httpx.Response) -> str:
-    """The server's error message (the `message` of its JSON error body), or the start of the body."""
-    try:
-        return str(response.json().get("message", response.text))
-    except ValueError:
-        return response.text[:500]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return min(float(response.headers["retry-after"]), 60.0)
-    except (KeyError, ValueError):
-        return None
+def _refused(key: str, exc: HTTPError, first_row: int, rows: int) -> RequestFailed:
+    """The service's refusal of one batch, with its row numbers counted in the whole input."""
+    message = re.sub(rf"{key}\[(\d+)\]", lambda m: f"{key}[{first_row + int(m.group(1))}]", exc.message)
+    return RequestFailed(f"POST /{key}/batch (rows {first_row}..{first_row + rows - 1}) answered "
+                         f"{exc.status_code}: {message}")
 
 
 def _len(rows: Iterable) -> int | None:

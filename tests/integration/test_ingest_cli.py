@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from overdrive.ingest.http import RequestFailed, Retry, post_world
+from overdrive.ingest.http import RequestFailed, post_world
 from overdrive.data.synthetic import WorldConfig, generate_world
+from overdrive_client import Client, ConnectionFailed, Retry
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD = ["--seed", "5", "--users", "30", "--items-count", "80", "--topics", "4", "--days", "3", "--signals-per-user", "20"]
@@ -89,12 +90,12 @@ def test_cli_loads_the_world_and_a_rerun_adds_nothing(server: str, tmp_path: Pat
 def test_a_refused_batch_names_the_absolute_row(server: str) -> None:
     signals = [{"user_id": "x", "signal_type": "view", "content_id": "i0", "signal_id": f"bad-{n}"} for n in range(9)]
     signals[7]["signal_type"] = "poke"
-    with httpx.Client(base_url=server) as client, pytest.raises(RequestFailed, match=r"signals\[7\]\.signal_type"):
-        post_world(client, [], signals, batch_size=3)
+    with Client(server) as client, pytest.raises(RequestFailed, match=r"rows 6\.\.8\) answered 422: signals\[7\]\.signal_type"):
+        post_world(client, [], signals, batch_size=3, concurrency=1)
 
 
 def test_post_world_gives_up_on_an_unreachable_service_after_backoff() -> None:
     slept: list[float] = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{_free_port()}") as client, pytest.raises(RequestFailed, match="after 2 retries"):
+    with Client(f"http://127.0.0.1:{_free_port()}") as client, pytest.raises(ConnectionFailed, match="after 2 retries"):
         post_world(client, [{"id": "a"}], [], retry=Retry(attempts=2, sleep=slept.append))
-    assert slept == [0.25, 0.5]
+    assert len(slept) == 2 and 0.125 <= slept[0] <= 0.25 and 0.25 <= slept[1] <= 0.5  # doubling, with jitter
