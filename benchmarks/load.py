@@ -8,8 +8,9 @@ requests sent after the warm-up and answered within the measured window count, s
 second is what the server completed, not what was offered.
 Requests are encoded once up front, so the generator costs a few tens of microseconds a request
 and leaves the CPU to the server under test. That is why it does not use the typed client
-(`overdrive_client`), which the other HTTP tools use: on httpx a request costs the client
-several times more CPU, taken from the same few cores as the server it measures.
+(`overdrive_client`), which the other HTTP tools use: on httpx a ranking request cost the client
+~0.6 ms of CPU here (raw httpx the same), some ten times this generator's, taken from the same
+few cores as the server it measures.
 """
 
 from __future__ import annotations
