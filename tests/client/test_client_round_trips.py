@@ -7,6 +7,8 @@ The local experiment assignment is checked against the server's answer for many 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import typing
 from collections.abc import Iterator
@@ -201,6 +203,16 @@ def test_sender_flushes_a_partial_batch_on_time_and_on_close(od: Client) -> None
     assert od.user_analytics("late")["signal_counts"] == {"view": 1, "like": 3}
     with pytest.raises(RuntimeError):
         sender.send({"user_id": "late", "signal_type": "view", "content_id": "cat0"})
+
+
+def test_a_sender_left_open_is_flushed_at_exit(server: ServerProcess, od: Client) -> None:
+    script = (f"from overdrive_client import Client\n"
+              f"sender = Client({server.url!r}).signal_sender(batch_size=1000, flush_interval_s=600)\n"
+              f"for n in range(25):\n"
+              f"    sender.send({{'user_id': 'exit', 'signal_type': 'view', 'content_id': 'cat0'}})\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert od.user_analytics("exit")["signal_counts"] == {"view": 25}
 
 
 def test_api_key_and_jwt(tmp_path: Path) -> None:
