@@ -91,7 +91,14 @@ if [ -f "$CA_BUNDLE" ]; then
 fi
 WHEELS=${WHEELS:-/opt/wheels}
 if [ -d "$WHEELS" ]; then
-    wheels_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # A fixed port when free: the address is a build argument, and a new one would miss the cache.
+    wheels_port=$(python3 -c 'import socket
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 18099))
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
     python3 -m http.server --bind 127.0.0.1 --directory "$WHEELS" "$wheels_port" >/dev/null 2>&1 &
     server_pid=$!
     # The wheels here replace PyTorch's CPU index, which cannot be reached from this machine.
@@ -110,11 +117,15 @@ done
 
 [ "$smoke" = 1 ] || exit 0
 
-# ---- smoke: the default image starts, answers ready, holds no torch, runs the worker's module -----
+# ---- smoke ----------------------------------------------------------------------------------------
+# The default image: no torch; the worker and admin modules there; runs as `overdrive`; starts on a
+# read-only root (as deploy/k8s runs it) and answers /health/ready; the text model runs on ONNX
+# Runtime from the build's compilation; a retrain asked by deploy/k8s/train.py (the CronJob's
+# step) publishes into the model volume, and a new container on that volume serves that version.
 tag=$IMAGE:latest
 say "smoke run of $tag"
 pod run --rm "${limits[@]}" "$tag" python -c "
-import importlib.util, sys
+import importlib.util
 heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if importlib.util.find_spec(m)]
 assert not heavy, heavy
 import overdrive.worker, overdrive.admin  # the worker and the admin CLI ship in the same image
@@ -123,28 +134,84 @@ user=$(pod run --rm "${limits[@]}" "$tag" id -un)
 [ "$user" = overdrive ] || { echo "runs as $user, not overdrive" >&2; exit 1; }
 
 secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-t0=$(now)
-container=$(pod run -d "${limits[@]}" -p "127.0.0.1:$PORT:8000" -e "OVERDRIVE_JWT_SECRET=$secret" "$tag")
-ready=""
-for _ in $(seq 1 1200); do
-    if code=$(curl -s -o "$work/ready.json" -w '%{http_code}' "http://127.0.0.1:$PORT/health/ready" 2>/dev/null) \
-        && [ "$code" = 200 ]; then
-        ready=$(elapsed "$t0")
-        break
-    fi
-    if [ "$(pod inspect --format '{{.State.Running}}' "$container")" != true ]; then
-        pod logs "$container" >&2
-        echo "the container stopped before it was ready" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-[ -n "$ready" ] || { pod logs "$container" | tail -40 >&2; echo "not ready after 120 s" >&2; exit 1; }
-cat "$work/ready.json"; echo
+token=$(pod run --rm "${limits[@]}" "$tag" python -c "
+import sys, time, jwt
+print(jwt.encode({'sub': 'smoke', 'scope': 'admin', 'exp': int(time.time()) + 3600}, sys.argv[1], 'HS256'))" "$secret")
+auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+models_volume=overdrive-smoke-models-$$
+start() {  # start a container on the model volume; sets container and ready (seconds to ready)
+    local t0 code
+    t0=$(now)
+    container=$(pod run -d "${limits[@]}" --read-only --tmpfs /tmp --tmpfs /var/lib/overdrive/data:uid=10001 \
+        -v "$models_volume:/var/lib/overdrive/models" -p "127.0.0.1:$PORT:8000" \
+        -e "OVERDRIVE_JWT_SECRET=$secret" -e OVERDRIVE_RETRAIN_INTERVAL_MINUTES=0 "$tag")
+    ready=""
+    for _ in $(seq 1 1200); do
+        if code=$(curl -s -o "$work/ready.json" -w '%{http_code}' "http://127.0.0.1:$PORT/health/ready" 2>/dev/null) \
+            && [ "$code" = 200 ]; then
+            ready=$(elapsed "$t0")
+            return 0
+        fi
+        if [ "$(pod inspect --format '{{.State.Running}}' "$container")" != true ]; then
+            pod logs "$container" >&2
+            echo "the container stopped before it was ready" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    pod logs "$container" | tail -40 >&2
+    echo "not ready after 120 s" >&2
+    exit 1
+}
+stop() { pod rm -f "$container" >/dev/null; container=""; }
+trap 'cleanup; pod volume rm -f "$models_volume" >/dev/null 2>&1 || true' EXIT
+
+start
+first_ready=$ready
 live=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health/live")
 unauth=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/rank/strategies")
 [ "$live" = 200 ] && [ "$unauth" = 401 ] || { echo "live $live, unauthenticated $unauth (want 200, 401)" >&2; exit 1; }
 # The image's HEALTHCHECK, run once by hand (podman schedules it with systemd timers, absent here).
 health=unhealthy
 pod healthcheck run "$container" >/dev/null 2>&1 && health=healthy
-echo "image $tag: $(size_mb "$tag"); start to /health/ready 200: $ready s; healthcheck: $health"
+
+# Items and signals, then the text model and a retrain.
+for i in $(seq 0 29); do
+    curl -sf "${auth[@]}" -o /dev/null "http://127.0.0.1:$PORT/items" \
+        -d "{\"id\": \"i$i\", \"text\": \"item $i about topic $((i % 5)): cooking, travel, music, sport or film\"}"
+done
+python3 - "$PORT" "$token" <<'PY'
+import json, random, sys, urllib.request
+port, token = sys.argv[1:]
+rng = random.Random(0)
+signals = [{"user_id": f"u{u}", "content_id": f"i{rng.randrange(30)}", "signal_type": rng.choice(["view", "like", "share"]),
+            "signal_id": f"s{u}-{k}"} for u in range(40) for k in range(15)]
+request = urllib.request.Request(f"http://127.0.0.1:{port}/signals/batch", data=json.dumps({"signals": signals}).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+print("signals:", urllib.request.urlopen(request, timeout=30).status)
+PY
+for _ in $(seq 1 100); do
+    text=$(curl -s "http://127.0.0.1:$PORT/health/ready" | python3 -c "
+import json, sys; t = json.load(sys.stdin)['checks']['models']['content']['encoders']['encoders']['text']
+print(t['model'] if t['loaded'] and not t['degraded'] else '')")
+    [ -n "$text" ] && break
+    sleep 0.2
+done
+[ -n "$text" ] || { echo "the text encoder did not load" >&2; exit 1; }
+pod logs "$container" 2>&1 | grep -q "text encoder ready: .*(onnx-int8" \
+    || { echo "the text encoder does not run on ONNX Runtime" >&2; exit 1; }
+mem=$(pod stats --no-stream --format '{{.MemUsage}}' "$container" | cut -d/ -f1)
+TRAINER_URL="http://127.0.0.1:$PORT" TRAINER_KEY="$token" RESTART_DEPLOYMENT="" TRAIN_POLL_SECONDS=1 \
+    python3 deploy/k8s/train.py
+version=$(curl -s "${auth[@]}" "http://127.0.0.1:$PORT/models/status" | python3 -c "
+import json, sys; print(json.load(sys.stdin)['collaborative']['artifacts']['current_version'])")
+stop
+
+start   # a second container on the same model volume: loads that version, trains nothing
+served=$(curl -s "${auth[@]}" "http://127.0.0.1:$PORT/models/status" | python3 -c "
+import json, sys; print(json.load(sys.stdin)['collaborative']['artifacts']['served_version'])")
+[ "$served" = "$version" ] || { echo "the new container serves $served, not $version" >&2; exit 1; }
+
+echo "image $tag: $(size_mb "$tag"); start to /health/ready 200: $first_ready s (again, with a model: $ready s);" \
+    "healthcheck: $health; memory after the text model loaded: $mem; text model: $text (onnx-int8);" \
+    "retrain published $version, served by a new container"
