@@ -107,6 +107,15 @@ def _targets(warm: dict | None, cold: dict | None, serving: dict | None, k: int)
                     "signals": tt["n_train_signals"], "per_100k_linear": round(per_100k, 1),
                     "threshold": TARGETS["train_seconds_per_100k"],
                     "met": per_100k <= TARGETS["train_seconds_per_100k"]})
+    if cold is not None and cold.get("similar"):
+        rows = {r["model"]: r for r in cold["similar"]}
+        text = rows["text_embedding"]["ndcg"]
+        for name in ("two_tower_item_tower", "two_tower_member_item_tower"):
+            if name in rows:
+                out.append({"target": f"similar items on text-only items ({name}) not worse than text embeddings alone",
+                            "value": rows[name]["ndcg"], "threshold": text, "baseline": "text_embedding",
+                            "ratio": round(rows[name]["ndcg"] / text, 3) if text else None,
+                            "met": rows[name]["ndcg"] >= text})
     if serving is not None:
         out.append({"target": "user-tower inference P99 <= 1 ms (one user, recent signals, runtime "
                               f"{serving['runtime']})", "value": round(serving["user_p99_ms"], 3),
@@ -171,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         desc = (f"{cold['n_cold']} items ({args.cold_fraction:.0%}, seed {args.seed}) held out with all their "
                 f"interactions; {cold['n_users']} users rank all of them; {cold['n_relevant']} relevant rows")
         _emit(args, "cold-items", desc, cold["rows"])
+        _emit_similar(args, cold["similar"])
     targets = _targets(warm, cold, serving, args.k)
     if args.json:
         print(json.dumps({"targets": targets, "seconds": round(time.perf_counter() - started, 1)}, sort_keys=True))
@@ -194,6 +204,17 @@ def _emit(args: argparse.Namespace, protocol: str, description: str, rows: list[
     else:
         print(f"\nprotocol {protocol}: {description}")
         print(_table(rows, args.k), flush=True)
+
+
+def _emit_similar(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    if args.json:
+        for row in rows:
+            print(json.dumps({**row, "protocol": "similar-items"}, sort_keys=True))
+        return
+    print(f"\nsimilar items for text-only items (held-out items, text alone; {rows[0]['queries']} queries; "
+          "gain = co-engaging held-out users, normalised):")
+    for r in rows:
+        print(f"  {r['model']:<30} NDCG@{r['k']} {r['ndcg']:.4f}  mean gain {r['mean_gain']:.4f}")
 
 
 def _emit_check(args: argparse.Namespace, warm: dict[str, Any]) -> None:

@@ -204,12 +204,49 @@ def cold_start(ctx: Context, *, params: Mapping[str, Any], fraction: float = 0.2
 
     rows.append(_row("content_profile", _metrics(_content_profile(ctx, cs), cs, k)))
     rows.extend(_lightfm(ctx, cs, warm_catalog, k, seed))
+    fitted_member = None
     if member:
-        rows.append(_member(ctx, cs, warm_catalog, k, seed, progress))
+        row, fitted_member = _member(ctx, cs, warm_catalog, k, seed, progress)
+        rows.append(row)
     rows.append(_row("popularity", _metrics(_metadata_popularity(ctx, cs), cs, k)))
     rows.append(_row("random", _random_metrics(cs, k, seed)))
     return {"rows": rows, "n_cold": len(cs.cold), "n_users": len(cs.users), "n_relevant": int(cs.relevant.nnz),
-            "model": model}
+            "model": model, "similar": similar_items(ctx, cs, model, fitted_member, k=k)}
+
+
+def similar_items(ctx: Context, cs: ColdSplit, model: TwoTowerModel, member: Any = None, *, k: int = 10) -> list[dict[str, Any]]:
+    """Similar items for text-only items: every held-out item stripped to its text (no tags,
+    author or type), its k nearest among the others by cosine, judged by who engaged with both
+    in the held-out interactions (gain of a neighbour: co-engaging users / sqrt(product of each
+    one's users); NDCG@k against the ideal order of those gains). Rows: the text embedding alone,
+    the item tower on the same text (its model: sentence text), and the ensemble member's item
+    tower (hashed text, as the service serves it)."""
+    R = cs.relevant.tocsc().astype(np.float32)
+    n = np.asarray(R.sum(axis=0)).ravel()
+    co = np.asarray((R.T @ R).todense())
+    np.fill_diagonal(co, 0.0)
+    gains = co / np.sqrt(np.maximum(np.outer(n, n), 1.0))
+    queries = np.flatnonzero(gains.max(axis=1) > 0)
+    text_only = {i: Item(id=i, text=ctx.catalog[i].text) for i in cs.cold if i in ctx.catalog}
+    vectors = {"text_embedding": _text_matrix(ctx, cs.cold),
+               "two_tower_item_tower": model.item_vectors(cs.cold, text_only, {i: {"text": ctx.content[i]["text"]}
+                                                                               for i in cs.cold if "text" in ctx.content.get(i, {})})}
+    if member is not None and member.model is not None:
+        content = member._content(text_only, list(text_only))
+        vectors["two_tower_member_item_tower"] = member.model.item_vectors(cs.cold, text_only, content)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = (-np.sort(-gains[queries], axis=1)[:, :k] * discount).sum(axis=1)
+    rows = []
+    for name, V in vectors.items():
+        V = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+        sims = V[queries] @ V.T
+        sims[np.arange(len(queries)), queries] = -np.inf
+        top = top_k_indices(sims, k)
+        got = gains[queries[:, None], top]
+        ndcg = float(np.mean((got * discount).sum(axis=1) / ideal))
+        rows.append({"model": name, "ndcg": round(ndcg, 4), "mean_gain": round(float(got.mean()), 4),
+                     "queries": int(len(queries)), "k": k})
+    return rows
 
 
 def _text_matrix(ctx: Context, ids: Sequence[str]) -> np.ndarray:
@@ -256,7 +293,7 @@ def _lightfm(ctx: Context, cs: ColdSplit, warm_catalog: dict[str, Item], k: int,
 
 
 def _member(ctx: Context, cs: ColdSplit, warm_catalog: dict[str, Item], k: int, seed: int,
-            progress: bool) -> dict[str, Any]:
+            progress: bool) -> tuple[dict[str, Any], Any]:
     """The ensemble member (matrix, metadata, hashed text) scoring cold items from their content."""
     from overdrive.models.two_tower.recommender import TwoTowerRecommender
 
@@ -266,7 +303,7 @@ def _member(ctx: Context, cs: ColdSplit, warm_catalog: dict[str, Item], k: int, 
     member.add_items({}, items={i: ctx.catalog[i] for i in cs.cold if i in ctx.catalog})
     scores = np.vstack([member.score(u, cs.cold) for u in cs.users])
     return _row("two_tower_member", _metrics(scores, cs, k), fit_seconds=round(time.perf_counter() - t0, 2),
-                features="matrix, tags, author, type, hashed text")
+                features="matrix, tags, author, type, hashed text"), member
 
 
 def _metadata_popularity(ctx: Context, cs: ColdSplit) -> np.ndarray:
