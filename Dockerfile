@@ -29,7 +29,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# ---- the default configuration's packages, then Overdrive itself -----------------------------
+# ---- the default configuration's packages ------------------------------------------------------
 FROM build-base AS deps-runtime
 COPY requirements-runtime.txt /tmp/
 # --no-deps: the file is closed and pinned (deploy/lock_runtime.py); it deliberately leaves out
@@ -39,11 +39,6 @@ COPY requirements-runtime.txt /tmp/
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
     pip install --no-deps -r /tmp/requirements-runtime.txt
-COPY pyproject.toml README.md /src/
-COPY overdrive /src/overdrive
-RUN --mount=type=secret,id=ca-bundle \
-    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
-    pip install --no-deps /src
 
 # ---- + torch (CPU), transformers, sentence-transformers ---------------------------------------
 FROM deps-runtime AS deps-full
@@ -59,8 +54,23 @@ RUN --mount=type=secret,id=ca-bundle \
     pip install -r /tmp/requirements.txt \
     && python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch: set PIP_EXTRA_INDEX_URL to a CPU index'"
 
+# ---- Overdrive itself, on each (after the packages: a code change rebuilds from here) ---------
+FROM deps-runtime AS app-runtime
+COPY pyproject.toml README.md /src/
+COPY overdrive /src/overdrive
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    pip install --no-deps /src
+
+FROM deps-full AS app-full
+COPY pyproject.toml README.md /src/
+COPY overdrive /src/overdrive
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    pip install --no-deps /src
+
 # ---- the text model compiled for ONNX Runtime, once, so no container needs torch to start -----
-FROM deps-full AS compile
+FROM app-full AS compile
 # The file's name is a hash of the model folder, which the runtime venv holds byte for byte.
 RUN python -c "from pathlib import Path; \
 from overdrive.content.text import SentenceTextEncoder; \
@@ -96,10 +106,10 @@ USER 10001:10001
 CMD ["python", "-m", "overdrive.app"]
 
 FROM base AS full
-COPY --from=deps-full /opt/venv /opt/venv
+COPY --from=app-full /opt/venv /opt/venv
 COPY --from=compile --chown=overdrive:overdrive /opt/overdrive/compiled /opt/overdrive/compiled
 
 # Last, so that a plain `docker build .` makes it.
 FROM base AS runtime
-COPY --from=deps-runtime /opt/venv /opt/venv
+COPY --from=app-runtime /opt/venv /opt/venv
 COPY --from=compile /opt/overdrive/compiled /opt/overdrive/compiled
