@@ -3,7 +3,8 @@
     TRAINER_URL=http://overdrive-trainer:8000 TRAINER_KEY=... RESTART_DEPLOYMENT=overdrive-api python train.py
 
 1. POST /models/train on the trainer (a key with models:admin and metrics:read) and poll
-   /models/status until its collaborative job is no longer running; exit 1 if it failed.
+   /models/status until its collaborative job is no longer running; exit 1 if it failed, 0
+   without a restart when there was nothing to train on (409, or the job skipped).
 2. Patch the pod template of RESTART_DEPLOYMENT (in this pod's namespace) with a new
    `kubectl.kubernetes.io/restartedAt`, as `kubectl rollout restart` does, through the Kubernetes
    API with this pod's service account: the replicas are replaced one at a time and each loads
@@ -37,8 +38,14 @@ def call(method: str, url: str, *, token: str, body: object = None, content_type
 
 
 def train(base: str, key: str, *, poll_s: float = 10.0, deadline_s: float = 4 * 3600.0) -> dict:
-    """Start a retrain on the trainer and wait for it; the collaborative job's final state."""
-    started = call("POST", f"{base}/models/train", token=key, body={})
+    """Start a retrain on the trainer and wait for it; the collaborative job's final state
+    (`{"state": "skipped"}` when the service answers 409: nothing to train on yet)."""
+    try:
+        started = call("POST", f"{base}/models/train", token=key, body={})
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:
+            raise
+        return {"state": "skipped", "detail": exc.read().decode(errors="replace")}
     print(f"retrain asked: {json.dumps(started)}", flush=True)
     until = time.monotonic() + deadline_s
     while True:
@@ -73,6 +80,8 @@ def main() -> int:
         print(f"retrain: {exc}", file=sys.stderr)
         return 1
     print(f"retrain finished: {json.dumps(job)}", flush=True)
+    if job.get("state") == "skipped":  # nothing to train on: nothing new to roll out either
+        return 0
     if job.get("state") != "done":
         return 1
     if deployment := os.environ.get("RESTART_DEPLOYMENT", ""):
