@@ -162,13 +162,20 @@ class SignalSender:
             self.flush()
         finally:
             with self._lock:
-                self._closed = True
+                self._closed = True  # from here `send` refuses; a send that raced the flush is taken below
+                rest = self._take() if self._buffer and self._failure is None else None
             self._stop.set()
+            self._threads[-1].join(timeout=30)  # the ticker first: nothing may be queued behind the sentinels
+            if rest is not None:
+                self._queue.put(rest)
             for _ in self._threads[:-1]:
                 self._queue.put(None)
-            for thread in self._threads:
+            for thread in self._threads[:-1]:
                 thread.join(timeout=30)
             _open_senders.discard(self)
+        if self._failure is not None:
+            with self._lock:
+                self._refuse()
 
     def __enter__(self) -> SignalSender:
         return self
