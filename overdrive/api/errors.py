@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from overdrive.domain.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound, Overloaded
+from overdrive.domain.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,18 @@ def field_path(loc: tuple) -> str:
     return out or "body"
 
 
+_ID_PATTERN = r"^[^/]+$"  # overdrive.api.schemas.Id
+
+
+def _message(error: dict) -> str:
+    if error["type"] == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == _ID_PATTERN:
+        return "must not contain '/': ids travel as one URL path segment (percent-encode any other character)"
+    return error["msg"]
+
+
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [
-        {"field": field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        {"field": field_path(tuple(e["loc"])), "message": _message(e), "type": e["type"]}
         for e in exc.errors()
     ]
     if any(e["type"] == "json_invalid" for e in errors):
@@ -50,6 +59,10 @@ def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
 
 def _not_found(request: Request, exc: NotFound) -> JSONResponse:
     return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
+
+
+def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    return JSONResponse(status_code=409, content={"error": "conflict", "message": str(exc)})
 
 
 def _unavailable(request: Request, exc: BackendUnavailable) -> JSONResponse:
@@ -83,6 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidInput, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(Forbidden, _forbidden)  # type: ignore[arg-type]
     app.add_exception_handler(BackendUnavailable, _unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Overloaded, _overloaded)  # type: ignore[arg-type]

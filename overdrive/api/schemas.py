@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -34,13 +35,35 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
         orjson.dumps(value)
     except TypeError as exc:  # e.g. integers beyond 64 bits, lone surrogates
         raise ValueError(f"must be storable JSON: {exc}") from None
+    if (where := _non_finite(value, "")) is not None:  # orjson would store NaN and 1e400 as null
+        raise ValueError(f"{where or 'value'} must be a finite number (NaN and Infinity are not JSON)")
     return value
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite number inside `value`, if any."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, inner in items:
+        found = _non_finite(inner, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+        if found is not None:
+            return found
+    return None
 
 
 Text = Annotated[str, AfterValidator(_utf8)]
 # Length-constrained strings are checked in pydantic-core, which rejects lone surrogates itself
 # ("string_unicode"): no Python validator per id, of which a ranking request carries hundreds.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# No "/": an id travels as one URL path segment (GET /items/{id}), and a "/" — even sent as %2F,
+# which the server receives decoded — would split it. Every other character round-trips
+# percent-encoded ("?" as %3F, "#" as %23, "%" as %25).
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^/]+$")]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_json_object)]
 SignalType = Literal[SIGNAL_TYPES]  # type: ignore[valid-type]
@@ -80,7 +103,8 @@ MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_media
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
+    # Strict: `"limit": true` or `"exclude_seen": "true"` is refused, not read as 1 or True.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False, strict=True)
 
 
 class DeviceInfoIn(BaseModel):
@@ -259,6 +283,16 @@ class ItemIn(_Content):
 
 class ItemBatchIn(_Wire):
     items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+    @field_validator("items")
+    @classmethod
+    def _ids_once(cls, items: list[ItemIn]) -> list[ItemIn]:
+        """One id twice in a batch would be stored once and acknowledged twice: refused."""
+        first: dict[str, int] = {}
+        for n, item in enumerate(items):
+            if (k := first.setdefault(item.id, n)) != n:
+                raise ValueError(f"items[{n}].id {item.id!r} repeats items[{k}].id; send each item once")
+        return items
 
 
 class ItemOut(BaseModel):

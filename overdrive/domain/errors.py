@@ -29,6 +29,11 @@ class Overloaded(OverdriveError):
         self.retry_after_s = retry_after_s
 
 
+class Conflict(OverdriveError):
+    """The request is valid but cannot be done in the service's present state, e.g. a retrain
+    with no signals to train on (maps to 409)."""
+
+
 class Unauthenticated(OverdriveError):
     """No credential, or one that is not valid: expired, unknown, badly signed (maps to 401)."""
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from overdrive.domain.context import humans
-from overdrive.domain.errors import BackendUnavailable
+from overdrive.domain.errors import BackendUnavailable, Conflict
 from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
 from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
@@ -76,9 +76,13 @@ class CollaborativeModelService:
         if self._interval:
             self._schedule = asyncio.create_task(self._retrain_every(self._interval))
 
+    async def has_signals(self) -> bool:
+        """Whether the signal log holds anything to train on (BackendUnavailable when unreachable)."""
+        return await self._log.count() > 0
+
     async def _has_signals(self) -> bool:
         try:
-            return await self._log.count() > 0
+            return await self.has_signals()
         except BackendUnavailable as exc:  # the Kafka topic, not reachable yet: the schedule retrains later
             log.warning("no start-up training: %s", exc)
             return False
@@ -99,6 +103,9 @@ class CollaborativeModelService:
             version, stats = await loop.run_in_executor(self._trainer, self._fit_and_publish, erased)
             self._last_job.update(state="done", version=version, finished_at=time.time(), **stats)
             log.info("collaborative model %s published (%s)", version, stats)
+        except Conflict as exc:  # nothing to train on (every signal erased or a bot's): not a failure
+            log.info("collaborative retrain skipped: %s", exc)
+            self._last_job.update(state="skipped", detail=str(exc), finished_at=time.time())
         except Exception as exc:  # reported in /models/status; the served model stays as it was
             log.exception("collaborative retrain failed")
             self._last_job.update(state="failed", error=str(exc), finished_at=time.time())
@@ -108,7 +115,7 @@ class CollaborativeModelService:
         signals = [s for batch in self._log.scan(erased=erased) for s in humans(batch)]
         items = {i.id: i for batch in self._catalog.scan() for i in batch}
         if not signals:
-            raise ValueError("no signals to train on")
+            raise Conflict("no signals to train on (the log holds none from people)")
         model = self._factory()
         try:
             model.fit_signals(signals, items=items)

@@ -187,9 +187,44 @@ def test_path_ids_are_bounded(client: TestClient) -> None:
         ("/items", '{"id":"a","tags":["\\udc00"]}', "tags[0]"),
         ("/items", '{"id":"a","image_url":"x\\udc00.png"}', "image_url"),
         ("/rank/for-you/enhanced", '{"user_id":"u","candidate_items":[{"id":"a"},{"id":"\\ud800"}]}', "candidate_items[1].id"),
+        # NaN and 1e400 (infinity) would be stored as null: refused, at any depth.
+        ("/items", '{"id":"a","metadata":{"x":NaN}}', "metadata"),
+        ("/items", '{"id":"a","metadata":{"x":1e400}}', "metadata"),
+        ("/signals/process", '{"user_id":"u","signal_type":"like","content_id":"a","metadata":{"d":[1,{"x":-Infinity}]}}', "metadata"),
+        # Strict types: a boolean is not a number, a string is not a boolean.
+        ("/rank/for-you/enhanced", '{"user_id":"u","limit":true}', "limit"),
+        ("/rank/for-you/enhanced", '{"user_id":"u","exclude_seen":"true"}', "exclude_seen"),
+        ("/signals/process", '{"user_id":"u","signal_type":"like","content_id":"a","intensity":"2"}', "intensity"),
     ],
 )
 def test_unstorable_values_are_rejected_not_crashed_on(client: TestClient, path: str, raw: str, field: str) -> None:
     r = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == field
+
+
+def test_an_item_batch_naming_one_id_twice_is_refused(client: TestClient) -> None:
+    r = client.post("/items/batch", json={"items": [{"id": "a", "tags": ["x"]}, {"id": "b"}, {"id": "a", "tags": ["y"]}]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "items", r.text
+    assert "items[2].id 'a' repeats items[0].id" in r.json()["message"]
+    assert client.get("/items/a").status_code == 404  # all or nothing
+
+
+def test_ids_round_trip_through_url_paths_or_are_refused_when_they_cannot(client: TestClient) -> None:
+    """Every character but "/" round-trips percent-encoded; an id with "/" could never be read back
+    (the server receives %2F decoded), so it is refused where it is first written."""
+    from urllib.parse import quote
+
+    for raw in ("50%off", "what?", "a#b", "with space", "ünï"):
+        assert client.post("/items", json={"id": raw, "tags": ["t"]}).status_code == 201
+        assert client.post("/signals/process", json=_signal(user_id=raw, content_id=raw)).status_code == 200
+        assert client.get(f"/items/{quote(raw, safe='')}").json()["id"] == raw
+        assert _counts(client, quote(raw, safe="")) == {"like": 1}
+        assert client.delete(f"/items/{quote(raw, safe='')}").status_code == 204
+    for body, path, field in ((_signal(user_id="a/b"), "/signals/process", "user_id"),
+                              (_signal(content_id="a/b"), "/signals/process", "content_id"),
+                              ({"id": "a/b"}, "/items", "id"),
+                              ({"items": [{"id": "ok"}, {"id": "a/b"}]}, "/items/batch", "items[1].id")):
+        r = client.post(path, json=body)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+        assert "must not contain '/'" in r.json()["message"]

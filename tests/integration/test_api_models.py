@@ -83,3 +83,9 @@ def test_train_on_start_when_no_model_is_saved(tmp_path) -> None:
         status = _wait_trained(client)
         assert status["last_training"]["reason"].startswith("start-up")
         assert status["serving"]["version"] is not None
+
+
+def test_a_retrain_with_nothing_to_train_on_is_a_409(client: TestClient) -> None:
+    r = client.post("/models/train")
+    assert r.status_code == 409 and r.json()["error"] == "conflict" and "no signals" in r.json()["message"], r.text
+    assert client.get("/models/status").json()["collaborative"]["last_training"]["state"] == "never run"

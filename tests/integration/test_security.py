@@ -128,7 +128,7 @@ def test_valid_tokens_of_each_algorithm_carry_their_scopes(secured, alg: str) ->
     assert client.post("/models/train", headers=_bearer(token)).status_code == 403
     scp = jwt.encode({"sub": "svc", "scp": ["models:admin"], "iss": ISSUER, "aud": AUDIENCE, "exp": time.time() + 60},
                      SECRET, algorithm="HS256")
-    assert client.post("/models/train", headers=_bearer(scp)).status_code == 202
+    assert client.post("/models/train", headers=_bearer(scp)).status_code == 409  # allowed; nothing to train on
 
 
 def test_bad_tokens_are_refused(secured) -> None:
@@ -239,7 +239,7 @@ def test_json_only_bodies_and_cross_site_forms_are_refused(secured) -> None:
     assert form.status_code == 415
     text = client.post("/signals/process", content=b'{"user_id": "u"}', headers={**admin, "Content-Type": "text/plain"})
     assert text.status_code == 415
-    assert client.post("/models/train", headers=admin).status_code == 202  # no body, no type: fine
+    assert client.post("/models/train", headers=admin).status_code == 409  # no body, no type: allowed (no signals yet)
     assert client.post("/models/train").status_code == 401  # and a state change always needs credentials
 
 
@@ -253,4 +253,4 @@ def test_start_up_refuses_a_public_bind_without_credentials(tmp_path: Path, keys
 
 def test_loopback_without_credentials_is_open(client: TestClient) -> None:
     assert client.get("/rank/strategies").status_code == 200
-    assert client.post("/models/train").status_code == 202
+    assert client.post("/models/train").status_code == 409  # allowed; nothing to train on yet
