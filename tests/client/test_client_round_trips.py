@@ -20,8 +20,8 @@ import pytest
 
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.security.keys import KeyEntry, append_key, key_digest, new_key
-from overdrive_client import (AsyncClient, BadRequest, Client, Forbidden, LocalAssigner, NotFound, Unauthorized,
-                              assign)
+from overdrive_client import (AsyncClient, BadRequest, Client, Forbidden, LocalAssigner, NotFound, SenderFailed,
+                              Unauthorized, assign)
 from overdrive_client import types as t
 from tests.real_servers import app_env
 
@@ -203,6 +203,28 @@ def test_sender_flushes_a_partial_batch_on_time_and_on_close(od: Client) -> None
     assert od.user_analytics("late")["signal_counts"] == {"view": 1, "like": 3}
     with pytest.raises(RuntimeError):
         sender.send({"user_id": "late", "signal_type": "view", "content_id": "cat0"})
+
+
+def test_a_refused_batch_stops_the_sender_and_hands_back_what_was_not_sent(od: Client) -> None:
+    sender = od.signal_sender(batch_size=2, max_in_flight=1)
+    good: list[t.Signal] = [{"user_id": "stop", "signal_type": "view", "content_id": f"cat{n}"} for n in range(6)]
+    bad = {"user_id": "stop", "signal_type": "stare", "content_id": "cat0"}
+    sender.extend(good[:2])
+    sender.send(bad)  # type: ignore[arg-type]
+    with pytest.raises(SenderFailed) as stopped:
+        sender.send(good[2])
+        sender.flush()
+    failure = stopped.value
+    assert isinstance(failure.cause, BadRequest) and failure.cause.errors[0]["field"] == "signals[0].signal_type"
+    assert failure.offset == 2 and [s["signal_type"] for s in failure.failed] == ["stare", "view"]
+    with pytest.raises(SenderFailed):
+        sender.send(good[3])
+    with pytest.raises(SenderFailed):
+        sender.close()  # stops its threads, and says again why it stopped
+    # Every signal kept its id: sending the good ones of the failed batch again is safe.
+    resent = od.send_signals([s for s in failure.failed + failure.unsent if s["signal_type"] != "stare"])
+    assert resent["accepted"] == 1
+    assert od.user_analytics("stop")["signal_counts"] == {"view": 3}
 
 
 def test_a_sender_left_open_is_flushed_at_exit(server: ServerProcess, od: Client) -> None:
