@@ -122,7 +122,7 @@ class SignalSender:
     def send(self, signal: Signal) -> None:
         """Buffer one signal (a `signal_id` added when missing); may block while the service catches up."""
         if not signal.get("signal_id"):
-            signal = {**signal, "signal_id": new_signal_id()}  # type: ignore[typeddict-item]
+            signal = {**signal, "signal_id": new_signal_id()}
         with self._lock:
             if self._failure is not None or self._closed:
                 self._refuse()
@@ -272,7 +272,7 @@ class AsyncSignalSender:
         if self._failure is not None or self._closed:
             self._refuse()
         if not signal.get("signal_id"):
-            signal = {**signal, "signal_id": new_signal_id()}  # type: ignore[typeddict-item]
+            signal = {**signal, "signal_id": new_signal_id()}
         if not self._buffer:
             self._buffer_since = time.monotonic()
             if self._ticker is None:
