@@ -51,6 +51,8 @@ _UNAVAILABLE = (
     RedisConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownError, ClusterError,
     TryAgainError, RedisClusterException, OSError,
 )
+_POOL_DEFAULTS: dict[str, Any] = {"max_connections": 64, "timeout": 5.0}  # URL query arguments win
+
 _CLIENT_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 1.0,
     "socket_timeout": 2.0,
@@ -108,7 +110,13 @@ class RedisConnection:
                 first, startup_nodes=nodes or None, retry=_retry(), **_CLIENT_OPTIONS
             )
         else:
-            self.client = redis.asyncio.Redis.from_url(self.url, retry=_retry(), **_CLIENT_OPTIONS)
+            # A blocking pool: past `max_connections` a command waits up to `timeout` seconds for a
+            # free connection (then BackendUnavailable: a 503) instead of failing at once, which
+            # failed most rankings beyond ~100 concurrent requests. The URL may set either, as
+            # `?max_connections=128&timeout=5`.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url, retry=_retry(), **{**_POOL_DEFAULTS, **_CLIENT_OPTIONS})
+            self.client = redis.asyncio.Redis(connection_pool=pool, retry=_retry())
             if HIREDIS_AVAILABLE:  # whichever connection class the URL's scheme chose, packing in C
                 pool = self.client.connection_pool
                 pool.connection_class = type(pool.connection_class.__name__, (_HiredisPacking, pool.connection_class), {})

@@ -9,6 +9,7 @@ in one Cluster slot, and the store answers `BackendUnavailable` when its server 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 
@@ -155,5 +156,23 @@ async def test_an_unreachable_server_is_backend_unavailable() -> None:
             await store.item_engagement(["x"], now=T0)
         with pytest.raises(BackendUnavailable):
             await connection.ping()
+    finally:
+        await connection.close()
+
+
+async def test_many_more_concurrent_commands_than_connections_wait_their_turn() -> None:
+    """Past the pool's size a command waits for a free connection instead of failing: 2,000
+    concurrent pipelines on a pool of 8 all succeed (redis-py's default pool raised "Too many
+    connections" beyond 100, failing most rankings under load)."""
+    from overdrive.store.redis_conn import RedisConnection
+
+    if why := real_servers.shared_redis_missing():
+        real_servers.unavailable(why)
+    url = real_servers.SHARED_REDIS_URL
+    connection = RedisConnection(url + ("&" if "?" in url else "?") + "max_connections=8")
+    try:
+        assert connection.client.connection_pool.max_connections == 8
+        replies = await asyncio.gather(*(connection.execute([["PING"], ["ECHO", str(n)]]) for n in range(2000)))
+        assert [r[1] for r in replies] == [str(n).encode() for n in range(2000)]
     finally:
         await connection.close()
