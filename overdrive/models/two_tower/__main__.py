@@ -110,7 +110,7 @@ def _targets(warm: dict | None, cold: dict | None, serving: dict | None, k: int)
     if cold is not None and cold.get("similar"):
         rows = {r["model"]: r for r in cold["similar"]}
         text = rows["text_embedding"]["ndcg"]
-        for name in ("two_tower_item_tower", "two_tower_member_item_tower"):
+        for name in ("two_tower_item_tower", "two_tower_member_item_tower", "text_embedding+two_tower_member_item_tower"):
             if name in rows:
                 out.append({"target": f"similar items on text-only items ({name}) not worse than text embeddings alone",
                             "value": rows[name]["ndcg"], "threshold": text, "baseline": "text_embedding",
@@ -214,7 +214,7 @@ def _emit_similar(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(f"\nsimilar items for text-only items (held-out items, text alone; {rows[0]['queries']} queries; "
           "gain = co-engaging held-out users, normalised):")
     for r in rows:
-        print(f"  {r['model']:<30} NDCG@{r['k']} {r['ndcg']:.4f}  mean gain {r['mean_gain']:.4f}")
+        print(f"  {r['model']:<48} NDCG@{r['k']} {r['ndcg']:.4f}  mean gain {r['mean_gain']:.4f}")
 
 
 def _emit_check(args: argparse.Namespace, warm: dict[str, Any]) -> None:

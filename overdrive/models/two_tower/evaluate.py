@@ -220,7 +220,8 @@ def similar_items(ctx: Context, cs: ColdSplit, model: TwoTowerModel, member: Any
     in the held-out interactions (gain of a neighbour: co-engaging users / sqrt(product of each
     one's users); NDCG@k against the ideal order of those gains). Rows: the text embedding alone,
     the item tower on the same text (its model: sentence text), and the ensemble member's item
-    tower (hashed text, as the service serves it)."""
+    tower (hashed text, as the service serves it); and each tower's vector beside the text
+    embedding (concatenated unit vectors: the mean of the two cosines)."""
     R = cs.relevant.tocsc().astype(np.float32)
     n = np.asarray(R.sum(axis=0)).ravel()
     co = np.asarray((R.T @ R).todense())
@@ -234,6 +235,10 @@ def similar_items(ctx: Context, cs: ColdSplit, model: TwoTowerModel, member: Any
     if member is not None and member.model is not None:
         content = member._content(text_only, list(text_only))
         vectors["two_tower_member_item_tower"] = member.model.item_vectors(cs.cold, text_only, content)
+    unit = {name: V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12) for name, V in vectors.items()}
+    for name in ("two_tower_item_tower", "two_tower_member_item_tower"):
+        if name in unit:  # both halves at equal weight: the mean of the two cosines
+            vectors["text_embedding+" + name] = np.hstack([unit["text_embedding"], unit[name]])
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = (-np.sort(-gains[queries], axis=1)[:, :k] * discount).sum(axis=1)
     rows = []

@@ -131,7 +131,8 @@ def test_similar_items_measure_tells_text_neighbours_from_random_ones():
     model.fit(cs.train_signals, {i: it for i, it in catalog.items() if i not in cold},
               {i: c for i, c in ctx.content.items() if i not in cold})
     rows = {r["model"]: r for r in ev.similar_items(ctx, cs, model, k=5)}
-    assert set(rows) == {"text_embedding", "two_tower_item_tower"} and rows["text_embedding"]["queries"] >= 40
+    assert set(rows) == {"text_embedding", "two_tower_item_tower", "text_embedding+two_tower_item_tower"}
+    assert rows["text_embedding"]["queries"] >= 40
     for row in rows.values():
         assert 0.0 < row["ndcg"] <= 1.0
     # The same measure of random neighbours (a stand-in model whose item vectors are noise).
