@@ -165,6 +165,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
             watermarks=RedisWatermarks(connection=redis, topic=settings.kafka_topic, prefix=settings.redis_prefix),
             learners=learners,
             erasures=erasures,
+            monitor=monitor,
         )
         checks["kafka"] = bus.check
         from overdrive.stream.kafka_lag import KafkaConsumerLag  # the workers' lag, on the dashboard and /metrics
@@ -358,7 +359,8 @@ def build_services(settings: Settings) -> Services:
     }
     return Services(
         settings=settings,
-        signals=SignalService(bus=backends.bus, signal_log=backends.signal_log),
+        signals=SignalService(bus=backends.bus, signal_log=backends.history,
+                              count_ttl_s=0.0 if backends.signal_log is not None else 10.0),
         catalog=CatalogService(catalog=backends.catalog, features=backends.features, content=content,
                                listeners=[collaborative]),
         ranker=ranker,

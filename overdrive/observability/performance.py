@@ -106,6 +106,7 @@ class PerformanceMonitor:
 
     def snapshot(self) -> dict:
         uptime = time.time() - self._started
+        by_type = self.signals.by_type()
         return {
             "uptime_s": round(uptime, 3),
             "endpoints": {
@@ -121,6 +122,8 @@ class PerformanceMonitor:
                 }
                 for stage, s in sorted(self._stages.items())
             },
+            # Applied by this process since it started; with Kafka, every replica's, read back from the topic.
+            "signals": {"total": sum(by_type.values()), "by_type": dict(sorted(by_type.items()))},
             "gauges": {name: read() for name, read in sorted(self._gauges.items())},
         }
 

@@ -41,6 +41,7 @@ from overdrive.domain.codec import encode_signal
 from overdrive.domain.errors import BackendUnavailable, Overloaded
 from overdrive.domain.types import Signal
 from overdrive.observability.context import current_request_id
+from overdrive.observability.performance import PerformanceMonitor
 from overdrive.store.protocols import ErasureList
 from overdrive.stream.kafka_common import Erasures, check_topic, ensure_topic
 from overdrive.stream.applier import Learners
@@ -75,8 +76,10 @@ class KafkaSignalBus:
         config: Mapping[str, Any] | None = None,
         learners: Learners | None = None,
         erasures: ErasureList | None = None,
+        monitor: PerformanceMonitor | None = None,
     ) -> None:
         self._topic = topic
+        self._monitor = monitor  # the `produce` stage: produce to every ack, per batch
         self._partitions = partitions
         self._watermarks = watermarks
         self._timeout_s = delivery_timeout_ms / 1000.0
@@ -173,6 +176,7 @@ class KafkaSignalBus:
         signals = [s if s.signal_id is not None else dataclasses.replace(s, signal_id=uuid.uuid4().hex) for s in signals]
         loop = asyncio.get_running_loop()
         futures = []
+        started = time.perf_counter()
         request_id = current_request_id()
         headers = [(REQUEST_ID_HEADER, request_id.encode())] if request_id else None
         try:
@@ -194,6 +198,8 @@ class KafkaSignalBus:
         except BackendUnavailable:
             self._suspect = True
             raise
+        if self._monitor is not None:
+            self._monitor.record_stage("produce", (time.perf_counter() - started) * 1000.0, len(signals))
         produced: dict[str, dict[int, int]] = {}
         for s, (partition, offset) in zip(signals, done, strict=True):
             parts = produced.setdefault(s.user_id, {})

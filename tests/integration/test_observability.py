@@ -226,6 +226,16 @@ def test_the_request_id_travels_with_each_signal_through_kafka_to_the_workers_lo
                 time.sleep(0.2)
             assert lag and float(lag.group(1)) == 0.0, lag
             assert 'id="chart-lag"' in client.get("/dashboard").text
+            # /performance/system counts signals with Kafka too: produced by this replica, retained
+            # by the topic, and read back from it by type. (One more signal on its own: Tansu reports
+            # a partition's end as its last batch's first offset + 1, exact for a batch of one.)
+            assert client.post("/signals/process", json={"user_id": "ku", "signal_type": "share", "content_id": "k1",
+                                                         "signal_id": "ks3"}).status_code == 200
+            while (system := client.get("/performance/system").json())["signals"]["total"] < 3:
+                assert time.monotonic() < deadline, system["signals"]
+                time.sleep(0.1)
+            assert system["signals"] == {"total": 3, "by_type": {"like": 1, "share": 1, "view": 1}}
+            assert system["signal_stages"]["produce"]["signals"] == 3 and system["store"]["signals"] == 3, system
     finally:
         if worker.proc is not None and worker.proc.poll() is None:
             worker.terminate()
