@@ -43,14 +43,14 @@ RUN --mount=type=secret,id=ca-bundle \
 # ---- + torch (CPU), transformers, sentence-transformers ---------------------------------------
 FROM deps-runtime AS deps-full
 # PyPI's torch wheel is the CUDA build (several GB); the CPU build is on PyTorch's own index.
-# PIP_FIND_LINKS: a folder or page of wheels to prefer (deploy/build-image.sh serves a local one).
+# The optional build secret `pip-conf` (a pip configuration file) replaces that index: e.g. a
+# `find-links` with the CPU wheel, as deploy/build-image.sh passes. A secret, not an argument, so
+# that its contents (a local address) do not enter the layer cache's key.
 ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG PIP_FIND_LINKS=
 COPY requirements.txt /tmp/
-RUN --mount=type=secret,id=ca-bundle \
+RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=pip-conf \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
-    if [ -z "$PIP_EXTRA_INDEX_URL" ]; then unset PIP_EXTRA_INDEX_URL; fi; \
-    if [ -z "$PIP_FIND_LINKS" ]; then unset PIP_FIND_LINKS; fi; \
+    if [ -s /run/secrets/pip-conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip-conf; unset PIP_EXTRA_INDEX_URL; fi; \
     pip install -r /tmp/requirements.txt \
     && python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch: set PIP_EXTRA_INDEX_URL to a CPU index'"
 
@@ -80,6 +80,11 @@ assert enc.backend == 'onnx-int8' and not enc.degraded, enc.status()" \
 
 # ---- what every target runs on ----------------------------------------------------------------
 FROM ${BASE} AS base
+# libgomp1: OpenMP, which lightfm-next (compiled in the build stage) and implicit link against.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 RUN groupadd --system --gid 10001 overdrive \
     && useradd --system --uid 10001 --gid overdrive --home-dir /var/lib/overdrive --shell /usr/sbin/nologin overdrive \
     && mkdir -p /var/lib/overdrive/data /var/lib/overdrive/models /opt/overdrive/compiled \

@@ -15,8 +15,9 @@
 #   CA_BUNDLE  CA certificates pip inside the build trusts (default: this machine's bundle, so a
 #              TLS-intercepting proxy that this machine trusts is trusted there too); handed over as
 #              a build secret, never stored in a layer
-#   WHEELS     a folder of wheels offered to pip as --find-links (default /opt/wheels when it
-#              exists: the CPU build of torch lies there), served on 127.0.0.1 for the build
+#   WHEELS     a folder of wheels offered to pip as find-links (default /opt/wheels when it
+#              exists: the CPU build of torch lies there), served on 127.0.0.1 for the build and
+#              named in the `pip-conf` build secret
 #   PORT       host port of the smoke run (default 18000)
 #
 # With a Docker engine and a registry, none of this is needed:
@@ -102,7 +103,8 @@ print(s.getsockname()[1])')
     python3 -m http.server --bind 127.0.0.1 --directory "$WHEELS" "$wheels_port" >/dev/null 2>&1 &
     server_pid=$!
     # The wheels here replace PyTorch's CPU index, which cannot be reached from this machine.
-    build_args+=(--build-arg "PIP_FIND_LINKS=http://127.0.0.1:$wheels_port/" --build-arg "PIP_EXTRA_INDEX_URL=")
+    printf '[global]\nfind-links = http://127.0.0.1:%s/\n' "$wheels_port" > "$work/pip.conf"
+    build_args+=(--secret "id=pip-conf,src=$work/pip.conf")
 fi
 
 # ---- the images -----------------------------------------------------------------------------------
@@ -118,7 +120,8 @@ done
 [ "$smoke" = 1 ] || exit 0
 
 # ---- smoke ----------------------------------------------------------------------------------------
-# The default image: no torch; the worker and admin modules there; runs as `overdrive`; starts on a
+# The default image: no torch; the worker and admin modules there; every shared library's
+# dependencies present; runs as `overdrive`; starts on a
 # read-only root (as deploy/k8s runs it) and answers /health/ready; the text model runs on ONNX
 # Runtime from the build's compilation; a retrain asked by deploy/k8s/train.py (the CronJob's
 # step) publishes into the model volume, and a new container on that volume serves that version.
@@ -130,6 +133,9 @@ heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if import
 assert not heavy, heavy
 import overdrive.worker, overdrive.admin  # the worker and the admin CLI ship in the same image
 print('no torch, transformers or sentence-transformers; overdrive.worker and overdrive.admin import')"
+missing=$(pod run --rm "${limits[@]}" "$tag" sh -c \
+    'find /opt/venv -name "*.so*" -type f -exec ldd {} + 2>/dev/null | grep "not found" | sort -u')
+[ -z "$missing" ] || { echo "shared libraries missing in the image: $missing" >&2; exit 1; }
 user=$(pod run --rm "${limits[@]}" "$tag" id -un)
 [ "$user" = overdrive ] || { echo "runs as $user, not overdrive" >&2; exit 1; }
 
@@ -142,7 +148,7 @@ models_volume=overdrive-smoke-models-$$
 start() {  # start a container on the model volume; sets container and ready (seconds to ready)
     local t0 code
     t0=$(now)
-    container=$(pod run -d "${limits[@]}" --read-only --tmpfs /tmp --tmpfs /var/lib/overdrive/data:uid=10001 \
+    container=$(pod run -d "${limits[@]}" --read-only --tmpfs /tmp -v "$models_volume-data:/var/lib/overdrive/data" \
         -v "$models_volume:/var/lib/overdrive/models" -p "127.0.0.1:$PORT:8000" \
         -e "OVERDRIVE_JWT_SECRET=$secret" -e OVERDRIVE_RETRAIN_INTERVAL_MINUTES=0 "$tag")
     ready=""
@@ -164,7 +170,7 @@ start() {  # start a container on the model volume; sets container and ready (se
     exit 1
 }
 stop() { pod rm -f "$container" >/dev/null; container=""; }
-trap 'cleanup; pod volume rm -f "$models_volume" >/dev/null 2>&1 || true' EXIT
+trap 'cleanup; pod volume rm -f "$models_volume" "$models_volume-data" >/dev/null 2>&1 || true' EXIT
 
 start
 first_ready=$ready
