@@ -36,9 +36,19 @@ class SignalLog(SignalHistory, Protocol):
         clients may retry safely. When this returns, the new signals survive a crash.
         """
 
-    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
-        """Every stored signal in append order, in batches (for replay and training). Erased
-        users' rows are deleted, so `erased` leaves nothing more out."""
+    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None,
+             after: int = 0) -> Iterator[list[Signal]]:
+        """Every stored signal in append order, in batches (for replay and training), from the
+        position after `after` on. Erased users' rows are deleted, so `erased` leaves nothing more out."""
+
+    async def last_position(self) -> int:
+        """The position of the newest stored signal (0 when empty); positions grow with appends."""
+
+    async def applied_position(self) -> int | None:
+        """The position up to which live state holds every signal, as last marked (None: never)."""
+
+    async def mark_applied(self, position: int) -> None:
+        """Record durably that live state holds every signal up to `position`; never moves back."""
 
     async def erase_user(self, user_id: str) -> int:
         """Delete every signal of the user for good (the rows, and their bytes on disk); returns

@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS signals (
     metadata BLOB
 );
 CREATE INDEX IF NOT EXISTS signals_user ON signals (user_id);
+CREATE TABLE IF NOT EXISTS applied_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    seq INTEGER NOT NULL
+);
 """
 _COLUMNS = ", ".join(SIGNAL_COLUMNS)
 _INSERT = f"INSERT INTO signals ({_COLUMNS}) VALUES ({', '.join('?' * len(SIGNAL_COLUMNS))})"
@@ -37,8 +41,24 @@ class SqliteSignalLog:
     async def count(self) -> int:
         return await self._db.read(lambda c: c.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
-    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None) -> Iterator[list[Signal]]:
-        last = 0
+    async def last_position(self) -> int:
+        """The position of the newest stored signal (0 when empty)."""
+        return await self._db.read(lambda c: c.execute("SELECT COALESCE(MAX(seq), 0) FROM signals").fetchone()[0])
+
+    async def applied_position(self) -> int | None:
+        """The position up to which live state holds every signal, as last marked (None: never)."""
+        row = await self._db.read(lambda c: c.execute("SELECT seq FROM applied_mark WHERE id = 0").fetchone())
+        return None if row is None else row[0]
+
+    async def mark_applied(self, position: int) -> None:
+        """Record that every signal up to `position` is in live state (a mark never moves back)."""
+        await self._db.write(lambda c: c.execute(
+            "INSERT INTO applied_mark (id, seq) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (position,)))
+
+    def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None,
+             after: int = 0) -> Iterator[list[Signal]]:
+        last = after
         while True:
             rows = self._db.read_sync(
                 lambda c: c.execute(

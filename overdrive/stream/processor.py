@@ -66,6 +66,11 @@ class RealTimeSignalProcessor:
     def depth(self) -> int:
         return self._queued + self._reserved
 
+    @property
+    def idle(self) -> bool:
+        """Nothing being logged, queued or applied."""
+        return self._reserved == 0 and self._unapplied == 0
+
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(), name=f"signal-worker-{i}") for i in range(self._workers_n)]
 

@@ -280,3 +280,20 @@ async def test_erased_rows_leave_no_bytes_in_the_file(signal_log_factory, tmp_pa
         if f.is_file():
             data = f.read_bytes()
             assert b"zebra" not in data, f
+
+
+# ---------------------------------------------------------------------------- applied mark
+
+
+async def test_positions_grow_and_the_applied_mark_never_moves_back(signal_log: SignalLog) -> None:
+    assert await signal_log.last_position() == 0 and await signal_log.applied_position() is None
+    await signal_log.append([sig(n) for n in range(3)])
+    first = await signal_log.last_position()
+    await signal_log.append([sig(n) for n in range(3, 5)])
+    last = await signal_log.last_position()
+    assert last > first > 0
+    assert [s.signal_id for s in flat(list(signal_log.scan(after=first)))] == ["s3", "s4"]
+    assert flat(list(signal_log.scan(after=last))) == []
+    await signal_log.mark_applied(last)
+    await signal_log.mark_applied(first)  # a late, lower mark
+    assert await signal_log.applied_position() == last
