@@ -46,3 +46,35 @@ async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_ba
     finally:
         await service.close()
         await log.close()
+
+
+async def test_items_written_while_a_retrain_runs_reach_the_new_model(anyio_backend: str, tmp_path: Path) -> None:
+    db = SqliteDatabase(path=tmp_path / "db.sqlite3", schema=ITEMS_SCHEMA + SIGNALS_SCHEMA + ERASURES_SCHEMA)
+    catalog, log = SqliteItemCatalog(db), SqliteSignalLog(db)
+    now = time.time()
+    await catalog.put([Item(id=f"i{n}", tags=(f"t{n % 3}",), created_at=now) for n in range(20)])
+    await log.append([Signal(user_id=f"u{u}", signal_type="like", content_id=f"i{(u * 3 + k) % 20}", timestamp=now - 60 + k)
+                      for u in range(10) for k in range(4)])
+    service = CollaborativeModelService(
+        model_dir=tmp_path / "models", catalog=catalog, history=log, erasures=SqliteErasureList(db), retrain_interval_s=None,
+        train_on_start=False, factory=lambda: AdvancedCollaborativeFiltering(methods=("popularity",), tune=False),
+    )
+    await service.start()
+    try:
+        service.train(reason="test")
+        late = Item(id="late", tags=("t1",), created_at=now)  # not in the catalog snapshot the retrain read
+        service.add_items([late])
+        while service.status()["collaborative"]["last_training"]["state"] == "running":
+            await asyncio.sleep(0.02)
+        assert service.status()["collaborative"]["last_training"]["state"] == "done"
+        model = service.model()
+        assert "late" in model._new_items  # scored from its content anchors, like an item written after the fit
+        assert "late" in dict(model.recommend("u1", 25))
+        service.add_items([Item(id="later", tags=("t2",), created_at=now)])  # after: handed to the served model
+        deadline = time.monotonic() + 5
+        while "later" not in model._new_items:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await service.close()
+        await log.close()
