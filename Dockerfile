@@ -58,16 +58,20 @@ RUN --mount=type=secret,id=ca-bundle --mount=type=secret,id=pip-conf \
 FROM deps-runtime AS app-runtime
 COPY pyproject.toml README.md /src/
 COPY overdrive /src/overdrive
+# The typed client: the ingest and evaluation CLIs (python -m overdrive.ingest, …) talk HTTP through it.
+COPY client /src/client
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
-    pip install --no-deps /src
+    pip install --no-deps /src /src/client
 
 FROM deps-full AS app-full
 COPY pyproject.toml README.md /src/
 COPY overdrive /src/overdrive
+# The typed client: the ingest and evaluation CLIs (python -m overdrive.ingest, …) talk HTTP through it.
+COPY client /src/client
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
-    pip install --no-deps /src
+    pip install --no-deps /src /src/client
 
 # ---- the text model compiled for ONNX Runtime, once, so no container needs torch to start -----
 FROM app-full AS compile
