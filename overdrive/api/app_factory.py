@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from overdrive import __version__
 from overdrive.observability.performance import PerformanceMonitor
+from overdrive.api import openapi
 from overdrive.api.errors import install_error_handlers
 from overdrive.api.middleware import RequestGuard
 from overdrive.api.routes import analytics, audit, dashboard, experiments, health, items, models, privacy, ranking, signals
@@ -41,6 +42,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    openapi.install(app)  # every error status of every operation declared, with its body
     for router in (ranking.router, signals.router, items.router, analytics.router, models.router, experiments.router,
                    privacy.router, audit.router, health.router):
         app.include_router(router)

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from overdrive.domain.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound, Overloaded
 
@@ -79,11 +80,25 @@ def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
 
 
 def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return JSONResponse(
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
         content={"error": "http_error", "message": str(exc.detail)},
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's 405 names only the first route
+    matching the path (`/experiments`: POST, though GET is served there too)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": ""})  # a method no route serves: the path alone decides
+        if match is Match.PARTIAL and getattr(route, "methods", None):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

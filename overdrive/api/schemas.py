@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StringConstraints,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, WithJsonSchema, field_validator, model_validator)
 from typing_extensions import Required, TypedDict
 
 from overdrive.domain.context import DEVICE_CLASSES, Context, from_fields, valid_timezone
-from overdrive.domain.times import epoch_seconds
-from overdrive.domain.types import CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
+from overdrive.domain.times import EARLIEST, epoch_seconds
+from overdrive.domain.types import COMPONENTS, CONTENT_TYPES, SIGNAL_TYPES, Item, Signal
 
 MAX_BATCH_SIGNALS = 10_000
 MAX_BATCH_ITEMS = 10_000
@@ -97,9 +97,27 @@ def _any_time(value: Any) -> float | None:
     return None if value is None else epoch_seconds(value, now=float("inf"))
 
 
-Timestamp = Annotated[float | None, BeforeValidator(_epoch_seconds)]
-AnyTime = Annotated[float | None, BeforeValidator(_any_time)]
-MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_media_ref)]
+# What the OpenAPI document says of a time: epoch seconds from the year 1 on, or ISO 8601 text
+# (RFC 3339 date-times are what a client should send; `fromisoformat`'s other forms are read too).
+# A `Timestamp` also may not lie more than a day ahead: a bound that moves, so no JSON Schema says it.
+_TIME_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST}, {"type": "string", "format": "date-time"},
+                          {"type": "null"}]}
+Timestamp = Annotated[float | None, BeforeValidator(_epoch_seconds), WithJsonSchema(_TIME_SCHEMA)]
+AnyTime = Annotated[float | None, BeforeValidator(_any_time), WithJsonSchema(_TIME_SCHEMA)]
+# The document says "no NUL"; the scheme rule (`_media_ref`) is past what a pattern can say plainly.
+MediaRef = Annotated[str, StringConstraints(min_length=1), AfterValidator(_media_ref),
+                     WithJsonSchema({"type": "string", "minLength": 1, "pattern": "^[^\\x00]+$",
+                                     "description": "an http(s), data: or file: URL, or a file path"})]
+
+
+def _integral(value: Any) -> Any:
+    """150.0 is the integer 150 (JSON Schema counts it one, and JSON does not tell them apart);
+    150.5, true and "150" stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer on the wire: strict, but a number with no fractional part is one.
+WireInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class _Wire(BaseModel):
@@ -110,7 +128,8 @@ class _Wire(BaseModel):
 class DeviceInfoIn(BaseModel):
     """What a client says of its device; other keys (screen size…) are kept, not interpreted."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    # Strict as `_Wire` (`"app": 0` is not `false`); open to keys of the client's own.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
     user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
     device_class: Literal[DEVICE_CLASSES] | None = None  # type: ignore[valid-type]
     platform: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -120,7 +139,7 @@ class DeviceInfoIn(BaseModel):
 
 
 class LocationIn(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
     country: Annotated[str, StringConstraints(max_length=64)] | None = None
     region: Annotated[str, StringConstraints(max_length=128)] | None = None
     city: Annotated[str, StringConstraints(max_length=128)] | None = None
@@ -133,7 +152,7 @@ def _timezone(value: str | None) -> str | None:
 
 
 Timezone = Annotated[str | None, AfterValidator(_timezone)]
-UtcOffset = Annotated[int | None, Field(ge=-14 * 60, le=14 * 60)]
+UtcOffset = Annotated[WireInt | None, Field(ge=-14 * 60, le=14 * 60)]
 
 
 class ContextIn(_Wire):
@@ -142,9 +161,10 @@ class ContextIn(_Wire):
 
     device_info: DeviceInfoIn | None = None
     location: LocationIn | None = None
-    local_time: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    local_time: Annotated[str, StringConstraints(max_length=64),
+                          WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})] | None = Field(
         default=None, description="ISO 8601 with the user's UTC offset, e.g. 2026-12-06T08:30:00+01:00")
-    timezone: Timezone = None
+    timezone: Timezone = Field(default=None, description="an IANA time zone name, e.g. Europe/Lisbon")
     utc_offset_minutes: UtcOffset = None
 
     @field_validator("local_time")
@@ -342,7 +362,7 @@ class RankRequest(_Wire):
     candidate_items: list[CandidateIn] | None = Field(
         default=None, max_length=MAX_CANDIDATES, description="Omit to rank candidates from the catalog."
     )
-    limit: int = Field(default=20, ge=1, le=1000)
+    limit: WireInt = Field(default=20, ge=1, le=1000)
     strategy: str | None = Field(
         default=None, min_length=1, max_length=64,
         description="A named blend (GET /rank/strategies). Omitted: the user's experiment arm, else `enhanced`.")
@@ -381,7 +401,10 @@ class ArmIn(_Wire):
     name: Name
     share: float = Field(default=1.0, gt=0, description="relative share of the experiment's users (A/B)")
     strategy: Name | None = Field(default=None, description="a named strategy (GET /rank/strategies)")
-    weights: dict[str, float] | None = Field(default=None, description="or a blend of the ranking components")
+    weights: Annotated[dict[str, float], WithJsonSchema({
+        "type": "object", "minProperties": 1, "propertyNames": {"enum": list(COMPONENTS)},
+        "additionalProperties": {"type": "number", "minimum": 0}})] | None = Field(
+        default=None, description="or a blend of the ranking components (>= 0, not all 0); an arm has a strategy or weights")
 
 
 class ExperimentIn(_Wire):
@@ -407,3 +430,25 @@ class ExperimentPatch(_Wire):
     starts_at: AnyTime = None
     ends_at: AnyTime = None
     attribution_window_s: float | None = Field(default=None, gt=0, le=90 * 86_400.0)
+
+
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="where in the request, e.g. signals[3].signal_type")
+    message: str
+    type: str = Field(description="the kind of problem, e.g. missing, string_too_long, json_invalid, invalid")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: what went wrong, in words and as a code (`error`); a validation error
+    (422) or a body that is not JSON (400) lists each field at fault in `errors`."""
+
+    error: str = Field(description="validation_error, invalid_json, not_found, conflict, unauthenticated, forbidden, "
+                                   "overloaded, unavailable, payload_too_large, unsupported_media_type, http_error")
+    message: str
+    errors: list[FieldErrorOut] = Field(default_factory=list, description="400 and 422: each field at fault")
+    field: str = Field(default="body", description="413 and 415: the part of the request refused")
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, dict[str, Any]] = Field(description="each dependency's own answer, with `ok`")

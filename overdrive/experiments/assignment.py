@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from overdrive.domain.errors import InvalidInput
+from overdrive.domain.errors import Conflict
 from overdrive.experiments.model import BUCKETS, Arm, Experiment
 
 _ARM_RESOLUTION = 1_000_000
@@ -55,11 +55,11 @@ def assignments(experiments: Iterable[Experiment], user_id: str, *, now: float,
 
 def allocate(exposure: float, owned: Sequence[tuple[int, int]], taken: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     """Bucket ranges giving `exposure` of the layer: those already `owned`, plus free ones (not
-    `taken` by the layer's other live or draft experiments), first fit. `InvalidInput` when the
+    `taken` by the layer's other live or draft experiments), first fit. `Conflict` (409) when the
     layer has too little room left."""
     want = round(exposure * BUCKETS) - sum(hi - lo for lo, hi in owned)
     if want < 0:
-        raise InvalidInput("exposure cannot shrink: users already in the experiment would leave it", field="exposure")
+        raise Conflict("exposure cannot shrink: users already in the experiment would leave it")
     ranges = list(owned)
     cursor = 0
     for lo, hi in sorted([*owned, *taken]):
@@ -75,8 +75,7 @@ def allocate(exposure: float, owned: Sequence[tuple[int, int]], taken: Iterable[
         ranges.append((cursor, cursor + take))
         want -= take
     if want > 0:
-        raise InvalidInput("not enough room in the layer: its other experiments hold the rest of its users",
-                           field="exposure")
+        raise Conflict("exposure: not enough room in the layer: its other experiments hold the rest of its users")
     return tuple(_merged(ranges))
 
 

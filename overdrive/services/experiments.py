@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from overdrive.domain.context import Context
-from overdrive.domain.errors import BackendUnavailable, InvalidInput, NotFound
+from overdrive.domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from overdrive.domain.types import COMPONENTS, Candidate, RankResult
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.experiments.analysis import analyse
@@ -75,12 +75,11 @@ class ExperimentService:
         experiment = await self._get(experiment_id)
         fixed = {"arms", "salt", "kind", "layer"} & set(changes)
         if fixed and experiment.state != "draft":
-            raise InvalidInput(f"{sorted(fixed)} cannot change once the experiment has run: start another one",
-                               field=sorted(fixed)[0])
+            raise Conflict(f"{sorted(fixed)} cannot change once the experiment has run: start another one")
         state = changes.get("state", experiment.state)
         order = {"draft": 0, "running": 1, "stopped": 2}
         if order[state] < order[experiment.state]:
-            raise InvalidInput(f"state cannot go from {experiment.state} back to {state}", field="state")
+            raise Conflict(f"state cannot go from {experiment.state} back to {state}")
         updated = dataclasses.replace(experiment, **{k: v for k, v in changes.items() if k != "arms"},
                                       **({"arms": tuple(Arm(**a) for a in changes["arms"])} if "arms" in changes else {}))
         updated = self._validated(updated)

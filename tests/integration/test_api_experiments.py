@@ -133,7 +133,8 @@ def test_definitions_layers_and_immutability(app: TestClient) -> None:
     first = _experiment(app, exposure=0.6, layer="feed")
     refused = app.post("/experiments", json={"name": "too big", "layer": "feed", "exposure": 0.5,
                                               "arms": [{"name": "a", "strategy": "enhanced"}, {"name": "b", "strategy": "freshness"}]})
-    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "exposure"
+    # Valid, but the layer's other experiments hold its users: a conflict with the present state.
+    assert refused.status_code == 409 and refused.json()["error"] == "conflict" and "exposure" in refused.json()["message"]
     other = _experiment(app, exposure=0.4, layer="feed", name="the rest")
     both = [u for u in (f"x{n}" for n in range(300))
             if len(app.get(f"/experiments/assignment/{u}").json()["assignments"]) == 2]
@@ -142,11 +143,11 @@ def test_definitions_layers_and_immutability(app: TestClient) -> None:
                                                                   {"name": "b", "strategy": "enhanced"}]})
     assert bad_arm.status_code == 422 and bad_arm.json()["errors"][0]["field"] == "arms[0].strategy"
     frozen = app.patch(f"/experiments/{first['id']}", json={"arms": first["arms"][::-1]})
-    assert frozen.status_code == 422 and frozen.json()["errors"][0]["field"] == "arms"
-    assert app.patch(f"/experiments/{first['id']}", json={"exposure": 0.3}).status_code == 422  # would move users out
+    assert frozen.status_code == 409 and "arms" in frozen.json()["message"]  # fixed once it has run
+    assert app.patch(f"/experiments/{first['id']}", json={"exposure": 0.3}).status_code == 409  # would move users out
     stopped = app.patch(f"/experiments/{other['id']}", json={"state": "stopped"}).json()
     assert stopped["state"] == "stopped"
-    assert app.patch(f"/experiments/{other['id']}", json={"state": "running"}).status_code == 422
+    assert app.patch(f"/experiments/{other['id']}", json={"state": "running"}).status_code == 409
     grown = app.patch(f"/experiments/{first['id']}", json={"exposure": 1.0})  # the stopped one's users are free
     assert grown.status_code == 200 and grown.json()["exposure"] == 1.0
     assert app.delete(f"/experiments/{other['id']}").status_code == 204

@@ -13,9 +13,12 @@ from overdrive.security.principal import Principal
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 ExperimentId = Annotated[str, Path(min_length=1, max_length=64)]
+_ROOM = {409: {"description": "The layer's other experiments hold the users this exposure needs"}}
+_STATE = {409: {"description": "Not in this state: arms, salt and layer are fixed once it has run; the state only "
+                               "goes forward (draft, running, stopped); exposure only grows"}}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=_ROOM)
 async def create_experiment(body: ExperimentIn, services: ServicesDep, request_id: RequestIdDep,
                             principal: Annotated[Principal, Allowed("experiments:admin")]) -> dict:
     experiment = await services.experiments.create(body.model_dump())
@@ -40,7 +43,7 @@ async def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> 
     return await services.experiments.get(experiment_id)
 
 
-@router.patch("/{experiment_id}")
+@router.patch("/{experiment_id}", responses=_STATE)
 async def update_experiment(experiment_id: ExperimentId, body: ExperimentPatch, services: ServicesDep,
                             request_id: RequestIdDep, principal: Annotated[Principal, Allowed("experiments:admin")]) -> dict:
     """Start (`state: running`), stop, rename, reschedule, raise exposure. Arms, shares and salt

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from overdrive.api.deps import ServicesDep
+from overdrive.api.schemas import ReadinessOut
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -15,7 +16,9 @@ async def live() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses={
+    200: {"model": ReadinessOut, "description": "Every dependency answers"},
+    503: {"model": ReadinessOut, "description": "A dependency does not answer: `checks` says which"}})
 async def ready(services: ServicesDep) -> JSONResponse:
     checks = await services.readiness()
     ok = all(c["ok"] for c in checks.values())

@@ -40,7 +40,10 @@ async def erasure_job(job_id: Annotated[str, Path(min_length=1, max_length=64)],
     return job
 
 
-@router.get("/{user_id}/export")
+@router.get("/{user_id}/export", responses={200: {
+    "description": "`format=json`: one JSON document; `format=ndjson`: one JSON object a line",
+    "content": {"application/json": {"schema": {"type": "object"}},
+                "application/x-ndjson": {"schema": {"type": "string", "description": "one JSON object a line"}}}}})
 async def export_user(user_id: UserIdPath, services: ServicesDep, request_id: RequestIdDep,
                       principal: Annotated[Principal, AllowedForUser("privacy:admin")],
                       format: Literal["json", "ndjson"] = "json") -> Response:  # noqa: A002 - the query name

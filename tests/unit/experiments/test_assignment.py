@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from overdrive.domain.errors import InvalidInput
+from overdrive.domain.errors import Conflict, InvalidInput
 from overdrive.experiments.assignment import allocate, arm_of, assignments, bucket, exposed, in_holdout
 from overdrive.experiments.model import BUCKETS, Arm, Experiment, validate
 
@@ -50,7 +50,7 @@ def test_one_layer_never_shares_a_user_and_layers_overlap() -> None:
     assert sum(exposed(first, u) or exposed(second, u) for u in USERS) == len(USERS)
     across = sum(exposed(first, u) and exposed(other_layer, u) for u in USERS)
     assert abs(across / len(USERS) - 0.25) < 0.02  # independent layers: about half of half
-    with pytest.raises(InvalidInput, match="room"):
+    with pytest.raises(Conflict, match="room"):  # 409: the layer's other experiments hold it
         allocate(0.1, (), [*first.buckets, *second.buckets])
 
 
@@ -60,7 +60,7 @@ def test_raising_exposure_brings_users_in_and_moves_nobody() -> None:
     grown = replace(small, exposure=0.6, buckets=allocate(0.6, small.buckets, ()))
     after = {u: arm_of(grown, u).name for u in USERS if exposed(grown, u)}
     assert set(before) < set(after) and all(after[u] == arm for u, arm in before.items())
-    with pytest.raises(InvalidInput, match="shrink"):
+    with pytest.raises(Conflict, match="shrink"):
         allocate(0.1, grown.buckets, ())
 
 
