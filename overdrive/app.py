@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from overdrive.api import create_app
+from overdrive.api.admission import Admission
+from overdrive.api.http_protocol import ConnectionLimits, limits_protocol
 from overdrive.config import Settings, SettingsError, describe_error
 from overdrive.observability.logs import configure as configure_logging
 from overdrive.store.data_dir_lock import DataDirInUse
@@ -26,12 +29,32 @@ def main() -> None:
     except (SettingsError, DataDirInUse) as exc:
         sys.exit(f"overdrive: {exc}")
     tls = (settings.tls_cert_file, settings.tls_key_file) if settings.tls_cert_file and settings.tls_key_file else None
-    serve(create_app(services), host=settings.host, port=settings.service_port, log_level=settings.log_level, tls=tls,
-          access_log=settings.access_log)
+    app = create_app(services)
+    serve(app, host=settings.host, port=settings.service_port, log_level=settings.log_level, tls=tls,
+          access_log=settings.access_log, limits=connection_limits(settings), admission=app.state.admission)
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The HTTP limits from the settings; raises the open-file limit to its hard ceiling first, so
+    that the connection cap (unless set) is that less a reserve for the store, models and logs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # not ours to raise: the cap follows what there is
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    auto = max(16, soft - max(64, soft // 10))
+    return ConnectionLimits(max_header_bytes=settings.http_max_header_bytes,
+                            header_timeout_s=settings.http_header_timeout_seconds,
+                            body_timeout_s=settings.http_body_timeout_seconds,
+                            keep_alive_s=settings.http_keep_alive_seconds,
+                            max_connections=min(settings.max_connections, auto) if settings.max_connections else auto)
 
 
 def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Path] | None = None,
-          access_log: bool = False) -> None:
+          access_log: bool = False, limits: ConnectionLimits | None = None, admission: Admission | None = None) -> None:
     """The server stack: uvicorn, one process, asyncio's event loop and httptools, its own log
     lines — and with `access_log` its access log — through ours (`configure_logging`: JSON lines
     or text, escaped, each with the request id); HTTPS when given a certificate and key.
@@ -42,9 +65,17 @@ def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Pa
     connections their first requests waited up to 3 s. asyncio's loop accepts every pending
     connection at once. The ranker's throughput is the same on either loop.
 
+    The connection runs `overdrive.api.http_protocol` (httptools with bounded headers, header,
+    body and idle timeouts, and a connection cap) under `limits`, without them its defaults; it
+    counts rankings and signal writes into `admission` (`overdrive.api.admission`) as soon as
+    they are parsed, so that those past the bound are shed before they queue on the loop.
+
     The ranking benchmark serves its bare comparison endpoint through this too.
     """
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, loop="asyncio", http="auto",
+    limits = limits or ConnectionLimits()
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, loop="asyncio",
+                http=limits_protocol(limits, admission), timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
+                h11_max_incomplete_event_size=limits.max_header_bytes,  # used only if served by h11
                 log_config=None, ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
 
 

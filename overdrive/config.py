@@ -65,6 +65,33 @@ class Settings(BaseSettings):
                                             validation_alias=_env("OVERDRIVE_DASHBOARD_SAMPLE_SECONDS"),
                                             description="how often the dashboard's history takes a point (and its pages poll)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, validation_alias=_env("OVERDRIVE_MAX_BODY_BYTES"))
+    # Load shedding and connection limits (docs/configuration.md#load-shedding-and-connections)
+    max_inflight_rankings: int = Field(default=8, ge=0, le=100_000, validation_alias=_env("OVERDRIVE_MAX_INFLIGHT_RANKINGS"),
+                                       description="rankings served at once; more answer 503 with Retry-After at once "
+                                                   "instead of queueing (0: no limit)")
+    max_inflight_signal_writes: int = Field(default=16, ge=0, le=100_000,
+                                            validation_alias=_env("OVERDRIVE_MAX_INFLIGHT_SIGNAL_WRITES"),
+                                            description="signal writes (/signals/process, /signals/batch) served at "
+                                                        "once; more answer 503 with Retry-After (0: no limit)")
+    shed_retry_after_seconds: int = Field(default=1, ge=1, le=3600, validation_alias=_env("OVERDRIVE_SHED_RETRY_AFTER_SECONDS"),
+                                          description="the Retry-After of a shed request's 503")
+    max_connections: int = Field(default=0, ge=0, le=10_000_000, validation_alias=_env("OVERDRIVE_MAX_CONNECTIONS"),
+                                 description="open client connections at most; past it the longest-idle one is closed, "
+                                             "or the new one if none is idle (0: the descriptor limit less a reserve)")
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024,
+                                       validation_alias=_env("OVERDRIVE_HTTP_MAX_HEADER_BYTES"),
+                                       description="a request's line and headers at most; larger answers 431 and closes")
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600,
+                                               validation_alias=_env("OVERDRIVE_HTTP_HEADER_TIMEOUT_SECONDS"),
+                                               description="a request's headers must arrive within this of its first "
+                                                           "byte, else 408 and the connection closed")
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                             validation_alias=_env("OVERDRIVE_HTTP_BODY_TIMEOUT_SECONDS"),
+                                             description="a request's body must arrive within this of its headers, "
+                                                         "else 408 and the connection closed")
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=3600, validation_alias=_env("OVERDRIVE_HTTP_KEEP_ALIVE_SECONDS"),
+                                           description="a connection idle this long (before its first request or "
+                                                       "between requests) is closed")
     ranking_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_RANKING_WEIGHTS),
         validation_alias=_env("OVERDRIVE_RANKING_WEIGHTS"),

@@ -13,6 +13,7 @@ from overdrive import __version__
 from overdrive.observability.performance import PerformanceMonitor
 from overdrive.api import openapi
 from overdrive.api.errors import install_error_handlers
+from overdrive.api.admission import Admission, LoadShedder
 from overdrive.api.middleware import RequestGuard
 from overdrive.api.routes import analytics, audit, dashboard, experiments, health, items, models, privacy, ranking, signals
 from overdrive.api.security import AuthGuard
@@ -59,7 +60,11 @@ def create_app(services: Services) -> FastAPI:
 
 def add_middleware(app: FastAPI, *, settings: Settings, monitor: PerformanceMonitor) -> None:
     """The stack every request passes before authentication: request guard (size limit, JSON
-    only, request id, timing), then CORS for `CLIENT_BASE_URL` alone (which answers preflights).
+    only, request id, timing), then load shedding of rankings and signal writes (its 503s timed
+    and tagged like any answer), then CORS for `CLIENT_BASE_URL` alone (which answers preflights).
+
+    The admission counts are `app.state.admission`: `overdrive.app.serve` hands them to the HTTP
+    protocol, which counts a request as soon as it is parsed.
 
     Also used by the ranking benchmark's framework reference endpoint."""
     app.add_middleware(
@@ -69,4 +74,10 @@ def add_middleware(app: FastAPI, *, settings: Settings, monitor: PerformanceMoni
         allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
+    app.state.admission = Admission({
+        ("POST", "/rank/for-you/enhanced"): ("rankings", settings.max_inflight_rankings),
+        ("POST", "/signals/process"): ("signal writes", settings.max_inflight_signal_writes),
+        ("POST", "/signals/batch"): ("signal writes", settings.max_inflight_signal_writes),
+    }, retry_after_s=settings.shed_retry_after_seconds)
+    app.add_middleware(LoadShedder, admission=app.state.admission)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, monitor=monitor)

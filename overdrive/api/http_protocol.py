@@ -1,0 +1,231 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol with the limits it lacks.
+
+uvicorn 0.54 with httptools bounds none of these (its `h11_max_incomplete_event_size` applies to
+the h11 protocol only; `timeout_keep_alive` is armed only after a response; `limit_concurrency`
+answers 503 but never closes a connection): an endless header grew in memory, re-joined on each
+chunk, and held `/health/live` at 6 s; a connection that never sent a byte stayed open for ever,
+so 1,100 of them took every file descriptor and every other client failed. Here:
+
+- a request's line and headers are at most `max_header_bytes` (431, then closed);
+- they must arrive within `header_timeout_s` of the request's first byte, its body within
+  `body_timeout_s` of its headers (408, then closed);
+- a connection idle `keep_alive_s` — before its first request, as after a response — is closed;
+- at most `max_connections` are open: past it the longest-idle connection is closed to make room
+  (as nginx reuses idle keep-alive connections), or the new one is if none is idle (503).
+
+It also answers `GET /health/live` itself, and counts rankings and signal writes into the app's
+`Admission` as they are parsed, answering those past the bound with a bare 503 (see
+`overdrive.api.admission`).
+
+`limits_protocol(...)` makes the protocol class that `overdrive.app.serve` hands uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from overdrive.api.admission import SCOPE_KEY, Admission
+from overdrive.api.middleware import request_id_from
+
+_HEADS = {
+    408: b"HTTP/1.1 408 Request Timeout\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+    503: b"HTTP/1.1 503 Service Unavailable\r\n",
+}
+_MESSAGES = {
+    408: b'{"error":"request_timeout","message":"the request did not arrive in time"}',
+    431: b'{"error":"headers_too_large","message":"request line and headers exceed the limit"}',
+    503: b'{"error":"overloaded","message":"too many open connections"}',
+}
+
+
+LIVE_PATH = b"/health/live"
+LIVE_BODY = b'{"status":"ok"}'
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int = 16 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000
+
+
+def limits_protocol(limits: ConnectionLimits, admission: Admission | None = None) -> type[HttpToolsProtocol]:
+    """The protocol class for uvicorn's `http=`, bound to `limits`, and counting requests into
+    `admission` (the app's, `app.state.admission`) as soon as they are parsed."""
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits, "admission": admission})
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    limits: ConnectionLimits = ConnectionLimits()
+    admission: Admission | None = None
+
+    async def admission_refusal(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": self.admission.refusal_headers})
+        await send({"type": "http.response.body", "body": self.admission.refusal_body})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = self.limits.keep_alive_s
+        self._in_head = False
+        self._answered = False  # the request under way was answered by this protocol itself
+        self._head_bytes = 0
+        self._read_timer: asyncio.TimerHandle | None = None  # header or body deadline
+        self.idle_since: float | None = None  # monotonic time the connection last became idle
+
+    # uvicorn's protocol interface, extended
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections and not _close_longest_idle(self.connections):
+            self.connections.add(self)  # so that connection_lost's discard finds it
+            self.transport = transport
+            self._refuse(503)
+            return
+        super().connection_made(transport)
+        self._idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle_since = None
+        super().data_received(data)
+        if self._in_head and self.parser is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431)
+                return
+        if not self._in_head and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
+            self._idle()  # between requests (stray bytes, or a request completed in this chunk)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._arm_read_timer(self.limits.header_timeout_s)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._arm_read_timer(self.limits.body_timeout_s)
+        self._answered = False
+        if self.url == LIVE_PATH and self.parser.get_method() == b"GET" and (self.cycle is None or self.cycle.response_complete):
+            self._answer_live()
+            return
+        verdict = None
+        if self.admission is not None and (self.cycle is None or self.cycle.response_complete):  # not pipelined
+            verdict = self.admission.enter(self.parser.get_method().decode("ascii"),
+                                           self.url.partition(b"?")[0].decode("latin-1"))
+        if verdict is None or verdict[1]:
+            super().on_headers_complete()
+            if verdict is not None:  # its task is made, not yet run: the shedder releases it when done
+                self.scope[SCOPE_KEY] = verdict  # type: ignore[literal-required]
+            return
+        # Shed: answered by a bare 503 app, without the middleware stack — on a saturated server
+        # there may be a thousand of these a second, and each costs the loop what it costs.
+        app, self.app = self.app, self.admission_refusal
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_body(self, body: bytes) -> None:
+        if not self._answered:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._cancel_read_timer()
+        if not self._answered:
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # uvicorn armed its keep-alive timer: idle now
+            self.idle_since = time.monotonic()
+
+    # ours
+
+    def _answer_live(self) -> None:
+        """`GET /health/live` answered here, as its headers are parsed: no task, no middleware, in
+        the loop turn that reads it — so it waits for nothing but the turn under way, which the
+        admission bound keeps short. What it proves is what liveness means: the loop turns."""
+        self._answered = True
+        request_id = request_id_from(next((v for n, v in self.headers if n == b"x-request-id"), None))
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n"
+                             + b"x-request-id: " + request_id.encode("ascii") + b"\r\n"
+                             + (b"" if keep_alive else b"connection: close\r\n") + b"\r\n" + LIVE_BODY)
+        self.server_state.total_requests += 1
+        if not keep_alive:
+            self.transport.close()
+        else:
+            self._idle()
+
+    def _idle(self) -> None:
+        """Between requests: closed unless a request starts within `keep_alive_s`."""
+        if self.idle_since is None:
+            self.idle_since = time.monotonic()
+        if self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def _arm_read_timer(self, seconds: float) -> None:
+        self._cancel_read_timer()
+        self._read_timer = self.loop.call_later(seconds, self._read_timed_out)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.cycle is not None and self.cycle.response_started and not self._in_head:
+            self.transport.close()  # the app answers already: nothing to say, only to stop waiting
+        else:
+            self._refuse(408)
+
+    def _refuse(self, status: int) -> None:
+        """Answer `status` (unless an answer is under way) and close the connection."""
+        self._cancel_read_timer()
+        self._in_head = False
+        if self.transport.is_closing():
+            return
+        body = _MESSAGES[status]
+        if not (self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete):
+            self.transport.write(_HEADS[status] + b"content-type: application/json\r\nconnection: close\r\n"
+                                 + (b"retry-after: 1\r\n" if status == 503 else b"")
+                                 + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app's next receive() is a disconnect
+            self.cycle.message_event.set()
+        self.transport.close()
+        self.parser = _Closed()  # type: ignore[assignment]  # bytes already buffered are dropped
+
+
+class _Closed:
+    """In place of the parser once a connection is refused: swallows what is still delivered."""
+
+    def feed_data(self, data: bytes) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+
+def _close_longest_idle(connections: set) -> bool:
+    """Close the connection idle longest to make room; False if none is idle."""
+    idle = [c for c in connections if getattr(c, "idle_since", None) is not None and not c.transport.is_closing()]
+    if not idle:
+        return False
+    oldest = min(idle, key=lambda c: c.idle_since)
+    oldest.idle_since = None
+    oldest.transport.close()
+    oldest.connections.discard(oldest)  # the room is taken now; connection_lost follows
+    return True
