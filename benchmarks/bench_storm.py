@@ -13,8 +13,10 @@ client does; that answer is counted as shed, not as an error. Errors are every o
 answer, a connection closed or reset under a request, and a request unanswered after `--timeout`.
 
 Each mode is one server on its own copy of the world: `off` turns load shedding off
-(`OVERDRIVE_MAX_INFLIGHT_RANKINGS=0`, `OVERDRIVE_MAX_INFLIGHT_SIGNAL_WRITES=0`), `on` runs the
-defaults; `--env NAME=VALUE` adds settings to both. Prints per mode the ranking and signal
+(`OVERDRIVE_MAX_INFLIGHT_RANKINGS=0`, `OVERDRIVE_MAX_INFLIGHT_SIGNAL_WRITES=0`; the connection
+limits and the health answers stay), `on` runs the defaults, and with `--before CHECKOUT` mode
+`before` runs the server of another checkout (`git worktree add /tmp/before COMMIT`) first;
+`--env NAME=VALUE` adds settings to all. Prints per mode the ranking and signal
 P50/P99 and counts, shed answers, errors, the probes' P50/P99/max, and what became of the
 slow-header connections.
 """
@@ -262,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--modes", default="off,on", help=f"comma-separated, of {', '.join(MODES)}")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for every mode's server")
+    p.add_argument("--before", type=Path, metavar="CHECKOUT",
+                   help="also run mode 'before': the server from another checkout (e.g. a git worktree of an older commit)")
     args = p.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -273,13 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="overdrive-storm-") as tmp_name:
         tmp = Path(tmp_name)
         world, ids, users = _world(tmp, args)
-        for mode in args.modes.split(","):
+        for mode in (["before"] if args.before else []) + args.modes.split(","):
             data = tmp / f"data-{mode}"
             shutil.copytree(world, data)
             env = {"OVERDRIVE_CONTENT_FEATURES": "false", "OVERDRIVE_TRAIN_ON_START": "false",
                    "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0", "MODEL_CACHE_DIR": str(tmp / f"models-{mode}"),
-                   **MODES[mode], **extra}
-            with ServerProcess(data_dir=data, env=env, log_path=tmp / f"server-{mode}.log") as server:
+                   **MODES.get(mode, {}), **extra}
+            with ServerProcess(data_dir=data, env=env, log_path=tmp / f"server-{mode}.log",
+                               cwd=args.before if mode == "before" else None) as server:
                 ranks, signals = _requests(server.port, ids, users, args.candidates)
                 tally = asyncio.run(_storm(server.port, ranks, signals, args))
             _report(mode, tally, args.seconds)

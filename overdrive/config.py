@@ -89,6 +89,9 @@ class Settings(BaseSettings):
                                              validation_alias=_env("OVERDRIVE_HTTP_BODY_TIMEOUT_SECONDS"),
                                              description="a request's body must arrive within this of its headers, "
                                                          "else 408 and the connection closed")
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100, validation_alias=_env("OVERDRIVE_GIL_SWITCH_INTERVAL_MS"),
+                                          description="how long another thread may hold the GIL while the event loop "
+                                                      "waits (Python's default: 5)")
     http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=3600, validation_alias=_env("OVERDRIVE_HTTP_KEEP_ALIVE_SECONDS"),
                                            description="a connection idle this long (before its first request or "
                                                        "between requests) is closed")

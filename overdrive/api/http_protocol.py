@@ -13,7 +13,8 @@ so 1,100 of them took every file descriptor and every other client failed. Here:
 - at most `max_connections` are open: past it the longest-idle connection is closed to make room
   (as nginx reuses idle keep-alive connections), or the new one is if none is idle (503).
 
-It also answers `GET /health/live` itself, and counts rankings and signal writes into the app's
+It also answers `GET /health/live` itself, and `GET /health/ready` from a snapshot taken every
+second (`ReadinessSnapshot`), and counts rankings and signal writes into the app's
 `Admission` as they are parsed, answering those past the bound with a bare 503 (see
 `overdrive.api.admission`).
 
@@ -46,6 +47,54 @@ _MESSAGES = {
 
 LIVE_PATH = b"/health/live"
 LIVE_BODY = b'{"status":"ok"}'
+READY_PATH = b"/health/ready"
+
+
+class ReadinessSnapshot:
+    """`GET /health/ready` as the app answers it, asked in the background every `period_s`; the
+    protocol answers probes with the latest answer while it is younger than `2 × period_s` (else
+    the app answers, as slowly as it must). Under saturation the check itself waits behind the
+    store's queue (~100–300 ms here), so a probe answered from the snapshot costs nothing and
+    tells a state at most a period old; a loop that stops turning lets it go stale."""
+
+    def __init__(self, period_s: float = 1.0) -> None:
+        self.period_s = period_s
+        self._latest: tuple[int, bytes] | None = None
+        self._at = 0.0
+        self._task: asyncio.Task | None = None
+
+    def latest(self) -> tuple[int, bytes] | None:
+        return self._latest if self._latest and time.monotonic() - self._at < 2 * self.period_s else None
+
+    def start(self, app: Any) -> None:
+        """Begin asking `app` (once; from the first connection, on the server's loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._refresh(app))
+
+    async def _refresh(self, app: Any) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": "/health/ready", "raw_path": READY_PATH,
+                 "query_string": b"", "root_path": "", "headers": [], "client": ("127.0.0.1", 0),
+                 "server": ("127.0.0.1", 0), "state": {}}
+        while True:
+            answer: dict[str, Any] = {"body": b""}
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    answer["status"] = message["status"]
+                else:
+                    answer["body"] += message.get("body", b"")
+
+            try:
+                await app(dict(scope, state={}, headers=[]), receive, send)
+                if answer.get("status") in (200, 503):
+                    self._latest, self._at = (answer["status"], answer["body"]), time.monotonic()
+            except Exception:  # noqa: BLE001 - the app answers probes itself until a check succeeds
+                self._latest = None
+            await asyncio.sleep(self.period_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +106,19 @@ class ConnectionLimits:
     max_connections: int = 1000
 
 
-def limits_protocol(limits: ConnectionLimits, admission: Admission | None = None) -> type[HttpToolsProtocol]:
-    """The protocol class for uvicorn's `http=`, bound to `limits`, and counting requests into
-    `admission` (the app's, `app.state.admission`) as soon as they are parsed."""
-    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits, "admission": admission})
+def limits_protocol(limits: ConnectionLimits, admission: Admission | None = None,
+                    readiness: ReadinessSnapshot | None = None) -> type[HttpToolsProtocol]:
+    """The protocol class for uvicorn's `http=`, bound to `limits`, counting requests into
+    `admission` (the app's, `app.state.admission`) as soon as they are parsed, and answering
+    readiness probes from `readiness`."""
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,),
+                {"limits": limits, "admission": admission, "readiness": readiness})
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: ConnectionLimits = ConnectionLimits()
     admission: Admission | None = None
+    readiness: ReadinessSnapshot | None = None
 
     async def admission_refusal(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 503, "headers": self.admission.refusal_headers})
@@ -90,6 +143,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)
         self._idle()
+        if self.readiness is not None:
+            self.readiness.start(self.app)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_read_timer()
@@ -116,9 +171,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._arm_read_timer(self.limits.body_timeout_s)
         self._answered = False
-        if self.url == LIVE_PATH and self.parser.get_method() == b"GET" and (self.cycle is None or self.cycle.response_complete):
-            self._answer_live()
-            return
+        if self.parser.get_method() == b"GET" and (self.cycle is None or self.cycle.response_complete):
+            if self.url == LIVE_PATH:
+                self._answer(200, LIVE_BODY)
+                return
+            if self.url == READY_PATH and self.readiness is not None and (latest := self.readiness.latest()):
+                self._answer(*latest)
+                return
         verdict = None
         if self.admission is not None and (self.cycle is None or self.cycle.response_complete):  # not pipelined
             verdict = self.admission.enter(self.parser.get_method().decode("ascii"),
@@ -152,16 +211,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # ours
 
-    def _answer_live(self) -> None:
-        """`GET /health/live` answered here, as its headers are parsed: no task, no middleware, in
-        the loop turn that reads it — so it waits for nothing but the turn under way, which the
-        admission bound keeps short. What it proves is what liveness means: the loop turns."""
+    def _answer(self, status: int, body: bytes) -> None:
+        """Answered here, as the headers are parsed: no task, no middleware, in the loop turn that
+        reads it — so it waits for nothing but the turn under way, which the admission bound keeps
+        short. For `/health/live` what it proves is what liveness means: the loop turns."""
         self._answered = True
         request_id = request_id_from(next((v for n, v in self.headers if n == b"x-request-id"), None))
         keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
-        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n"
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             % (status, b"OK" if status == 200 else b"Service Unavailable", len(body))
                              + b"x-request-id: " + request_id.encode("ascii") + b"\r\n"
-                             + (b"" if keep_alive else b"connection: close\r\n") + b"\r\n" + LIVE_BODY)
+                             + (b"" if keep_alive else b"connection: close\r\n") + b"\r\n" + body)
         self.server_state.total_requests += 1
         if not keep_alive:
             self.transport.close()
