@@ -14,7 +14,7 @@ import math
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -141,6 +141,15 @@ class Settings(BaseSettings):
     fold_in_every: int = Field(default=1000, ge=1, le=10_000_000, validation_alias=_env("OVERDRIVE_FOLD_IN_EVERY"))
     retrain_interval_minutes: float = Field(default=60.0, ge=0, validation_alias=_env("OVERDRIVE_RETRAIN_INTERVAL_MINUTES"))
     train_on_start: bool = Field(default=True, validation_alias=_env("OVERDRIVE_TRAIN_ON_START"))
+    trainer: Literal["here", "external"] = Field(
+        default="here", validation_alias=_env("OVERDRIVE_TRAINER"),
+        description="'here': this process retrains the collaborative ensemble (at start without a model, "
+                    "on the schedule, on POST /models/train); 'external': one `python -m overdrive.trainer` "
+                    "publishes into the shared MODEL_CACHE_DIR and this process serves each version it "
+                    "publishes (POST /models/train leaves the trainer a request)")
+    model_follow_seconds: float = Field(default=5.0, gt=0, le=3600, validation_alias=_env("OVERDRIVE_MODEL_FOLLOW_SECONDS"),
+                                        description="with OVERDRIVE_TRAINER=external: how often to look for a new "
+                                                    "version; the trainer: how often to look for requests")
     session_gap_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("OVERDRIVE_SESSION_GAP_MINUTES"))
 
     # Scaled mode (REDIS_URL / KAFKA_BOOTSTRAP_SERVERS): where state and signals live.

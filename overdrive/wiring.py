@@ -240,7 +240,8 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
     return worker, redis.close
 
 
-def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModelService:
+def _collaborative(settings: Settings, *, history: SignalHistory, erasures: ErasureList,
+                   catalog: ItemCatalog) -> CollaborativeModelService:
     from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
 
     factor_methods = ("nmf", "als", "bpr", "lightfm")
@@ -256,12 +257,40 @@ def _collaborative(settings: Settings, backends: Backends) -> CollaborativeModel
     return CollaborativeModelService(
         model_dir=settings.model_cache_dir / "collaborative",
         factory=factory,
-        history=backends.history,
-        erasures=backends.erasures,
-        catalog=backends.catalog,
+        history=history,
+        erasures=erasures,
+        catalog=catalog,
         retrain_interval_s=settings.retrain_interval_minutes * 60.0 or None,
         train_on_start=settings.train_on_start,
+        trains=settings.trainer == "here",
+        follow_every_s=settings.model_follow_seconds,
     )
+
+
+def build_trainer(settings: Settings) -> tuple[CollaborativeModelService, Step]:
+    """The one trainer of scaled mode (`python -m overdrive.trainer`): the topic and the shared
+    catalog in, model versions out into the shared MODEL_CACHE_DIR."""
+    if not settings.kafka_bootstrap_servers or not settings.redis_url:
+        raise SettingsError(
+            "invalid setting KAFKA_BOOTSTRAP_SERVERS/REDIS_URL: the trainer needs both (it trains on the topic, "
+            "which holds every replica's signals, and the catalog in Redis); without them the API trains itself")
+    from overdrive.store.redis_catalog import RedisItemCatalog
+    from overdrive.store.redis_conn import RedisConnection
+    from overdrive.store.redis_erasures import RedisErasureList
+    from overdrive.stream.kafka_history import KafkaSignalHistory
+
+    redis = RedisConnection(settings.redis_url)
+    history = KafkaSignalHistory(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic,
+                                 partitions=settings.kafka_partitions)
+    service = _collaborative(settings.model_copy(update={"trainer": "here"}), history=history,
+                             erasures=RedisErasureList(connection=redis, prefix=settings.redis_prefix),
+                             catalog=RedisItemCatalog(connection=redis, prefix=settings.redis_prefix))
+
+    async def close() -> None:
+        await service.close()
+        await redis.close()
+
+    return service, close
 
 
 def _content(settings: Settings, backends: Backends) -> ContentService:
@@ -298,7 +327,7 @@ def build_services(settings: Settings) -> Services:
     learners.subscribe(monitor.signals.on_applied)  # signals/s by type, the user debugger's recent signals
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
     backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
-    collaborative = _collaborative(settings, backends)
+    collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures, catalog=backends.catalog)
     learners.subscribe(collaborative.observe)
     two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
     content = _content(settings, backends) if settings.content_features else None

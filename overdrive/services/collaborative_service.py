@@ -12,6 +12,7 @@ served model, which folds the touched users in every `fold_in_every` interaction
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -31,6 +32,8 @@ from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
 
 log = logging.getLogger(__name__)
 
+ERASURE_REQUEST = "erasure"  # a trainer answering it deletes every older version after publishing
+
 
 class CollaborativeModelService:
     def __init__(
@@ -43,7 +46,12 @@ class CollaborativeModelService:
         catalog: ItemCatalog,
         retrain_interval_s: float | None,
         train_on_start: bool,
+        trains: bool = True,
+        follow_every_s: float = 5.0,
     ) -> None:
+        """`trains=False`: a trainer elsewhere (`python -m overdrive.trainer`) publishes into the
+        shared `model_dir`; this process serves each new version within `follow_every_s`, leaves a
+        request there on `train()`, and never fits a model itself."""
         self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
         self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
         self._factory = factory
@@ -62,6 +70,8 @@ class CollaborativeModelService:
         self._erased_during_training: set[str] = set()  # users its snapshot may still hold
         self._swap_lock = threading.Lock()
         self._last_job: dict[str, Any] = {"state": "never run"}
+        self._trains = trains
+        self._follow_every_s = follow_every_s
 
     def model(self) -> AdvancedCollaborativeFiltering | None:
         return self._handle.get()
@@ -71,10 +81,30 @@ class CollaborativeModelService:
         loaded = await loop.run_in_executor(self._trainer, self._handle.refresh)
         if loaded:
             log.info("serving collaborative model version %s", self._handle.get().version)  # type: ignore[union-attr]
-        elif self._train_on_start and await self._has_signals():
+        if not self._trains:
+            self._schedule = asyncio.create_task(self._follow())
+            return
+        if not loaded and self._train_on_start and await self._has_signals():
             self.train(reason="start-up: no saved model")
         if self._interval:
             self._schedule = asyncio.create_task(self._retrain_every(self._interval))
+
+    async def _follow(self) -> None:
+        """Serve each version the trainer publishes, as soon as it is seen."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._follow_every_s)
+            try:
+                if not await loop.run_in_executor(self._trainer, self._handle.refresh):
+                    continue
+                model = self._handle.get()
+                # Users erased after the trainer read its snapshot may be in it: masked before long.
+                erased = await self._erasures.snapshot()
+                await loop.run_in_executor(self._updater, lambda: [model.forget_user(u) for u in erased])
+                self._last_job = {"state": "loaded", "version": model.version, "loaded_at": time.time()}
+                log.info("serving collaborative model version %s, published by the trainer", model.version)
+            except Exception:  # a half-written or pruned version: the next look tries again
+                log.exception("loading the trainer's collaborative model failed")
 
     async def has_signals(self) -> bool:
         """Whether the signal log holds anything to train on (BackendUnavailable when unreachable)."""
@@ -88,13 +118,40 @@ class CollaborativeModelService:
             return False
 
     def train(self, *, reason: str) -> dict[str, Any]:
-        """Start a full retrain in the background unless one is running; returns the job state."""
+        """Start a full retrain in the background unless one is running; returns the job state.
+        With a trainer elsewhere, leave it a request instead."""
+        if not self._trains:
+            self._store.request_training(reason)
+            return {"state": "requested", "reason": reason, "trainer": "external", "requested_at": time.time()}
         if self._training is None or self._training.done():
             self._last_job = {"state": "running", "reason": reason, "started_at": time.time()}
             with self._swap_lock:
                 self._during_training, self._items_during_training = [], []
             self._training = asyncio.create_task(self._train())
         return dict(self._last_job)
+
+    async def train_now(self, *, reason: str, drop_older: bool = False) -> dict[str, Any]:
+        """Retrain from a snapshot read from now on and wait for it (a retrain already running
+        started from an older snapshot: it finishes first). `drop_older`: once the new version is
+        published, delete every other (an erasure: they may still hold the user)."""
+        if self._training is not None and not self._training.done():
+            await asyncio.wait([self._training])
+        self.train(reason=reason)
+        await asyncio.wait([self._training])  # type: ignore[list-item]
+        job = dict(self._last_job)
+        if drop_older and job.get("state") == "done":
+            await asyncio.get_running_loop().run_in_executor(self._trainer, self._store.drop_others, job["version"])
+        return job
+
+    async def answer_requests(self, stop: asyncio.Event) -> None:
+        """The trainer's loop: a retrain for each request replicas leave in the store, until `stop`."""
+        while not stop.is_set():
+            request = self._store.take_training_request()
+            if request is not None:
+                reason = str(request.get("reason"))
+                await self.train_now(reason=f"requested: {reason}", drop_older=reason == ERASURE_REQUEST)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._follow_every_s)
 
     async def _train(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,6 +241,9 @@ class CollaborativeModelService:
             return {"served_model": None}
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._updater, model.forget_user, user_id)
+        if not self._trains:  # the store is the trainer's: it publishes a version without them
+            self._store.request_training(ERASURE_REQUEST)
+            return {"served_model": model.version, "older_versions": "replaced by the trainer's next version"}
         version = await loop.run_in_executor(self._trainer, self._store.save, model)
         await loop.run_in_executor(self._trainer, self._store.drop_others, version)
         return {"served_model": version, "older_versions": "deleted"}
@@ -211,6 +271,7 @@ class CollaborativeModelService:
                 "artifacts": self._handle.status(),
                 "last_training": dict(self._last_job),
                 "retrain_interval_s": self._interval,
+                "trainer": "here" if self._trains else "external",
             }
         }
 

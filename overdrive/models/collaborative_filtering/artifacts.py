@@ -11,6 +11,7 @@ half-written one; a restart loads `CURRENT` without retraining.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -126,6 +127,27 @@ class ArtifactStore(Generic[M]):
             if version != current:
                 shutil.rmtree(self._versions_dir / version, ignore_errors=True)
         _fsync_path(self._versions_dir)
+
+    def request_training(self, reason: str) -> None:
+        """Leave a request for the trainer that publishes into this store (`python -m overdrive.trainer`)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f"REQUESTED.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(json.dumps({"reason": reason, "at": time.time()}))
+        os.replace(tmp, self.root / "REQUESTED")
+
+    def take_training_request(self) -> dict[str, Any] | None:
+        """The pending training request, removed from the store; None when there is none."""
+        taken = self.root / f"REQUESTED.taken.{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(self.root / "REQUESTED", taken)  # one taker wins
+        except FileNotFoundError:
+            return None
+        try:
+            return json.loads(taken.read_text())
+        except (OSError, ValueError):
+            return {"reason": "unreadable request"}
+        finally:
+            taken.unlink(missing_ok=True)
 
     def _prune(self, *, current: str) -> None:
         for stale in self.root.glob(".tmp-*"):
