@@ -15,6 +15,10 @@ status, from the operation's shape:
 
 Statuses a route declares itself (409 for `POST /models/train`) keep their description and get the
 error body. Every error body is `ErrorOut` (`overdrive.api.schemas`).
+
+Where a credential is configured, the document says how to present one (`Authorization: Bearer`
+— an API key or a JWT — or `X-API-Key`) on every operation but the two health probes; without
+one (a loopback service with authentication off) it declares none, for none is asked.
 """
 
 from __future__ import annotations
@@ -71,12 +75,25 @@ def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[in
     return statuses
 
 
-def complete(document: dict[str, Any], *, strategies: list[str] | None = None) -> dict[str, Any]:
-    """`document` with every operation's error answers declared, each with `ErrorOut`, and the
-    names `strategy` may take (`strategies`: this server's, fixed while it runs) as an enum."""
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key or a JWT (docs/security.md)"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "an API key"},
+}
+
+
+def complete(document: dict[str, Any], *, strategies: list[str] | None = None, auth: bool = False) -> dict[str, Any]:
+    """`document` with every operation's error answers declared, each with `ErrorOut`; the names
+    `strategy` may take (`strategies`: this server's, fixed while it runs) as an enum; and, with
+    `auth`, the credentials every operation but the health probes asks for."""
     _, defs = models_json_schema([(ErrorOut, "serialization")], ref_template="#/components/schemas/{model}")
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     schemas.update(defs["$defs"])
+    if auth:
+        components["securitySchemes"] = _SECURITY_SCHEMES
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                operation["security"] = [] if path in OPEN_PATHS else [{name: []} for name in _SECURITY_SCHEMES]
     if strategies:
         for model in ("RankRequest", "ArmIn"):
             for variant in schemas.get(model, {}).get("properties", {}).get("strategy", {}).get("anyOf", []):
@@ -112,7 +129,7 @@ def install(app: FastAPI) -> None:
             app.openapi_schema = complete(get_openapi(
                 title=app.title, version=app.version, openapi_version=app.openapi_version,
                 description=app.description, routes=app.routes, tags=app.openapi_tags, servers=app.servers),
-                strategies=list(app.state.services.ranker.strategies))
+                strategies=list(app.state.services.ranker.strategies), auth=app.state.services.auth.enabled)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
