@@ -209,10 +209,10 @@ class SignalIn(_Wire):
     content_id: Id
     duration: float | None = Field(default=None, ge=0, le=1e7, description="Seconds of dwell or play.")
     intensity: float = Field(default=1.0, ge=0, le=100)
-    timestamp: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds; default: now.")
+    timestamp: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds, up to a day from now; default: now.")
     signal_id: Id | None = Field(default=None, description="Client id; a repeat is acknowledged, not re-counted.")
     metadata: Metadata = Field(default_factory=dict, description=(
-        "Free-form; `device_info` (user_agent, device_class, platform, os, browser, app) and `location` "
+        "Free-form JSON (integers within 64 bits); `device_info` (user_agent, device_class, platform, os, browser, app) and `location` "
         "(country, region, city) are read as the signal's context."))
     _utc_offset: int | None = PrivateAttr(default=None)
 
@@ -277,9 +277,9 @@ class _Content(_Wire):
     video_url: MediaRef | None = None
     audio_url: MediaRef | None = None
     author_id: Id | None = None
-    created_at: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds.")
+    created_at: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds, up to a day from now.")
     tags: list[Tag] = Field(default_factory=list, max_length=100)
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict, description="Free-form JSON (integers within 64 bits).")
 
 
 class ItemIn(_Content):
@@ -302,7 +302,7 @@ class ItemIn(_Content):
 
 
 class ItemBatchIn(_Wire):
-    items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS, description="each id once")
 
     @field_validator("items")
     @classmethod
@@ -342,7 +342,7 @@ class CandidateIn(TypedDict, total=False):
     video_url: MediaRef | None
     audio_url: MediaRef | None
     author_id: Id | None
-    created_at: Annotated[Timestamp, Field(description="ISO 8601 or epoch seconds.")]
+    created_at: Annotated[Timestamp, Field(description="ISO 8601 or epoch seconds, up to a day from now.")]
     tags: Annotated[list[Tag], Field(max_length=100)]
     metadata: Metadata
 
@@ -360,7 +360,7 @@ def candidate_content(candidate: CandidateIn) -> dict[str, Any]:
 class RankRequest(_Wire):
     user_id: Id
     candidate_items: list[CandidateIn] | None = Field(
-        default=None, max_length=MAX_CANDIDATES, description="Omit to rank candidates from the catalog."
+        default=None, max_length=MAX_CANDIDATES, description="Each id once. Omit to rank candidates from the catalog."
     )
     limit: WireInt = Field(default=20, ge=1, le=1000)
     strategy: str | None = Field(
@@ -410,13 +410,13 @@ class ArmIn(_Wire):
 class ExperimentIn(_Wire):
     name: Name
     kind: Literal["ab", "interleaving"] = "ab"
-    arms: list[ArmIn] = Field(min_length=2, max_length=20, description="the first is the control")
+    arms: list[ArmIn] = Field(min_length=2, max_length=20, description="the first is the control; names differ")
     layer: Name = "default"
     salt: Name | None = Field(default=None, description="default: random")
     exposure: float = Field(default=1.0, gt=0, le=1, description="share of the layer's users")
     state: Literal["draft", "running"] = "draft"
     starts_at: AnyTime = None
-    ends_at: AnyTime = None
+    ends_at: AnyTime = Field(default=None, description="after starts_at")
     attribution_window_s: float = Field(default=86_400.0, gt=0, le=90 * 86_400.0)
 
 
@@ -428,7 +428,7 @@ class ExperimentPatch(_Wire):
     exposure: float | None = Field(default=None, gt=0, le=1)
     state: Literal["draft", "running", "stopped"] | None = None
     starts_at: AnyTime = None
-    ends_at: AnyTime = None
+    ends_at: AnyTime = Field(default=None, description="after starts_at")
     attribution_window_s: float | None = Field(default=None, gt=0, le=90 * 86_400.0)
 
 
