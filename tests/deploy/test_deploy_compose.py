@@ -1,6 +1,7 @@
 """deploy/compose.yaml: valid for Compose (`docker-compose config`), two API replicas behind the
-load balancer, the worker, Redis, Kafka, Prometheus scraping every replica, Grafana, volumes for
-data and models, the auth secrets, and the files it mounts present; make-secrets.sh makes working keys."""
+load balancer, the worker, the one trainer, Redis, Kafka, Prometheus scraping every replica,
+Grafana, a data volume per replica and one model volume the trainer and the replicas share, the
+auth secrets, and the files it mounts present; make-secrets.sh makes working keys."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy.deploy_files import COMPOSE, DEPLOY, compose, is_overdrive_image
+from tests.deploy.deploy_files import COMPOSE, DEPLOY, compose, dockerfile_env, is_overdrive_image
 from tests.real_servers import unavailable
 
 
@@ -53,11 +54,14 @@ def api_services() -> dict[str, dict]:
 
 def test_services() -> None:
     services = compose()["services"]
-    assert {"lb", "worker", "redis", "kafka", "prometheus", "grafana"} <= set(services)
+    assert {"lb", "worker", "trainer", "redis", "kafka", "prometheus", "grafana"} <= set(services)
     assert len(api_services()) == 2
     assert services["worker"]["command"] == ["python", "-m", "overdrive.worker"]
     assert services["worker"]["healthcheck"] == {"disable": True}, "the worker serves no HTTP"
-    for name, service in api_services().items():
+    assert services["trainer"]["command"] == ["python", "-m", "overdrive.trainer"]
+    assert services["trainer"]["healthcheck"] == {"disable": True}, "the trainer serves no HTTP"
+    assert services["trainer"].get("deploy", {}).get("replicas", 1) == 1, "one trainer"
+    for name, service in {**api_services(), "trainer": services["trainer"]}.items():
         assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
         assert service["environment"]["REDIS_URL"].startswith("redis://redis:"), name
 
@@ -73,13 +77,30 @@ def test_load_balancer_and_prometheus_reach_every_replica() -> None:
     assert "prometheus-api-key" in compose()["services"]["prometheus"]["secrets"]
 
 
+def mounts(service: dict) -> dict[str, str]:
+    """Mount point -> source (a volume's name or a path) of a service's `volumes`."""
+    return dict(reversed(v.split(":")[:2]) for v in service.get("volumes", []))
+
+
+def test_the_replicas_follow_the_trainer_on_one_model_volume() -> None:
+    trainer = compose()["services"]["trainer"]
+    model_dir = trainer["environment"].get("MODEL_CACHE_DIR", dockerfile_env("runtime")["MODEL_CACHE_DIR"])
+    shared = mounts(trainer)[model_dir]
+    assert shared in compose()["volumes"], "a named volume, not a folder of the host"
+    assert "OVERDRIVE_TRAINER" not in trainer["environment"]
+    for name, service in api_services().items():
+        assert service["environment"].get("MODEL_CACHE_DIR", model_dir) == model_dir, name
+        assert mounts(service)[model_dir] == shared, f"{name} does not mount the trainer's model volume"
+        assert mounts(service)["/var/lib/overdrive/data"] != shared, f"{name}: a data folder is locked by one process"
+        assert service["environment"]["OVERDRIVE_TRAINER"] == "external", f"{name} would train on its own"
+
+
 def test_volumes_secrets_and_mounted_files() -> None:
     spec = compose()
     data_volumes = []
     for name, service in api_services().items():
-        mounts = dict(reversed(v.split(":")[:2]) for v in service["volumes"])
-        assert "/var/lib/overdrive/data" in mounts and "/var/lib/overdrive/models" in mounts, name
-        data_volumes.append(mounts["/var/lib/overdrive/data"])
+        assert "/var/lib/overdrive/data" in mounts(service) and "/var/lib/overdrive/models" in mounts(service), name
+        data_volumes.append(mounts(service)["/var/lib/overdrive/data"])
         assert service["environment"]["OVERDRIVE_API_KEYS_FILE"] == "/run/secrets/api-keys"
         assert "api-keys" in service["secrets"]
     assert len(set(data_volumes)) == len(data_volumes), "a data folder is locked by one process"

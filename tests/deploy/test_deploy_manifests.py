@@ -1,6 +1,6 @@
 """deploy/k8s: valid against the Kubernetes schemas (offline, kubernetes-validate), and what the
 deployment promises: probes, resources, autoscaling, disruption budget, workers <= partitions, one
-trainer on the shared model store, the CronJob's script shipped."""
+trainer on the shared model store that the API replicas follow, the nightly retrain on the same store."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import kubernetes_validate  # requirements-dev.txt
 import pytest
 import yaml
 
-from tests.deploy.deploy_files import K8S, KUSTOMIZATION, k8s_files, k8s_resources, pod_spec
+from tests.deploy.deploy_files import K8S, KUSTOMIZATION, dockerfile_env, k8s_files, k8s_resources, pod_spec
 
 # The newest schemas the package ships, and an older release still widely run.
 VERSIONS = ("1.37.0", "1.30.0")
+MODEL_CACHE_DIR = dockerfile_env("runtime")["MODEL_CACHE_DIR"]  # the image's, unless a pod sets its own
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -32,7 +33,7 @@ def test_a_broken_manifest_is_caught() -> None:
         kubernetes_validate.validate(broken, VERSIONS[0], strict=True)
 
 
-def test_kustomization_names_every_manifest_and_the_script() -> None:
+def test_kustomization_names_every_manifest() -> None:
     kustomization = yaml.safe_load(KUSTOMIZATION.read_text())
     assert sorted(kustomization["resources"]) == sorted(p.name for p in k8s_files())
     for generator in kustomization.get("configMapGenerator", []):
@@ -64,9 +65,8 @@ def test_api_probes_resources_and_security() -> None:
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    # the API replicas do not train: the trainer does
-    env = _env(container)
-    assert env["OVERDRIVE_RETRAIN_INTERVAL_MINUTES"] == "0" and env["OVERDRIVE_TRAIN_ON_START"] == "false"
+    # the API replicas do not train: the trainer does, and they follow its versions
+    assert _env(container)["OVERDRIVE_TRAINER"] == "external"
 
 
 def test_service_hpa_and_pdb_point_at_the_api() -> None:
@@ -96,33 +96,50 @@ def test_workers_are_no_more_than_partitions() -> None:
     assert all(h["spec"]["maxReplicas"] <= partitions for h in scaled)
 
 
+def _models_claim(spec: dict) -> str:
+    """The claim mounted at MODEL_CACHE_DIR in a pod spec with one container."""
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+    (container,) = spec["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    mount = mounts[_env(container).get("MODEL_CACHE_DIR", MODEL_CACHE_DIR)]
+    assert not mount.get("readOnly"), "the trainer writes the store; a replica records training requests in it"
+    return claims[mount["name"]]
+
+
 def test_one_trainer_writes_the_shared_model_store() -> None:
     trainer = _one("Deployment", "overdrive-trainer")
     assert trainer["spec"]["replicas"] == 1 and trainer["spec"]["strategy"]["type"] == "Recreate"
+    (container,) = pod_spec(trainer)["containers"]
+    assert container["command"] == ["python", "-m", "overdrive.trainer"]
+    assert not {"ports", "startupProbe", "readinessProbe", "livenessProbe"} & set(container), "it serves no HTTP"
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     pvc = _one("PersistentVolumeClaim", "overdrive-models")
     assert "ReadWriteMany" in pvc["spec"]["accessModes"]
     for name in ("overdrive-api", "overdrive-trainer"):
-        spec = pod_spec(_one("Deployment", name))
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
-        (container,) = spec["containers"]
-        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-        assert claims[mounts["/var/lib/overdrive/models"]] == "overdrive-models", name
+        assert _models_claim(pod_spec(_one("Deployment", name))) == "overdrive-models", name
+    trainer_labels = trainer["spec"]["template"]["metadata"]["labels"]
+    for service in (r for r in k8s_resources() if r["kind"] == "Service"):
+        assert not service["spec"]["selector"].items() <= trainer_labels.items(), service["metadata"]["name"]
 
 
-def test_the_cronjob_trains_on_the_trainer_and_may_restart_only_the_api() -> None:
+def test_the_cronjob_retrains_once_on_the_shared_store_as_the_trainer() -> None:
     cron = _one("CronJob", "overdrive-train")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     spec = pod_spec(cron)
     (container,) = spec["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["TRAINER_URL"].startswith("http://overdrive-trainer:")
-    assert env["RESTART_DEPLOYMENT"] == "overdrive-api"
-    role = _one("Role", "overdrive-train")
-    assert role["rules"] == [{"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["overdrive-api"],
-                              "verbs": ["get", "patch"]}]
-    assert spec["serviceAccountName"] == _one("ServiceAccount", "overdrive-train")["metadata"]["name"]
+    assert container["command"] == ["python", "-m", "overdrive.trainer", "--once"]
+    assert spec["restartPolicy"] == "Never"
+    assert _models_claim(spec) == "overdrive-models"
+    (trainer,) = pod_spec(_one("Deployment", "overdrive-trainer"))["containers"]
+    assert container["image"] == trainer["image"]
+    assert container.get("envFrom") == trainer.get("envFrom") and container.get("env") == trainer.get("env")
+    assert container["resources"] == trainer["resources"]
+    # nothing left of the restart-after-retrain layout: the replicas follow the store themselves
+    assert "serviceAccountName" not in spec
+    assert not [r for r in k8s_resources() if r["kind"] in ("Role", "RoleBinding", "ServiceAccount")]
 
 
 def test_secret_placeholders_let_nobody_in() -> None:
     secret = _one("Secret", "overdrive-keys")
+    assert secret["stringData"] == {"api-keys.json": '{"keys": []}'}
     assert yaml.safe_load(secret["stringData"]["api-keys.json"]) == {"keys": []}

@@ -1,20 +1,24 @@
 """Every environment variable the Dockerfile, Compose and the manifests set is a real setting, and
-every command they run exists: a module with a `__main__`, or the script a ConfigMap ships."""
+every command they run exists: one of Overdrive's modules, with a `main` and a `__main__`, that
+accepts the arguments it is given."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 import json
-import re
+import os
 import shlex
+import subprocess
+import sys
 
 import pytest
-import yaml
 
 from overdrive.config import Settings
 from tests.deploy.deploy_files import (
-    K8S, KUSTOMIZATION, Container, compose_containers, dockerfile_env, dockerfile_instructions,
-    is_overdrive_image, k8s_containers, k8s_resources, pod_spec,
+    ROOT, Container, compose_containers, dockerfile_env, dockerfile_instructions, is_overdrive_image, k8s_containers,
+    k8s_resources, pod_spec,
 )
 
 SETTINGS = frozenset(name for field in Settings.model_fields.values() for name in field.validation_alias.choices)
@@ -35,16 +39,26 @@ def default_command() -> list[str]:
     return cmd
 
 
-def runs_service(command: list[str]) -> bool:
-    return command[:3] in (["python", "-m", "overdrive.app"], ["python", "-m", "overdrive.worker"])
+# What the deploy files may run: `python -m MODULE [arguments]`.
+MODULES = frozenset({"overdrive.app", "overdrive.worker", "overdrive.trainer"})
+
+
+@functools.cache
+def help_text(module: str) -> str:
+    """`python -m MODULE --help`: the arguments it accepts (argparse exits 0 before doing anything)."""
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, f"{module} --help: {done.stdout + done.stderr}"
+    return done.stdout
 
 
 def test_the_checks_see_everything() -> None:
     names = {c.where for c in overdrive_containers()}
-    assert {"deploy/compose.yaml: api-1", "deploy/compose.yaml: api-2", "deploy/compose.yaml: worker"} <= names
+    assert {"deploy/compose.yaml: api-1", "deploy/compose.yaml: api-2", "deploy/compose.yaml: worker",
+            "deploy/compose.yaml: trainer"} <= names
     assert {"deploy/k8s/api-deployment.yaml: api", "deploy/k8s/worker-deployment.yaml: worker",
             "deploy/k8s/trainer-deployment.yaml: trainer", "deploy/k8s/train-cronjob.yaml: train"} <= names
-    assert "OVERDRIVE_HOST" in SETTINGS and "REDIS_URL" in SETTINGS
+    assert "OVERDRIVE_HOST" in SETTINGS and "REDIS_URL" in SETTINGS and "OVERDRIVE_TRAINER" in SETTINGS
 
 
 @pytest.mark.parametrize("target", ["runtime", "full"])
@@ -67,31 +81,18 @@ def test_container_env_and_command(container: Container) -> None:
     env = dict(container.env)
     for name in container.env_from_config_maps:
         env.update(config_maps()[name])
-    if runs_service(command):
-        unknown = set(env) - SETTINGS
-        assert not unknown, f"{container.where}: not settings: {sorted(unknown)}"
-        module = command[2]
-        assert importlib.util.find_spec(module) is not None, module
-        source = importlib.util.find_spec(module).origin
-        assert 'if __name__ == "__main__"' in open(source).read(), f"{module} has no __main__"
-    else:
-        # The CronJob's step: a script from a ConfigMap that kustomize makes from deploy/k8s.
-        assert command[0] == "python" and command[1].endswith(".py"), f"{container.where}: {command}"
-        script = K8S / command[1].rsplit("/", 1)[1]
-        generated = [f for g in yaml.safe_load(KUSTOMIZATION.read_text()).get("configMapGenerator", []) for f in g["files"]]
-        assert script.name in generated, f"{container.where}: no ConfigMap ships {script.name}"
-        read = set(re.findall(r"os\.environ(?:\.get)?[\[(]\"(\w+)\"", script.read_text()))
-        assert not set(env) - read, f"{container.where}: {script.name} reads none of {sorted(set(env) - read)}"
-
-
-def test_the_cronjob_mounts_its_script_where_it_runs_it() -> None:
-    (cron,) = [r for r in k8s_resources() if r["kind"] == "CronJob"]
-    spec = pod_spec(cron)
-    (container,) = spec["containers"]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    (script_mount,) = [name for name, path in mounts.items() if container["command"][1].startswith(path + "/")]
-    assert volumes[script_mount]["configMap"]["name"] == "overdrive-train-script"
+    unknown = set(env) - SETTINGS
+    assert not unknown, f"{container.where}: not settings: {sorted(unknown)}"
+    assert command[:2] == ["python", "-m"] and command[2] in MODULES, f"{container.where}: {command}"
+    module = command[2]
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin, module
+    source = open(spec.origin).read()
+    assert 'if __name__ == "__main__"' in source, f"{module} has no __main__"
+    assert callable(getattr(importlib.import_module(module), "main", None)), f"{module} has no main()"
+    for argument in command[3:]:
+        flag = argument.split("=", 1)[0]
+        assert flag.startswith("--") and flag in help_text(module), f"{container.where}: {module} takes no {flag}"
 
 
 def test_settings_files_the_env_names_are_mounted() -> None:
