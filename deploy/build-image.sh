@@ -120,19 +120,21 @@ done
 [ "$smoke" = 1 ] || exit 0
 
 # ---- smoke ----------------------------------------------------------------------------------------
-# The default image: no torch; the worker and admin modules there; every shared library's
+# The default image: no torch; the worker, trainer and admin modules there; every shared library's
 # dependencies present; runs as `overdrive`; starts on a
 # read-only root (as deploy/k8s runs it) and answers /health/ready; the text model runs on ONNX
-# Runtime from the build's compilation; a retrain asked by deploy/k8s/train.py (the CronJob's
-# step) publishes into the model volume, and a new container on that volume serves that version.
+# Runtime from the build's compilation; a retrain asked with POST /models/train (embedded mode,
+# OVERDRIVE_TRAINER=here: the smoke run has no Kafka or Redis, which `python -m overdrive.trainer`
+# needs, so it only checks that the trainer refuses to start without them) publishes into the
+# model volume, and a new container on that volume serves that version.
 tag=$IMAGE:latest
 say "smoke run of $tag"
 pod run --rm "${limits[@]}" "$tag" python -c "
 import importlib.util
 heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if importlib.util.find_spec(m)]
 assert not heavy, heavy
-import overdrive.worker, overdrive.admin  # the worker and the admin CLI ship in the same image
-print('no torch, transformers or sentence-transformers; overdrive.worker and overdrive.admin import')"
+import overdrive.worker, overdrive.trainer, overdrive.admin  # the worker, trainer and admin CLI ship in the same image
+print('no torch, transformers or sentence-transformers; overdrive.worker, overdrive.trainer and overdrive.admin import')"
 # Not the CUDA extensions (implicit/gpu: loaded only for a GPU) nor auditwheel's vendored *.libs
 # (found through the RPATH of the module that loads them, which ldd on the library itself lacks).
 missing=$(pod run --rm "${limits[@]}" "$tag" sh -c \
@@ -147,13 +149,20 @@ token=$(pod run --rm "${limits[@]}" "$tag" python -c "
 import sys, time, jwt
 print(jwt.encode({'sub': 'smoke', 'scope': 'admin', 'exp': int(time.time()) + 3600}, sys.argv[1], 'HS256'))" "$secret")
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+# The trainer (deploy/k8s' Deployment and CronJob): without Kafka and Redis it refuses, exit 1.
+refusal=$(pod run --rm "${limits[@]}" --read-only --tmpfs /tmp -e "OVERDRIVE_JWT_SECRET=$secret" "$tag" \
+    python -m overdrive.trainer --once 2>&1) && { echo "the trainer ran without Kafka: $refusal" >&2; exit 1; }
+case $refusal in
+    *KAFKA_BOOTSTRAP_SERVERS*) ;;
+    *) echo "the trainer failed otherwise than by refusing to run without Kafka: $refusal" >&2; exit 1 ;;
+esac
 models_volume=overdrive-smoke-models-$$
 start() {  # start a container on the model volume; sets container and ready (seconds to ready)
     local t0 code
     t0=$(now)
     container=$(pod run -d "${limits[@]}" --read-only --tmpfs /tmp -v "$models_volume-data:/var/lib/overdrive/data" \
         -v "$models_volume:/var/lib/overdrive/models" -p "127.0.0.1:$PORT:8000" \
-        -e "OVERDRIVE_JWT_SECRET=$secret" -e OVERDRIVE_RETRAIN_INTERVAL_MINUTES=0 "$tag")
+        -e "OVERDRIVE_JWT_SECRET=$secret" -e OVERDRIVE_TRAINER=here -e OVERDRIVE_RETRAIN_INTERVAL_MINUTES=0 "$tag")
     ready=""
     for _ in $(seq 1 1200); do
         if code=$(curl -s -o "$work/ready.json" -w '%{http_code}' "http://127.0.0.1:$PORT/health/ready" 2>/dev/null) \
@@ -210,10 +219,23 @@ done
 pod logs "$container" 2>&1 | grep -q "text encoder ready: .*(onnx-int8" \
     || { echo "the text encoder does not run on ONNX Runtime" >&2; exit 1; }
 mem=$(pod stats --no-stream --format '{{.MemUsage}}' "$container" | cut -d/ -f1)
-TRAINER_URL="http://127.0.0.1:$PORT" TRAINER_KEY="$token" RESTART_DEPLOYMENT="" TRAIN_POLL_SECONDS=1 \
-    python3 deploy/k8s/train.py
-version=$(curl -s "${auth[@]}" "http://127.0.0.1:$PORT/models/status" | python3 -c "
-import json, sys; print(json.load(sys.stdin)['collaborative']['artifacts']['current_version'])")
+# A retrain in the container (embedded mode trains where it serves), waited for.
+version=$(python3 - "$PORT" "$token" <<'PY'
+import json, sys, time, urllib.request
+port, token = sys.argv[1:]
+def call(method, path):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"{}" if method == "POST" else None,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())
+print("retrain asked:", json.dumps(call("POST", "/models/train")), file=sys.stderr)
+until = time.monotonic() + 600
+while (job := call("GET", "/models/status")["collaborative"]["last_training"]).get("state") == "running":
+    assert time.monotonic() < until, "the retrain still runs after 600 s"
+    time.sleep(1)
+assert job.get("state") == "done", f"the retrain ended {job}"
+print(call("GET", "/models/status")["collaborative"]["artifacts"]["current_version"])
+PY
+)
 stop
 
 start   # a second container on the same model volume: loads that version, trains nothing
