@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -228,7 +229,7 @@ class BlendLearner:
 
     def _save(self, fitted: dict[str, Any]) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
+        tmp = self._path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")  # replicas may share the folder
         with open(tmp, "w") as f:
             json.dump(fitted, f, indent=1)
             f.flush()
