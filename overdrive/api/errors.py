@@ -90,15 +90,16 @@ def _http(request: Request, exc: HTTPException) -> JSONResponse:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path. Starlette's 405 names only the first route
-    matching the path (`/experiments`: POST, though GET is served there too)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": ""})  # a method no route serves: the path alone decides
-        if match is Match.PARTIAL and getattr(route, "methods", None):
-            methods |= route.methods
-    return sorted(methods)
+    matching the path (`/experiments`: POST, though GET is served there too). Each method is
+    tried against the router (its routes may be included routers, not endpoints)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

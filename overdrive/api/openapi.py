@@ -11,7 +11,9 @@ status, from the operation's shape:
 - 404: operations with a path parameter;
 - 422 (`errors` names each field): operations with parameters or a body;
 - 503 (with `Retry-After`): a store or broker that cannot serve, or load shed; every operation
-  but `/health/live` (`/health/ready` declares its own 503).
+  but `/health/live` (`/health/ready` declares its own 503);
+- 408 (headers or body too slow) and 431 (request line and headers too large): every operation,
+  answered by the HTTP protocol (`overdrive.api.http_protocol`) before any route, then closed.
 
 Statuses a route declares itself (409 for `POST /models/train`) keep their description and get the
 error body. Every error body is `ErrorOut` (`overdrive.api.schemas`).
@@ -39,12 +41,14 @@ _DESCRIPTIONS = {
     400: "The body is not valid JSON",
     401: "No credential, or one refused (auth configured)",
     403: "The credential lacks this operation's scope",
+    408: "Headers or body did not arrive in time (the connection is closed)",
     404: "Not found",
     409: "Conflicts with the service's present state",
     413: "The body is larger than OVERDRIVE_MAX_BODY_BYTES",
     415: "The body is not JSON (Content-Type: application/json)",
     422: "Validation error: `errors` names each field at fault",
     429: "Rate limit spent, or the signal buffer is full: retry after Retry-After",
+    431: "Request line and headers too large (the connection is closed)",
     503: "A store or broker cannot serve, or the server sheds load: retry after Retry-After",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
@@ -72,7 +76,7 @@ def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[in
         statuses.append(422)
     if path != "/health/live":
         statuses.append(503)
-    return statuses
+    return [*statuses, 408, 431]
 
 
 _SECURITY_SCHEMES = {

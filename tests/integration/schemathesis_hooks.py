@@ -1,10 +1,11 @@
 """Schemathesis hooks for test_openapi_schemathesis.py (loaded through SCHEMATHESIS_HOOKS).
 
-Each filter leaves out generated bodies that break a rule the service enforces (422) but JSON
-Schema cannot state — rules across items of a list or across fields, or against the clock. The
-OpenAPI document says all of these in words; without the filters `positive_data_acceptance`
-would report every such body as "schema-valid request rejected". Nothing else is filtered, and
-every check runs on what remains.
+`filter_failure` drops one kind of finding, where OpenAPI and the server's routing read one path
+differently (below). `filter_case` leaves out generated positive bodies that break a rule the
+service enforces (422) but JSON Schema cannot state — rules across items of a list or across
+fields, or against the clock. The OpenAPI document says these in words; without the filter
+`positive_data_acceptance` would report every such body as "schema-valid request rejected".
+Nothing else is left out, and every check runs on what remains.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import math
 import time
 from typing import Any
 
+import re
+
 import schemathesis
 from schemathesis.generation import GenerationMode
+from schemathesis.openapi.checks import AllowHeaderMismatch
 
 from overdrive.domain.times import MAX_FUTURE_SKEW_S, epoch_seconds
 
@@ -164,3 +168,25 @@ def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> b
     if not isinstance(case.body, dict):
         return True
     return _body_ok(case.operation.method, case.operation.path, case.body)
+
+
+def _templated_methods(document: dict[str, Any], path: str) -> set[str]:
+    """The methods of every templated path in `document` that `path` fills in."""
+    methods: set[str] = set()
+    for template, operations in document.get("paths", {}).items():
+        if "{" in template and re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in operations}
+    return methods
+
+
+@schemathesis.hook
+def filter_failure(context: schemathesis.HookContext, failure: Any, case: schemathesis.Case, response: Any) -> bool:
+    """Keep every failure but an `Allow` that lists, besides the path's own methods, those of a
+    templated path the concrete one also fills in: `OPTIONS /items/batch` answers `Allow: GET,
+    POST, DELETE`, for GET and DELETE /items/batch are served — they read and delete the item whose
+    id is "batch" (`/items/{item_id}`). OpenAPI matches a concrete path before a templated one, so
+    the document lists POST alone there; the server's `Allow` tells what it does."""
+    if not isinstance(failure, AllowHeaderMismatch) or failure.missing_methods:
+        return True
+    also_served = _templated_methods(case.operation.schema.raw_schema, case.formatted_path)
+    return not {m.upper() for m in failure.undocumented_methods} <= also_served
