@@ -283,10 +283,18 @@ def main(argv: list[str] | None = None) -> int:
             env = {"OVERDRIVE_CONTENT_FEATURES": "false", "OVERDRIVE_TRAIN_ON_START": "false",
                    "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0", "MODEL_CACHE_DIR": str(tmp / f"models-{mode}"),
                    **MODES.get(mode, {}), **extra}
-            with ServerProcess(data_dir=data, env=env, log_path=tmp / f"server-{mode}.log",
-                               cwd=args.before if mode == "before" else None) as server:
+            server = ServerProcess(data_dir=data, env=env, log_path=tmp / f"server-{mode}.log",
+                                   cwd=args.before if mode == "before" else None)
+            try:
+                server.start()
+            except RuntimeError:
+                print((tmp / f"server-{mode}.log").read_text(errors="replace")[-3000:])
+                raise
+            try:
                 ranks, signals = _requests(server.port, ids, users, args.candidates)
                 tally = asyncio.run(_storm(server.port, ranks, signals, args))
+            finally:
+                server.stop()
             _report(mode, tally, args.seconds)
             log = (tmp / f"server-{mode}.log").read_text(errors="replace").strip().splitlines()
             if log:

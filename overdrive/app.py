@@ -76,7 +76,8 @@ def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Pa
 
     `switch_interval_s` is how long another thread (the SQLite writer, a scorer pool) may hold
     the GIL while the loop waits for it (Python's default 5 ms): at 1 ms the storm benchmark's
-    /health/live P99 went from 78 to 44 ms and its throughput up ~18 % (benchmarks.md).
+    /health/live P99 went from 78 to 44 ms and its throughput up ~18 % (in-flight bounds 8 and 16;
+    docs/benchmarks.md).
 
     The ranking benchmark serves its bare comparison endpoint through this too.
     """

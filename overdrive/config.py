@@ -66,10 +66,10 @@ class Settings(BaseSettings):
                                             description="how often the dashboard's history takes a point (and its pages poll)")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, validation_alias=_env("OVERDRIVE_MAX_BODY_BYTES"))
     # Load shedding and connection limits (docs/configuration.md#load-shedding-and-connections)
-    max_inflight_rankings: int = Field(default=8, ge=0, le=100_000, validation_alias=_env("OVERDRIVE_MAX_INFLIGHT_RANKINGS"),
+    max_inflight_rankings: int = Field(default=4, ge=0, le=100_000, validation_alias=_env("OVERDRIVE_MAX_INFLIGHT_RANKINGS"),
                                        description="rankings served at once; more answer 503 with Retry-After at once "
                                                    "instead of queueing (0: no limit)")
-    max_inflight_signal_writes: int = Field(default=16, ge=0, le=100_000,
+    max_inflight_signal_writes: int = Field(default=8, ge=0, le=100_000,
                                             validation_alias=_env("OVERDRIVE_MAX_INFLIGHT_SIGNAL_WRITES"),
                                             description="signal writes (/signals/process, /signals/batch) served at "
                                                         "once; more answer 503 with Retry-After (0: no limit)")
