@@ -152,7 +152,8 @@ def _timezone(value: str | None) -> str | None:
 
 
 Timezone = Annotated[str | None, AfterValidator(_timezone)]
-UtcOffset = Annotated[WireInt | None, Field(ge=-14 * 60, le=14 * 60)]
+# The bounds before the validator: after it, pydantic writes them as "ge"/"le", which no JSON Schema reads.
+UtcOffset = Annotated[int, Field(ge=-14 * 60, le=14 * 60), BeforeValidator(_integral)] | None
 
 
 class ContextIn(_Wire):

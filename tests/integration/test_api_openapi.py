@@ -76,3 +76,25 @@ def test_strategies_are_the_servers(client: TestClient) -> None:
     prop = spec["components"]["schemas"]["RankRequest"]["properties"]["strategy"]
     (named,) = [v for v in prop["anyOf"] if v.get("type") == "string"]
     assert set(named["enum"]) == set(client.get("/rank/strategies").json()["strategies"])
+
+
+def test_bounds_are_json_schema(client: TestClient) -> None:
+    # `Annotated[WireInt | None, Field(ge=...)]` once came out as {"ge": -840, "le": 840}: bounds
+    # no JSON Schema reader sees (schemathesis sent utc_offset_minutes -1177026 as valid).
+    spec = client.get("/openapi.json").json()
+    found = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number", "string", "array"):
+                found.extend(f"{where}/{k}" for k in ("ge", "le", "gt", "lt", "min_length", "max_length") if k in node)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for n, value in enumerate(node):
+                walk(value, f"{where}[{n}]")
+
+    walk(spec, "")
+    assert found == []
+    offset = spec["components"]["schemas"]["ContextIn"]["properties"]["utc_offset_minutes"]["anyOf"][0]
+    assert (offset["minimum"], offset["maximum"]) == (-840, 840)
