@@ -26,6 +26,7 @@ import numpy as np
 
 from overdrive.domain.context import humans
 from overdrive.domain.errors import BackendUnavailable, Conflict
+from overdrive.domain.privacy import user_digest
 from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
 from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
@@ -98,9 +99,10 @@ class CollaborativeModelService:
                 if not await loop.run_in_executor(self._trainer, self._handle.refresh):
                     continue
                 model = self._handle.get()
-                # Users erased after the trainer read its snapshot may be in it: masked before long.
-                erased = await self._erasures.snapshot()
-                await loop.run_in_executor(self._updater, lambda: [model.forget_user(u) for u in erased])
+                # Users erased about when the trainer published may be in it: masked before long.
+                since = (model.fitted_at or 0.0) - _ERASED_MARGIN_S
+                erased = {d for d, at in (await self._erasures.snapshot()).items() if at >= since}
+                await loop.run_in_executor(self._updater, _forget_erased, model, erased)
                 self._last_job = {"state": "loaded", "version": model.version, "loaded_at": time.time()}
                 log.info("serving collaborative model version %s, published by the trainer", model.version)
             except Exception:  # a half-written or pruned version: the next look tries again
@@ -158,6 +160,14 @@ class CollaborativeModelService:
         try:
             erased = await self._erasures.snapshot()
             version, stats = await loop.run_in_executor(self._trainer, self._fit_and_publish, erased)
+            # Erased meanwhile through another process (a replica, with a trainer here): masked,
+            # saved again, and the version that held them deleted.
+            if late := set(await self._erasures.snapshot()) - set(erased):
+                model = self._handle.get()
+                masked = await loop.run_in_executor(self._updater, _forget_erased, model, late)
+                version = await loop.run_in_executor(self._trainer, self._store.save, model)
+                await loop.run_in_executor(self._trainer, self._store.drop_others, version)
+                stats["masked_after_fit"] = masked
             self._last_job.update(state="done", version=version, finished_at=time.time(), **stats)
             log.info("collaborative model %s published (%s)", version, stats)
         except Conflict as exc:  # nothing to train on (every signal erased or a bot's): not a failure
@@ -281,6 +291,19 @@ class CollaborativeModelService:
                 task.cancel()
         for pool in (self._trainer, self._updater, self._scorer):
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+_ERASED_MARGIN_S = 3600.0  # a loaded version may hold users erased up to this long before it was fitted
+
+
+def _forget_erased(model: AdvancedCollaborativeFiltering, digests: set[str]) -> int:
+    """Forget every user of the model whose digest is in the erasure list's `digests`."""
+    if not digests:
+        return 0
+    users = [u for u in model.users() if user_digest(u) in digests]
+    for user_id in users:
+        model.forget_user(user_id)
+    return len(users)
 
 
 def _missing_from(snapshot: list[Signal], late: list[Signal]) -> list[Signal]:

@@ -102,7 +102,8 @@ async def test_replicas_serve_what_the_trainer_publishes_and_pass_it_their_reque
         third = replicas[0].model().version
         assert trainer.service.model().version == third
         assert user not in replicas[1].model()._user_index
-        assert [p.name for p in (model_dir / "versions").iterdir()] == [third]
+        # Replicas see a version once it is current; the older ones go right after.
+        await _until(lambda: [p.name for p in (model_dir / "versions").iterdir()] == [third])
     finally:
         stop.set()
         await answering
@@ -188,8 +189,11 @@ def test_the_trainer_process_trains_on_the_topic_and_publishes(tmp_path: Path) -
                "OVERDRIVE_REDIS_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                "OVERDRIVE_KAFKA_TOPIC": "trained", "OVERDRIVE_KAFKA_PARTITIONS": "2",
                "OVERDRIVE_CF_METHODS": "popularity,item_cosine", "OVERDRIVE_CF_TUNE": "false"}
-        done = subprocess.run([sys.executable, "-m", "overdrive.trainer", "--once"], capture_output=True, text=True,
-                              env=env, timeout=300)
+        try:
+            done = subprocess.run([sys.executable, "-m", "overdrive.trainer", "--once"], capture_output=True, text=True,
+                                  env=env, timeout=180)
+        except subprocess.TimeoutExpired as exc:  # say where it waited
+            raise AssertionError(f"the trainer did not finish: {exc.stdout!r} {exc.stderr!r}") from None
         assert done.returncode == 0, done.stdout + done.stderr
         produced = len(generate_world(WORLD).signals)
         assert "'state': 'done'" in done.stdout and f"'signals': {produced}," in done.stdout, done.stdout
@@ -197,3 +201,30 @@ def test_the_trainer_process_trains_on_the_topic_and_publishes(tmp_path: Path) -
     finally:
         broker.stop()
         real_servers.delete_prefix(real_servers.SHARED_REDIS_URL, prefix)
+
+
+async def test_a_user_erased_while_the_trainer_fits_is_not_in_what_it_publishes(tmp_path: Path) -> None:
+    """Another replica erases a user after the trainer read its snapshot: the version is masked,
+    saved again, and the one that held them deleted."""
+    model_dir = tmp_path / "models" / "collaborative"
+    trainer = Trainer(tmp_path, model_dir)
+    await trainer.fill()
+    user = generate_world(WORLD).signals[0]["user_id"]
+    real_snapshot = trainer.erasures.snapshot
+
+    async def snapshot_then_erase() -> dict[str, float]:
+        taken = await real_snapshot()
+        if user not in taken:  # the erasure lands just after the trainer's snapshot
+            await trainer.erasures.add(user, at=time.time())
+        return taken
+
+    trainer.service._erasures.snapshot = snapshot_then_erase  # type: ignore[method-assign]
+    try:
+        job = await trainer.service.train_now(reason="erasure race")
+        assert job["state"] == "done" and job["masked_after_fit"] == 1, job
+        assert user not in trainer.service.model()._user_index
+        assert [p.name for p in (model_dir / "versions").iterdir()] == [job["version"]]
+        reloaded = AdvancedCollaborativeFiltering.load(model_dir / "versions" / job["version"])
+        assert user not in reloaded._user_index
+    finally:
+        await trainer.service.close()

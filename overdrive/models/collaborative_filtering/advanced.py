@@ -318,6 +318,11 @@ class AdvancedCollaborativeFiltering:
         with self._lock:
             return self._fold_in_locked()
 
+    def users(self) -> list[str]:
+        """Every user the model holds a row for."""
+        with self._lock:
+            return list(self._user_index)
+
     def forget_user(self, user_id: str) -> None:
         """Remove the user from every member and from the fold-in state (GDPR erasure): scored as a
         cold user from now on, and absent from what `save` writes."""
