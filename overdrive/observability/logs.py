@@ -171,7 +171,13 @@ class BatchingHandler(logging.Handler):
         self._flush_level = flush_level
         self._capacity = capacity
         self._queued: list[logging.LogRecord] = []
+        # Lock order, everywhere: the handler's own lock (held by Handler.handle around emit, and by
+        # logging.shutdown) → _write_lock → _queue_lock. Swapping the queue under the handler's lock
+        # inside _write_lock deadlocked a server: the writer thread held _write_lock and waited for
+        # the handler's lock, which the loop held while an ERROR record (asyncio's "accept() out of
+        # system resource") waited for _write_lock.
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
@@ -185,8 +191,10 @@ class BatchingHandler(logging.Handler):
             started = _request_started.get()
             if started is not None:
                 record.processing_time_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        self._queued.append(record)  # under the handler's lock (Handler.handle)
-        if record.levelno >= self._flush_level or len(self._queued) >= self._capacity:
+        with self._queue_lock:
+            self._queued.append(record)
+            queued = len(self._queued)
+        if record.levelno >= self._flush_level or queued >= self._capacity:
             self._write()
 
     def _run(self) -> None:
@@ -196,7 +204,7 @@ class BatchingHandler(logging.Handler):
 
     def _write(self) -> None:
         with self._write_lock:
-            with self.lock:  # type: ignore[union-attr]
+            with self._queue_lock:
                 batch, self._queued = self._queued, []
             if not batch:
                 return
