@@ -37,7 +37,8 @@ def main() -> None:
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
     """The HTTP limits from the settings; raises the open-file limit to its hard ceiling first, so
-    that the connection cap (unless set) is that less a reserve for the store, models and logs."""
+    that the connection cap (unless set) is that less a reserve for the store, models and logs,
+    and less the connections one loop turn may accept."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
     if soft < target:
@@ -46,8 +47,11 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
         except (ValueError, OSError):  # not ours to raise: the cap follows what there is
             pass
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    auto = max(16, soft - max(64, soft // 10))
-    return ConnectionLimits(max_header_bytes=settings.http_max_header_bytes,
+    # asyncio accepts up to `backlog` connections in one loop turn before any of them reaches the
+    # protocol (which closes an idle one to make room), so those must fit beside the cap too.
+    backlog = max(16, min(2048, soft // 4))
+    auto = max(16, soft - max(64, soft // 10) - backlog)
+    return ConnectionLimits(max_header_bytes=settings.http_max_header_bytes, backlog=backlog,
                             header_timeout_s=settings.http_header_timeout_seconds,
                             body_timeout_s=settings.http_body_timeout_seconds,
                             keep_alive_s=settings.http_keep_alive_seconds,
@@ -86,7 +90,7 @@ def serve(app: Any, *, host: str, port: int, log_level: str, tls: tuple[Path, Pa
         sys.setswitchinterval(switch_interval_s)
     protocol = limits_protocol(limits, admission, ReadinessSnapshot() if admission is not None else None)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, loop="asyncio",
-                http=protocol, timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
+                http=protocol, timeout_keep_alive=limits.keep_alive_s, backlog=limits.backlog,  # type: ignore[arg-type]
                 h11_max_incomplete_event_size=limits.max_header_bytes,  # used only if served by h11
                 log_config=None, ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
 

@@ -104,6 +104,7 @@ class ConnectionLimits:
     body_timeout_s: float = 30.0
     keep_alive_s: float = 5.0
     max_connections: int = 1000
+    backlog: int = 2048  # the listen queue, and what asyncio accepts in one loop turn at most
 
 
 def limits_protocol(limits: ConnectionLimits, admission: Admission | None = None,

@@ -30,6 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp: Path = tmp_path_factory.mktemp("overload")
     env = app_env(tmp, OVERDRIVE_MAX_INFLIGHT_RANKINGS="1", OVERDRIVE_HTTP_HEADER_TIMEOUT_SECONDS="1",
                   OVERDRIVE_HTTP_KEEP_ALIVE_SECONDS="1", OVERDRIVE_MAX_CONNECTIONS=str(CAP),
+                  OVERDRIVE_HTTP_BODY_TIMEOUT_SECONDS="1",
                   OVERDRIVE_HTTP_MAX_HEADER_BYTES="8192")
     with ServerProcess(data_dir=tmp / "data", env=env) as running:
         items = [{"id": f"i{k}", "text": f"item {k}", "tags": ["t"]} for k in range(50)]
@@ -91,6 +92,17 @@ def test_a_slow_header_is_timed_out_with_408_and_closed_while_liveness_answers(s
             pass
         assert _live(server) < 2
         time.sleep(0.1)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+    assert time.perf_counter() - started < 5  # the timeout is 1 s; it used to be never
+
+
+def test_a_body_that_never_comes_is_timed_out_with_408(server: ServerProcess) -> None:
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    started = time.perf_counter()
+    sock.sendall(b"POST /signals/process HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{")
+    answer = _read_all(sock, 10)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
     assert time.perf_counter() - started < 5  # the timeout is 1 s; it used to be never
