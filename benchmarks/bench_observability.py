@@ -124,7 +124,9 @@ def _start(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, ServerProcess
             shutil.copytree(tmp / "data-json+access", tmp / f"data-{name.replace(' ', '-')}")
     common = {"MODEL_CACHE_DIR": str(tmp / "models"), "OVERDRIVE_CONTENT_FEATURES": "false",
               "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0", "OVERDRIVE_TRAIN_ON_START": "false",
-              "OVERDRIVE_DASHBOARD_SAMPLE_SECONDS": "5", "OVERDRIVE_CF_TUNE": "false"}
+              "OVERDRIVE_DASHBOARD_SAMPLE_SECONDS": "5", "OVERDRIVE_CF_TUNE": "false",
+              # the cost of logging at full load, not admission's 503s (benchmarks.bench_storm)
+              "OVERDRIVE_MAX_INFLIGHT_RANKINGS": "0", "OVERDRIVE_MAX_INFLIGHT_SIGNAL_WRITES": "0"}
     # The model is trained by a server of its own; the three measured servers all load it from disk.
     shutil.copytree(tmp / "data-json+access", tmp / "data-trainer")
     trainer = ServerProcess(data_dir=tmp / "data-trainer", env=common, log_path=tmp / "server-trainer.log").start(timeout_s=300)

@@ -224,6 +224,10 @@ def service_env(tmp: Path, args: argparse.Namespace, prefix: str) -> dict[str, s
         "OVERDRIVE_CONTENT_FEATURES": "false" if args.no_content else "true",
         "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
         "OVERDRIVE_TRAIN_ON_START": "false",
+        # What the ranker carries, not what admission lets in: with the default in-flight bound (4)
+        # most of 64 closed-loop connections would be answered 503 (benchmarks.bench_storm measures that).
+        "OVERDRIVE_MAX_INFLIGHT_RANKINGS": "0",
+        "OVERDRIVE_MAX_INFLIGHT_SIGNAL_WRITES": "0",
     }
     if args.redis:
         env |= {"REDIS_URL": args.redis, "OVERDRIVE_REDIS_PREFIX": prefix}
