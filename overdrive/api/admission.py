@@ -54,8 +54,9 @@ class Admission:
 
 
 class LoadShedder:
-    """ASGI middleware: answers the requests `admission` shed with 503 and `Retry-After`, and
-    releases the admitted ones when the application is done with them."""
+    """ASGI middleware for the requests the HTTP protocol did not decide on (a pipelined one; an
+    app served without that protocol, as in tests): counts them, answers those past the bound 503
+    with `Retry-After`, releases the admitted ones when the application is done with them."""
 
     def __init__(self, app: ASGIApp, *, admission: Admission) -> None:
         self.app = app
@@ -65,7 +66,10 @@ class LoadShedder:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        verdict = scope.get(SCOPE_KEY) or self.admission.enter(scope["method"], scope["path"])
+        if scope.get(SCOPE_KEY):  # counted by the HTTP protocol, which releases it too
+            await self.app(scope, receive, send)
+            return
+        verdict = self.admission.enter(scope["method"], scope["path"])
         if verdict is None:
             await self.app(scope, receive, send)
             return

@@ -183,18 +183,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.admission is not None and (self.cycle is None or self.cycle.response_complete):  # not pipelined
             verdict = self.admission.enter(self.parser.get_method().decode("ascii"),
                                            self.url.partition(b"?")[0].decode("latin-1"))
-        if verdict is None or verdict[1]:
+        if verdict is None:
             super().on_headers_complete()
-            if verdict is not None:  # its task is made, not yet run: the shedder releases it when done
-                self.scope[SCOPE_KEY] = verdict  # type: ignore[literal-required]
             return
-        # Shed: answered by a bare 503 app, without the middleware stack — on a saturated server
-        # there may be a thousand of these a second, and each costs the loop what it costs.
-        app, self.app = self.app, self.admission_refusal
+        kind, admitted = verdict
+        # Admitted: run by a wrapper that releases the slot however the request ends — refused by
+        # a middleware (413, 415) before the shedder, failed, or disconnected. Shed: answered by a
+        # bare 503 app, without the middleware stack — a saturated server may shed a thousand a
+        # second, and each costs the loop what it costs.
+        app, self.app = self.app, (_releasing(self.app, self.admission, kind) if admitted else self.admission_refusal)
         try:
             super().on_headers_complete()
         finally:
             self.app = app
+        if admitted and (self.cycle is None or self.cycle.scope is not self.scope):
+            self.admission.leave(kind)  # no task was made for it (an upgrade): nothing will release it
 
     def on_body(self, body: bytes) -> None:
         if not self._answered:
@@ -268,6 +271,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.message_event.set()
         self.transport.close()
         self.parser = _Closed()  # type: ignore[assignment]  # bytes already buffered are dropped
+
+
+def _releasing(app: Any, admission: Admission, kind: str) -> Any:
+    async def run(scope: Any, receive: Any, send: Any) -> None:
+        scope[SCOPE_KEY] = (kind, True)  # counted: the shedder lets it through
+        try:
+            await app(scope, receive, send)
+        finally:
+            admission.leave(kind)
+
+    return run
 
 
 class _Closed:

@@ -147,3 +147,24 @@ def test_a_burst_of_rankings_past_the_bound_gets_503_with_retry_after_and_no_oth
     _live(server)
     ranked = httpx.post(f"{server.url}/rank/for-you/enhanced", json={"user_id": "u1", "limit": 5}, timeout=10)
     assert ranked.status_code == 200  # released: one at a time is admitted again
+
+
+def test_rankings_refused_before_the_shedder_or_upgraded_do_not_keep_their_slot(server: ServerProcess) -> None:
+    """The bound is 1: a ranking counted and then refused by an outer middleware (415, 413), or
+    asking for a protocol upgrade, must not hold the slot, or every later ranking would be shed."""
+    for extra in (b"Content-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+                  b"Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\n{}",
+                  b"Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Content-Length: 2\r\n\r\n{}"):
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(b"POST /rank/for-you/enhanced HTTP/1.1\r\nHost: x\r\n" + extra)
+            sock.settimeout(5)
+            try:
+                sock.recv(65536)
+            except OSError:
+                pass  # the server may close the connection: the slot is what matters
+            sock.close()
+    for _ in range(3):
+        ranked = httpx.post(f"{server.url}/rank/for-you/enhanced", json={"user_id": "u1", "limit": 5}, timeout=10)
+        assert ranked.status_code == 200, ranked.text

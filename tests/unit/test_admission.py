@@ -80,7 +80,7 @@ def test_a_burst_of_concurrent_rankings_gets_503s_with_retry_after_and_no_other_
     assert admission.in_flight == {"rankings": 0}  # every admitted one released
 
 
-def test_a_verdict_taken_by_the_protocol_is_honoured_and_released() -> None:
+def test_a_request_the_protocol_counted_passes_the_shedder_without_being_counted_again() -> None:
     admission = _admission(1)
 
     async def app(scope, receive, send) -> None:  # noqa: ANN001 - the ASGI signature
@@ -88,8 +88,7 @@ def test_a_verdict_taken_by_the_protocol_is_honoured_and_released() -> None:
         await send({"type": "http.response.body", "body": b"{}"})
 
     shedder = LoadShedder(app, admission=admission)
-    admitted = _scope(*RANK) | {SCOPE_KEY: admission.enter(*RANK)}
-    shed = _scope(*RANK) | {SCOPE_KEY: admission.enter(*RANK)}
-    assert asyncio.run(_call(shedder, shed))[0] == 503
-    assert asyncio.run(_call(shedder, admitted))[0] == 200
-    assert admission.in_flight == {"rankings": 0}
+    counted = _scope(*RANK) | {SCOPE_KEY: admission.enter(*RANK)}  # the protocol took the one slot
+    assert asyncio.run(_call(shedder, counted))[0] == 200
+    assert admission.in_flight == {"rankings": 1}  # the protocol's wrapper releases it, not the shedder
+    assert asyncio.run(_call(shedder, _scope(*RANK)))[0] == 503  # one not counted yet: past the bound
