@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,13 +114,14 @@ def limits_protocol(limits: ConnectionLimits, admission: Admission | None = None
     `admission` (the app's, `app.state.admission`) as soon as they are parsed, and answering
     readiness probes from `readiness`."""
     return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,),
-                {"limits": limits, "admission": admission, "readiness": readiness})
+                {"limits": limits, "admission": admission, "readiness": readiness, "idle": OrderedDict()})
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: ConnectionLimits = ConnectionLimits()
     admission: Admission | None = None
     readiness: ReadinessSnapshot | None = None
+    idle: OrderedDict[LimitedHttpToolsProtocol, None] = OrderedDict()  # the server's idle connections, longest idle first
 
     async def admission_refusal(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 503, "headers": self.admission.refusal_headers})
@@ -132,12 +134,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._answered = False  # the request under way was answered by this protocol itself
         self._head_bytes = 0
         self._read_timer: asyncio.TimerHandle | None = None  # header or body deadline
-        self.idle_since: float | None = None  # monotonic time the connection last became idle
 
     # uvicorn's protocol interface, extended
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections and not _close_longest_idle(self.connections):
+        if len(self.connections) >= self.limits.max_connections and not self._close_longest_idle():
             self.connections.add(self)  # so that connection_lost's discard finds it
             self.transport = transport
             self._refuse(503)
@@ -149,10 +150,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_read_timer()
+        self.idle.pop(self, None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self.idle_since = None
+        self.idle.pop(self, None)
         super().data_received(data)
         if self._in_head and self.parser is not None:
             self._head_bytes += len(data)
@@ -211,7 +213,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self.timeout_keep_alive_task is not None:  # uvicorn armed its keep-alive timer: idle now
-            self.idle_since = time.monotonic()
+            self.idle[self] = None
 
     # ours
 
@@ -234,10 +236,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _idle(self) -> None:
         """Between requests: closed unless a request starts within `keep_alive_s`."""
-        if self.idle_since is None:
-            self.idle_since = time.monotonic()
+        if self not in self.idle and not self.transport.is_closing():
+            self.idle[self] = None
         if self.timeout_keep_alive_task is None and not self.transport.is_closing():
             self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def _close_longest_idle(self) -> bool:
+        """Close the connection idle longest to make room; False if none is idle."""
+        while self.idle:
+            oldest, _ = self.idle.popitem(last=False)
+            if not oldest.transport.is_closing():
+                oldest.transport.close()
+                oldest.connections.discard(oldest)  # the room is taken now; connection_lost follows
+                return True
+        return False
 
     def _arm_read_timer(self, seconds: float) -> None:
         self._cancel_read_timer()
@@ -292,15 +304,3 @@ class _Closed:
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(name)
-
-
-def _close_longest_idle(connections: set) -> bool:
-    """Close the connection idle longest to make room; False if none is idle."""
-    idle = [c for c in connections if getattr(c, "idle_since", None) is not None and not c.transport.is_closing()]
-    if not idle:
-        return False
-    oldest = min(idle, key=lambda c: c.idle_since)
-    oldest.idle_since = None
-    oldest.transport.close()
-    oldest.connections.discard(oldest)  # the room is taken now; connection_lost follows
-    return True
