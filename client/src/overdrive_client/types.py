@@ -332,12 +332,20 @@ class Insights(TypedDict):
     latest: dict[str, Any] | None
 
 
+class PerformanceSignals(TypedDict):
+    """Signals applied by type (with Kafka: every replica's, read back from the topic)."""
+
+    total: int
+    by_type: dict[str, int]
+
+
 class Performance(TypedDict):
-    """Per-endpoint counts and latency percentiles, signal stages, gauges, store sizes."""
+    """Per-endpoint counts and latency percentiles, signal stages, signals by type, gauges, store sizes."""
 
     uptime_s: float
     endpoints: dict[str, dict[str, Any]]
     signal_stages: dict[str, dict[str, Any]]
+    signals: PerformanceSignals
     gauges: dict[str, float]
     store: dict[str, int]
     ranking: dict[str, Any]
