@@ -36,6 +36,9 @@ _MIN_SHORT_TERM_MASS = 0.5  # below this much recent evidence the session profil
 _PROFILE_CACHE_USERS = 20_000
 
 
+_FAILED_KEPT = 10_000  # items whose media failed, remembered for /items/{id}/features
+
+
 class ContentService:
     def __init__(
         self,
@@ -62,6 +65,9 @@ class ContentService:
         self._backfill: asyncio.Future | None = None
         # user -> (key, t0, query, query with the short term, short-term mass, items acted on)
         self._profiles: OrderedDict[str, tuple] = OrderedDict()
+        # Features whose media failed are not cached (the next write fetches again): their last
+        # outcome is kept here so /items/{id}/features can say what failed instead of "pending".
+        self._failed: OrderedDict[str, ContentFeatures] = OrderedDict()
 
     async def start(self) -> None:
         self._pipeline.start()
@@ -86,6 +92,14 @@ class ContentService:
         """Pipeline sink (its own thread): index the fused embeddings; no content → no vector."""
         if computed:
             self._index.upsert([f.item_id for f in computed], np.stack([f.embedding for f in computed]))
+        for f in computed:
+            if f.errors:
+                self._failed[f.item_id] = f
+                self._failed.move_to_end(f.item_id)
+                while len(self._failed) > _FAILED_KEPT:
+                    self._failed.popitem(last=False)
+            else:
+                self._failed.pop(f.item_id, None)
 
     async def submit(self, items: Sequence[Item]) -> None:
         await asyncio.to_thread(self._pipeline.submit, list(items))
@@ -116,7 +130,10 @@ class ContentService:
         key = content_hash(item, fingerprint=fingerprint)
         found = (await asyncio.to_thread(self._cache.get_many, [key])).get(key)
         if found is None:
-            return {"item_id": item_id, "features_pending": True}
+            failed = self._failed.get(item_id)
+            if failed is None or failed.content_hash != key:
+                return {"item_id": item_id, "features_pending": True}
+            found = failed  # computed without the media that failed (not cached: refetched on the next write)
         return {
             "item_id": item_id,
             "features_pending": False,
