@@ -186,3 +186,12 @@ def test_a_kafka_replay_skips_an_erased_user_but_not_their_later_signals(tmp_pat
         assert sorted(kept) == sorted([f"keep-a-{k}" for k in range(3)] + [f"{USER}-after-{k}" for k in range(2)])
     finally:
         broker.stop()
+
+
+def test_a_user_named_erasures_can_be_exported(client: TestClient) -> None:
+    """`/users/erasures/export` is that user's export, not the erasure job "export"."""
+    client.post("/items/batch", json={"items": [{"id": "a"}]})
+    assert client.post("/signals/process", json={"user_id": "erasures", "signal_type": "like", "content_id": "a"}).status_code == 200
+    exported = client.get("/users/erasures/export")
+    assert exported.status_code == 200 and exported.json()["user_id"] == "erasures", exported.text
+    assert client.get("/users/erasures/0123abcd").status_code == 404

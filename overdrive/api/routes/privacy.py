@@ -27,19 +27,6 @@ async def erase_user(user_id: UserIdPath, services: ServicesDep, request_id: Req
     return JSONResponse(status_code=202, content=job)
 
 
-@router.get("/erasures/{job_id}")
-async def erasure_job(job_id: Annotated[str, Path(min_length=1, max_length=64)], request: Request,
-                      services: ServicesDep) -> dict:
-    """An erasure job's state, per store. Privacy admins see any; a user's own token its own."""
-    job = services.privacy.job(job_id)
-    principal = principal_of(request)
-    if not principal.allows("privacy:admin") and not (
-            principal.subject is not None and principal.may_access_user(principal.subject, "privacy:admin")
-            and user_digest(principal.subject) == job["user_digest"]):
-        raise Forbidden(f"{principal.id} may not see erasure job {job_id!r}")
-    return job
-
-
 @router.get("/{user_id}/export", responses={200: {
     "description": "`format=json`: one JSON document; `format=ndjson`: one JSON object a line",
     "content": {"application/json": {"schema": {"type": "object"}},
@@ -60,3 +47,17 @@ async def export_user(user_id: UserIdPath, services: ServicesDep, request_id: Re
             yield orjson.dumps({"type": kind, **value}, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+# After the export: `/users/erasures/export` is the export of a user named "erasures" (job ids are hex).
+@router.get("/erasures/{job_id}")
+async def erasure_job(job_id: Annotated[str, Path(min_length=1, max_length=64)], request: Request,
+                      services: ServicesDep) -> dict:
+    """An erasure job's state, per store. Privacy admins see any; a user's own token its own."""
+    job = services.privacy.job(job_id)
+    principal = principal_of(request)
+    if not principal.allows("privacy:admin") and not (
+            principal.subject is not None and principal.may_access_user(principal.subject, "privacy:admin")
+            and user_digest(principal.subject) == job["user_digest"]):
+        raise Forbidden(f"{principal.id} may not see erasure job {job_id!r}")
+    return job
