@@ -96,13 +96,15 @@ class CollaborativeModelService:
         while True:
             await asyncio.sleep(self._follow_every_s)
             try:
-                if not await loop.run_in_executor(self._trainer, self._handle.refresh):
+                version = await loop.run_in_executor(self._trainer, self._store.current_version)  # a shared volume may be slow
+                if version is None or version == getattr(self._handle.get(), "version", None):
                     continue
-                model = self._handle.get()
-                # Users erased about when the trainer published may be in it: masked before long.
+                model = await loop.run_in_executor(self._trainer, self._store.load, version)
+                # Users erased about when the trainer published may be in it: masked before it serves.
                 since = (model.fitted_at or 0.0) - _ERASED_MARGIN_S
                 erased = {d for d, at in (await self._erasures.snapshot()).items() if at >= since}
-                await loop.run_in_executor(self._updater, _forget_erased, model, erased)
+                await loop.run_in_executor(self._trainer, _forget_erased, model, erased)
+                self._handle.swap(model)
                 self._last_job = {"state": "loaded", "version": model.version, "loaded_at": time.time()}
                 log.info("serving collaborative model version %s, published by the trainer", model.version)
             except Exception:  # a half-written or pruned version: the next look tries again
