@@ -72,6 +72,7 @@ class CollaborativeModelService:
         self._swap_lock = threading.Lock()
         self._last_job: dict[str, Any] = {"state": "never run"}
         self._trains = trains
+        self._had_signals = False
         self._follow_every_s = follow_every_s
 
     def model(self) -> AdvancedCollaborativeFiltering | None:
@@ -111,8 +112,11 @@ class CollaborativeModelService:
                 log.exception("loading the trainer's collaborative model failed")
 
     async def has_signals(self) -> bool:
-        """Whether the signal log holds anything to train on (BackendUnavailable when unreachable)."""
-        return await self._log.count() > 0
+        """Whether the signal log holds anything to train on (BackendUnavailable when unreachable).
+        Once it has, that is remembered: with Kafka a count asks the broker for every partition."""
+        if not self._had_signals:
+            self._had_signals = await self._log.count() > 0
+        return self._had_signals
 
     async def _has_signals(self) -> bool:
         try:
