@@ -4,9 +4,10 @@
 
 One embedded service (content features off) holds a synthetic world whose signals carry context
 (device, country, zoned timestamps) and a trained collaborative model. Ranking: the wired ranker
-(the request's `context` object parsed as the API parses it, the context profiles read, the
-`context` component scored) against a copy of it with no context reads and no `context`
-component, the same users and 100 candidates each, in alternating rounds; the P50 difference is
+(the request's body validated with its `context` object and the context parsed from it and the
+headers, as the API does; the context profiles read; the `context` component scored) against a
+copy of it with no context reads and no `context` component (its body validated without the
+object), the same users and 100 candidates each, in alternating rounds; the P50 difference is
 what context adds. Signals: the API's parsing of a signal with `device_info` (a User-Agent),
 `location` and a zoned timestamp against the same signal without them, and folding each into live
 state (`MemoryFeatureStore.apply`, which then also learns habits and the context profiles).
@@ -24,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from overdrive.api.schemas import ContextIn, ItemIn, SignalIn
+from overdrive.api.schemas import ItemIn, RankRequest, SignalIn
 from overdrive.config import Settings
+from overdrive.domain.context import from_client_hints
 from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.domain.types import Candidate
 from overdrive.evaluation.context import load
@@ -70,8 +72,13 @@ async def _ranking(args: argparse.Namespace) -> str:
             ids = [d["id"] for d in world.items]
             requests = [(world.user_ids[n % len(world.user_ids)], [Candidate(i) for i in ids[(n * 37) % 1900:][:100]])
                         for n in range(args.calls)]
+            # Each request's body as the API validates it, with or without the `context` object;
+            # with it, the context is also parsed from the request's headers (its fallback).
+            wires = [{"user_id": user, "candidate_items": [{"id": c.id} for c in candidates], "limit": 20}
+                     for user, candidates in requests]
             body = {"device_info": {"user_agent": IPHONE}, "location": {"country": "PT"},
                     "local_time": "2026-12-06T08:30:00+00:00"}
+            headers = {"user-agent": IPHONE, "sec-ch-ua-mobile": "?1"}
             took: dict[str, list[float]] = {"without": [], "with": []}
             for round_ in range(args.rounds):
                 for n, (user, candidates) in enumerate(requests):
@@ -81,9 +88,11 @@ async def _ranking(args: argparse.Namespace) -> str:
                     for mode in (("without", "with") if (n + round_) % 2 == 0 else ("with", "without")):
                         started = time.perf_counter()
                         if mode == "with":
-                            context = ContextIn.model_validate(body).to_domain(None)
+                            parsed = RankRequest.model_validate({**wires[n], "context": body})
+                            context = parsed.context.to_domain(from_client_hints(headers))
                             await with_context.rank(user_id=user, candidates=candidates, limit=20, context=context)
                         else:
+                            RankRequest.model_validate(wires[n])
                             await without.rank(user_id=user, candidates=candidates, limit=20, weights=blend)
                         took[mode].append((time.perf_counter() - started) * 1000.0)
         finally:
@@ -114,18 +123,23 @@ def _signals(args: argparse.Namespace) -> list[str]:
                 SignalIn.model_validate(d).to_domain(now)
             spent[name] += time.perf_counter() - began
     out = {f"parse {name}": spent[name] / len(rows) * 1e6 for name, rows in modes.items()}
-    for name, rows in modes.items():
-        signals = [SignalIn.model_validate(d).to_domain(now) for d in rows]
-        store = MemoryFeatureStore(config=FeatureConfig())
-        batches = [signals[s : s + 500] for s in range(0, len(signals), 500)]
+    parsed = {name: [SignalIn.model_validate(d).to_domain(now) for d in rows] for name, rows in modes.items()}
+    applied: dict[str, list[float]] = {name: [] for name in modes}
+    for n in range(5):  # each way into a fresh store, five times in alternating order: the median
+        for name in (("without", "with") if n % 2 == 0 else ("with", "without")):
+            signals = parsed[name]
+            store = MemoryFeatureStore(config=FeatureConfig())
+            batches = [signals[s : s + 500] for s in range(0, len(signals), 500)]
 
-        async def apply_all() -> None:
-            for batch in batches:  # noqa: B023 - awaited before the loop moves on
-                await store.apply(batch, items, now=now)
+            async def apply_all() -> float:
+                started = time.perf_counter()
+                for batch in batches:  # noqa: B023 - awaited before the loop moves on
+                    await store.apply(batch, items, now=now)  # noqa: B023
+                return time.perf_counter() - started
 
-        started = time.perf_counter()
-        asyncio.run(apply_all())
-        out[f"apply {name}"] = (time.perf_counter() - started) / len(rows) * 1e6
+            applied[name].append(asyncio.run(apply_all()) / len(signals) * 1e6)
+    for name, took in applied.items():
+        out[f"apply {name}"] = statistics.median(took)
     parse, apply = out["parse with"] - out["parse without"], out["apply with"] - out["apply without"]
     return [
         f"signal parsing: {out['parse without']:.1f} µs plain, {out['parse with']:.1f} µs with device_info, location "

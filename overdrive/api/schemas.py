@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StringConstraints,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, TypeAdapter, StringConstraints,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 from typing_extensions import Required, TypedDict
 
@@ -125,24 +125,28 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False, strict=True)
 
 
-class DeviceInfoIn(BaseModel):
+class DeviceInfoIn(TypedDict, total=False):
     """What a client says of its device; other keys (screen size…) are kept, not interpreted."""
 
-    # Strict as `_Wire` (`"app": 0` is not `false`); open to keys of the client's own.
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
-    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    device_class: Literal[DEVICE_CLASSES] | None = None  # type: ignore[valid-type]
-    platform: Annotated[str, StringConstraints(max_length=64)] | None = None
-    os: Annotated[str, StringConstraints(max_length=64)] | None = None
-    browser: Annotated[str, StringConstraints(max_length=64)] | None = None
-    app: bool | None = None
+    # Strict as `_Wire` (`"app": 0` is not `false`); open to keys of the client's own. A TypedDict,
+    # not a model: it validates into the dict the context is parsed from, at a third of the cost.
+    __pydantic_config__ = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)  # type: ignore[misc]
+    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None
+    device_class: Literal[DEVICE_CLASSES] | None  # type: ignore[valid-type]
+    platform: Annotated[str, StringConstraints(max_length=64)] | None
+    os: Annotated[str, StringConstraints(max_length=64)] | None
+    browser: Annotated[str, StringConstraints(max_length=64)] | None
+    app: bool | None
 
 
-class LocationIn(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
-    country: Annotated[str, StringConstraints(max_length=64)] | None = None
-    region: Annotated[str, StringConstraints(max_length=128)] | None = None
-    city: Annotated[str, StringConstraints(max_length=128)] | None = None
+class LocationIn(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)  # type: ignore[misc]
+    country: Annotated[str, StringConstraints(max_length=64)] | None
+    region: Annotated[str, StringConstraints(max_length=128)] | None
+    city: Annotated[str, StringConstraints(max_length=128)] | None
+
+
+_CONTEXT_PARTS = (("device_info", TypeAdapter(DeviceInfoIn)), ("location", TypeAdapter(LocationIn)))
 
 
 def _timezone(value: str | None) -> str | None:
@@ -182,10 +186,9 @@ class ContextIn(_Wire):
         offset = self.utc_offset_minutes
         if offset is None and clock is not None and (zone := clock.utcoffset()) is not None:
             offset = int(zone.total_seconds() // 60)
-        return from_fields(self.device_info.model_dump(exclude_none=True) if self.device_info else None,
-                           self.location.model_dump(exclude_none=True) if self.location else None,
+        return from_fields(self.device_info, self.location,
                            timezone=self.timezone, utc_offset_minutes=offset,
-                           local_hour=clock.hour if clock is not None else None).merged(fallback)
+                           local_hour=clock.hour if clock is not None else None, fallback=fallback)
 
 
 def utc_offset_of(value: Any) -> int | None:
@@ -220,10 +223,10 @@ class SignalIn(_Wire):
     @field_validator("metadata")
     @classmethod
     def _context_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key, model in (("device_info", DeviceInfoIn), ("location", LocationIn)):
+        for key, model in _CONTEXT_PARTS:
             if key in value:
                 try:
-                    model.model_validate(value[key])
+                    model.validate_python(value[key])
                 except ValidationError as exc:
                     err = exc.errors()[0]
                     where = ".".join(str(p) for p in (key, *err["loc"]))
@@ -244,7 +247,7 @@ class SignalIn(_Wire):
         meta = self.metadata
         if "device_info" in meta or "location" in meta or self._utc_offset is not None:
             context = from_fields(meta.get("device_info"), meta.get("location"),
-                                  utc_offset_minutes=self._utc_offset).merged(fallback)
+                                  utc_offset_minutes=self._utc_offset, fallback=fallback)
         else:
             context = fallback
         if context is not None and (parsed := context.as_dict()):

@@ -53,7 +53,7 @@ class Context:
             if with_zone is not None:
                 return datetime.datetime.fromtimestamp(at, with_zone)
         if self.utc_offset_minutes is not None:
-            return datetime.datetime.fromtimestamp(at, datetime.timezone(datetime.timedelta(minutes=self.utc_offset_minutes)))
+            return datetime.datetime.fromtimestamp(at, _offset(self.utc_offset_minutes))
         return None
 
     def daypart(self, at: float) -> str | None:
@@ -90,6 +90,11 @@ def daypart(hour: int) -> str:
     if 17 <= hour < 22:
         return "evening"
     return "night"
+
+
+@functools.lru_cache(maxsize=64)
+def _offset(minutes: int) -> datetime.timezone:
+    return datetime.timezone(datetime.timedelta(minutes=minutes))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -131,10 +136,14 @@ def parse_user_agent(user_agent: str) -> Context:
 
 def from_client_hints(headers: Mapping[str, str]) -> Context | None:
     """What `Sec-CH-UA-Mobile` and `Sec-CH-UA-Platform` say, and the `User-Agent` for the rest."""
-    ua = headers.get("user-agent")
+    return _from_hints(headers.get("user-agent"), headers.get("sec-ch-ua-platform", "").strip('" '),
+                       headers.get("sec-ch-ua-mobile", "").strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_hints(ua: str | None, platform: str, mobile: str) -> Context | None:
+    """`from_client_hints`, cached: a client sends the same headers with every request."""
     context = parse_user_agent(ua) if ua else Context()
-    platform = headers.get("sec-ch-ua-platform", "").strip('" ')
-    mobile = headers.get("sec-ch-ua-mobile", "").strip()
     if platform:
         context = replace(context, os=platform)
     if mobile in ("?1", "?0") and not context.bot:
@@ -144,19 +153,35 @@ def from_client_hints(headers: Mapping[str, str]) -> Context | None:
 
 def from_fields(device_info: Mapping[str, Any] | None, location: Mapping[str, Any] | None, *,
                 timezone: str | None = None, utc_offset_minutes: int | None = None,
-                local_hour: int | None = None) -> Context:
-    """A context from a body's `device_info` and `location` objects and a zone or offset."""
+                local_hour: int | None = None, fallback: Context | None = None) -> Context:
+    """A context from a body's `device_info` and `location` objects and a zone or offset, each
+    missing field taken from `fallback` (e.g. the request's headers). Cached: a client repeats
+    its context with every request."""
     info = device_info or {}
-    agent = parse_user_agent(info["user_agent"]) if isinstance(info.get("user_agent"), str) else _NOBODY
     where = location or {}
+    app = info.get("app")
+    fields_ = (info.get("user_agent"), info.get("device_class"), info.get("os") or info.get("platform"),
+               info.get("browser"), app, type(app), where.get("country"), where.get("region"), where.get("city"),
+               timezone, utc_offset_minutes, local_hour, fallback)
+    try:
+        return _context_of(*fields_)
+    except TypeError:  # a value that cannot be hashed (a list where a name belongs): not cached
+        return _context_of.__wrapped__(*fields_)
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_of(user_agent: Any, device_class: Any, os: Any, browser: Any, app: Any, _app_type: type,
+                country: Any, region: Any, city: Any, timezone: str | None, utc_offset_minutes: int | None,
+                local_hour: int | None, fallback: Context | None) -> Context:
+    agent = parse_user_agent(user_agent) if isinstance(user_agent, str) else _NOBODY
     return Context(
-        device_class=_given(info.get("device_class"), agent.device_class),
-        os=_given(info.get("os") or info.get("platform"), agent.os),
-        browser=_given(info.get("browser"), agent.browser),
-        app=_given(info.get("app"), agent.app),
-        country=_upper(where.get("country")), region=_text(where.get("region")), city=_text(where.get("city")),
+        device_class=_given(device_class, agent.device_class),
+        os=_given(os, agent.os),
+        browser=_given(browser, agent.browser),
+        app=_given(app, agent.app),
+        country=_upper(country), region=_text(region), city=_text(city),
         timezone=timezone, utc_offset_minutes=utc_offset_minutes, local_hour=local_hour,
-    )
+    ).merged(fallback)
 
 
 _NOBODY = Context()
@@ -213,9 +238,10 @@ def _from_bot(signal: Signal) -> bool:
     return isinstance(context, dict) and context.get("device_class") == "bot"
 
 
-def model_keys(context: Context, at: float) -> list[str]:
-    """What one signal says about the user's habits, as profile keys (each counts 1, decayed):
-    device class, time zone, local hour by weekday, country and city."""
+def signal_keys(context: Context, at: float) -> tuple[list[str], str]:
+    """What one signal at `at` teaches: the user's habit keys (each counts 1, decayed) — device
+    class, time zone, local hour by weekday, country and city — and the context profile key its
+    item's features go to (`context_key`). The local time is worked out once for both."""
     keys = []
     if context.device_class:
         keys.append(f"dev:{context.device_class}")
@@ -230,7 +256,8 @@ def model_keys(context: Context, at: float) -> list[str]:
         keys.append(f"loc:{context.country}")
         if context.city:
             keys.append(f"city:{context.country}/{context.city}")
-    return keys
+    hour = context.local_hour if context.local_hour is not None else local.hour if local is not None else None
+    return keys, context_key(context.device_class, None if hour is None else daypart(hour))
 
 
 def zone_context(key: str) -> Context:

@@ -11,6 +11,7 @@ per item, is read on its own). Scorers work on whole candidate arrays (numpy): a
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
 from typing import Protocol
@@ -193,31 +194,32 @@ class ContextScorer:
         self._lifts: tuple[Mapping[str, float], Mapping[str, float], dict[str, float]] | None = None
 
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
-        flat, lengths = self._columns.of(items)
-        totals, used = np.zeros(len(items)), False
-        if reads.context_baseline:
-            lift = self._columns.vector(self._everyones(reads.context_prior, reads.context_baseline), 1.0)[flat]
-            usual = self._shares(flat, reads.long_interests)
-            if usual is not None:
-                known = usual[0] > 0
-                for profile in (reads.device_interests, reads.context_interests):  # the device's, then the context's
-                    mine = self._shares(flat, profile)
-                    if mine is not None:
-                        expected = mine[1] * usual[0][known]
-                        lift[known] = (mine[1] * mine[0][known] + self._USER_PSEUDO * lift[known]) / (expected + self._USER_PSEUDO)
-            logs = np.log(np.maximum(lift, 1e-6))
-            if logs.any():
-                totals += np.add.reduceat(logs, np.cumsum(lengths) - lengths) / lengths
-                used = True
+        totals = self._lifted(items, reads) if reads.context_baseline else None
         country = reads.context.country if reads.context is not None else None
         if country:
             local = [n for n, item in enumerate(items) if item.metadata and _country(item) == country]
             if local:
+                totals = np.zeros(len(items)) if totals is None else totals
                 totals[local] += self._LOCAL_BOOST
-                used = True
         # On the lift's own scale (tanh: ±0.76 at e-fold), not stretched to the largest: where the
         # context says little, its scores stay small.
-        return np.tanh(totals) if used else None
+        return None if totals is None else np.tanh(totals)
+
+    def _lifted(self, items: Sequence[Item], reads: RankingReads) -> np.ndarray | None:
+        """Each item's mean log lift over its features (None: no lift anywhere)."""
+        flat, lengths = self._columns.of(items)
+        lift = self._columns.vector(self._everyones(reads.context_prior, reads.context_baseline), 1.0)[flat]
+        usual = self._positive(flat, reads.long_interests)
+        if usual is not None:
+            b = self._USER_PSEUDO
+            usual_share = usual[0] / usual[1]
+            known = usual_share > 0.0  # where the user has no usual share the lift stays as it was
+            for profile in (reads.device_interests, reads.context_interests):  # the device's, then the context's
+                mine = self._positive(flat, profile)
+                if mine is not None:  # (the user's weight here + b × lift) / (what their usual share predicts + b)
+                    lift = np.where(known, (mine[0] + b * lift) / (mine[1] * usual_share + b), lift)
+        logs = np.log(lift)  # every lift is positive: both pseudo-counts are
+        return self._columns.per_item(logs, lengths) / lengths if logs.any() else None
 
     def _everyones(self, here: Mapping[str, float], everywhere: Mapping[str, float]) -> Mapping[str, float]:
         """Everyone's lift per feature in the context, computed once per (cached) pair of profiles."""
@@ -231,15 +233,13 @@ class ContextScorer:
         self._lifts = (here, everywhere, lifts)
         return lifts
 
-    def _shares(self, flat: np.ndarray, profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
-        """Each feature column's share of the profile's positive mass, and that mass."""
+    def _positive(self, flat: np.ndarray, profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
+        """Each feature column's positive weight in the profile, and the profile's positive mass."""
         if not profile:
             return None
-        weights = np.maximum(np.fromiter(profile.values(), dtype=np.float64, count=len(profile)), 0.0)
-        mass = float(weights.sum())
-        if mass <= 0.0:
-            return None
-        return self._columns.weights_at(flat, profile, weights) / mass, mass
+        matched, weights = self._columns.weights_at(flat, profile)
+        mass = float(np.maximum(weights, 0.0).sum())
+        return (np.maximum(matched, 0.0), mass) if mass > 0.0 else None
 
 
 def _country(item: Item) -> str | None:
@@ -267,7 +267,9 @@ class FeatureColumns:
         self._items: dict[str, tuple[Item, tuple[int, ...]]] = {}
         self._scratch = np.zeros(1024)  # zero between calls (see `weights_at`)
         self._vectors: dict[int, tuple[Mapping[str, float], np.ndarray]] = {}  # see `vector`
-        self._last: tuple[Sequence[Item], int, tuple[np.ndarray, np.ndarray]] | None = None  # the last `of`
+        # the last `of`: (items, their number, (columns, lengths), where each item's columns start)
+        self._last: tuple[Sequence[Item], int, tuple[np.ndarray, np.ndarray], np.ndarray] | None = None
+        self._matched: deque[tuple[np.ndarray, Mapping[str, float], np.ndarray, np.ndarray]] = deque(maxlen=4)
 
     def of(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
         """(every item's feature columns, concatenated; how many each item has)."""
@@ -284,7 +286,7 @@ class FeatureColumns:
             rows.append(hit[1])
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         columns = np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
-        self._last = (items, len(items), columns)
+        self._last = (items, len(items), columns, np.cumsum(columns[1]) - columns[1])
         return columns
 
     def _column(self, feature: str) -> int:
@@ -312,25 +314,33 @@ class FeatureColumns:
     def cosine(self, columns: tuple[np.ndarray, np.ndarray], profile: Mapping[str, float]) -> tuple[np.ndarray, float] | None:
         """Each item's cosine with `profile` (over binary item features), and the profile's mass
         (its decayed total); None for an empty or all-zero profile."""
-        if not profile:
-            return None
-        weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
+        matched, weights = self.weights_at(columns[0], profile)
         norm = math.sqrt(float(weights @ weights))
         if norm == 0.0:
             return None
-        flat, lengths = columns
-        matched = np.add.reduceat(self.weights_at(flat, profile, weights), np.cumsum(lengths) - lengths)
-        return matched / (norm * np.sqrt(lengths)), float(np.abs(weights).sum())
+        return self.per_item(matched, columns[1]) / (norm * np.sqrt(columns[1])), float(np.abs(weights).sum())
 
-    def weights_at(self, columns: np.ndarray, profile: Mapping[str, float], weights: np.ndarray) -> np.ndarray:
-        """The profile's weight (`weights`, in `profile`'s order) of each of `columns`, 0 where it
-        has none: written into a reused vector over the vocabulary, read, and cleared again."""
-        known = np.fromiter(map(self._vocab.get, profile, repeat(-1)), dtype=np.intp, count=len(profile))
-        kept = known >= 0
-        known = known[kept]
-        if len(self._scratch) < len(self._vocab):
-            self._scratch = np.zeros(max(len(self._vocab), 2 * len(self._scratch)))
-        self._scratch[known] = weights[kept]
+    def per_item(self, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The sum over each item's columns of `values` (one per column of `of`'s result)."""
+        last = self._last
+        starts = last[3] if last is not None and last[2][1] is lengths else np.cumsum(lengths) - lengths
+        return np.add.reduceat(values, starts)
+
+    def weights_at(self, columns: np.ndarray, profile: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The profile's weight of each of `columns` (0 where it has none), and its weights in its
+        own order. Remembered for the last few (columns, profile) pairs: scorers that read the same
+        profile over the same items (user_interests and context both read the long-term one) match
+        it once. The match is written into a reused vector over the vocabulary, read, and cleared."""
+        for held in self._matched:
+            if held[0] is columns and held[1] is profile:
+                return held[2], held[3]
+        weights = np.fromiter(profile.values(), dtype=np.float64, count=len(profile))
+        # A feature no item has goes to the last slot, which is never an item's column.
+        at = np.fromiter(map(self._vocab.get, profile, repeat(-1)), dtype=np.intp, count=len(profile))
+        if len(self._scratch) <= len(self._vocab):
+            self._scratch = np.zeros(max(len(self._vocab) + 1, 2 * len(self._scratch)))
+        self._scratch[at] = weights
         matched = self._scratch[columns]
-        self._scratch[known] = 0.0
-        return matched
+        self._scratch[at] = 0.0
+        self._matched.appendleft((columns, profile, matched, weights))
+        return matched, weights

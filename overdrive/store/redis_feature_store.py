@@ -39,10 +39,9 @@ from overdrive.domain.context import (
     ALL_CONTEXTS,
     NO_CONTEXT,
     PROFILE_KEYS,
-    context_key,
     device_key,
-    model_keys,
     of_signal,
+    signal_keys,
     timeline,
     week_of,
 )
@@ -171,7 +170,7 @@ class RedisFeatureStore:
         context = of_signal(s.metadata) if s.metadata else None
         if context is None:
             return [], NO_CONTEXT
-        return model_keys(context, s.timestamp), context_key(context.device_class, context.daypart(s.timestamp))
+        return signal_keys(context, s.timestamp)
 
     def _full(self, s: Signal, item: Item | None, now: float) -> list[Any]:
         author = item.author_id if item is not None else None
