@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, TypeAdapter, StringConstraints,
-                      ValidationError, WithJsonSchema, field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints,
+                      TypeAdapter, ValidationError, WithJsonSchema, field_validator)
 from typing_extensions import Required, TypedDict
 
 from overdrive.domain.context import DEVICE_CLASSES, Context, from_fields, valid_timezone
@@ -207,18 +207,43 @@ def _iso(value: str) -> datetime | None:
         return None
 
 
+class _ZonedSeconds(float):
+    """Epoch seconds read from ISO text that states a UTC offset, with that offset (minutes): the
+    signal's time zone, learnt into the user's habits."""
+
+    utc_offset: int
+
+
+def _signal_time(value: Any) -> float | None:
+    """A `Timestamp` that keeps the offset its ISO text states (validated here in full: a plain
+    validator, so the float subclass is not converted back)."""
+    if value is None:
+        return None
+    seconds = epoch_seconds(value)
+    offset = utc_offset_of(value)
+    if offset is None:
+        return seconds
+    zoned = _ZonedSeconds(seconds)
+    zoned.utc_offset = offset
+    return zoned
+
+
+# A signal's time: as `Timestamp`, and the offset of zoned ISO text kept with it (no private
+# attribute or model-wide validator: those cost more than the rest of a signal's validation).
+SignalTime = Annotated[float | None, PlainValidator(_signal_time), WithJsonSchema(_TIME_SCHEMA)]
+
+
 class SignalIn(_Wire):
     user_id: Id
     signal_type: SignalType
     content_id: Id
     duration: float | None = Field(default=None, ge=0, le=1e7, description="Seconds of dwell or play.")
     intensity: float = Field(default=1.0, ge=0, le=100)
-    timestamp: Timestamp = Field(default=None, description="ISO 8601 or epoch seconds, up to a day from now; default: now.")
+    timestamp: SignalTime = Field(default=None, description="ISO 8601 or epoch seconds, up to a day from now; default: now.")
     signal_id: Id | None = Field(default=None, description="Client id; a repeat is acknowledged, not re-counted.")
     metadata: Metadata = Field(default_factory=dict, description=(
         "Free-form JSON (integers within 64 bits); `device_info` (user_agent, device_class, platform, os, browser, app) and `location` "
         "(country, region, city) are read as the signal's context."))
-    _utc_offset: int | None = PrivateAttr(default=None)
 
     @field_validator("metadata")
     @classmethod
@@ -233,21 +258,14 @@ class SignalIn(_Wire):
                     raise ValueError(f"{where}: {err['msg']}") from None
         return value
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _offset(cls, data: Any, handler: Any) -> SignalIn:
-        model = handler(data)
-        if isinstance(data, dict):
-            model._utc_offset = utc_offset_of(data.get("timestamp"))
-        return model
-
     def to_domain(self, now: float, fallback: Context | None = None) -> Signal:
         """The signal, its context (from metadata, the timestamp's offset, then `fallback` — the
         request's headers) parsed once into `metadata["context"]`."""
         meta = self.metadata
-        if "device_info" in meta or "location" in meta or self._utc_offset is not None:
+        offset = self.timestamp.utc_offset if isinstance(self.timestamp, _ZonedSeconds) else None
+        if "device_info" in meta or "location" in meta or offset is not None:
             context = from_fields(meta.get("device_info"), meta.get("location"),
-                                  utc_offset_minutes=self._utc_offset, fallback=fallback)
+                                  utc_offset_minutes=offset, fallback=fallback)
         else:
             context = fallback
         if context is not None and (parsed := context.as_dict()):
@@ -256,7 +274,7 @@ class SignalIn(_Wire):
             user_id=self.user_id,
             signal_type=self.signal_type,
             content_id=self.content_id,
-            timestamp=now if self.timestamp is None else self.timestamp,
+            timestamp=now if self.timestamp is None else float(self.timestamp),
             duration=self.duration,
             intensity=self.intensity,
             signal_id=self.signal_id,

@@ -29,11 +29,26 @@ class WindowCounts:
     coarse: dict[int, list[float]] = field(default_factory=dict)
 
     def add(self, ts: float, weight: float, now: float) -> None:
-        if ts < now - COARSE_SPAN_S - COARSE_BUCKET_S:
-            return  # older than every window
-        if ts >= now - FINE_SPAN_S - FINE_BUCKET_S:
-            _bump(self.fine, int(ts // FINE_BUCKET_S) * FINE_BUCKET_S, weight)
-        _bump(self.coarse, int(ts // COARSE_BUCKET_S) * COARSE_BUCKET_S, weight)
+        self.add_to(buckets_of(ts, now), weight)
+
+    def add_to(self, buckets: tuple[int | None, int | None], weight: float) -> None:
+        """Count an event in its (fine, coarse) buckets (`buckets_of`, worked out once for the
+        several entities one signal counts for)."""
+        fine, coarse = buckets
+        if fine is not None:
+            cell = self.fine.get(fine)
+            if cell is None:
+                self.fine[fine] = [1.0, weight]
+            else:
+                cell[0] += 1.0
+                cell[1] += weight
+        if coarse is not None:
+            cell = self.coarse.get(coarse)
+            if cell is None:
+                self.coarse[coarse] = [1.0, weight]
+            else:
+                cell[0] += 1.0
+                cell[1] += weight
 
     def prune(self, now: float) -> None:
         for buckets, width, span in ((self.fine, FINE_BUCKET_S, FINE_SPAN_S), (self.coarse, COARSE_BUCKET_S, COARSE_SPAN_S)):
@@ -64,13 +79,15 @@ class WindowCounts:
         return not self.coarse
 
 
-def _bump(buckets: dict[int, list[float]], start: int, weight: float) -> None:
-    cell = buckets.get(start)
-    if cell is None:
-        buckets[start] = [1.0, weight]
-    else:
-        cell[0] += 1.0
-        cell[1] += weight
+def buckets_of(ts: float, now: float) -> tuple[int | None, int | None]:
+    """The start of the fine and the coarse bucket an event at `ts` counts in as of `now` (None:
+    older than every window of that width)."""
+    if ts < now - COARSE_SPAN_S - COARSE_BUCKET_S:
+        return None, None
+    coarse = int(ts // COARSE_BUCKET_S) * COARSE_BUCKET_S
+    if ts >= now - FINE_SPAN_S - FINE_BUCKET_S:
+        return int(ts // FINE_BUCKET_S) * FINE_BUCKET_S, coarse
+    return None, coarse
 
 
 def velocity(count_1h: float, count_24h: float, *, prior_per_hour: float = 1.0) -> float:

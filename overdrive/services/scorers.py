@@ -213,11 +213,10 @@ class ContextScorer:
         if usual is not None:
             b = self._USER_PSEUDO
             usual_share = usual[0] / usual[1]
-            known = usual_share > 0.0  # where the user has no usual share the lift stays as it was
             for profile in (reads.device_interests, reads.context_interests):  # the device's, then the context's
                 mine = self._positive(flat, profile)
-                if mine is not None:  # (the user's weight here + b × lift) / (what their usual share predicts + b)
-                    lift = np.where(known, (mine[0] + b * lift) / (mine[1] * usual_share + b), lift)
+                if mine is not None:  # (the user's weight here + b × lift) / (what their usual share predicts + b):
+                    lift = (mine[0] + b * lift) / (mine[1] * usual_share + b)  # the lift where both are 0
         logs = np.log(lift)  # every lift is positive: both pseudo-counts are
         return self._columns.per_item(logs, lengths) / lengths if logs.any() else None
 

@@ -14,7 +14,7 @@ from overdrive.domain.context import ALL_CONTEXTS, NO_CONTEXT, device_key, of_si
 from overdrive.domain.decay import DecayedSum, decay_rate
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity, UserModel
 from overdrive.domain.weighting import SignalWeighting
-from overdrive.domain.windows import WINDOWS_S, WindowCounts, velocity
+from overdrive.domain.windows import WINDOWS_S, WindowCounts, buckets_of, velocity
 from overdrive.store.feature_config import FeatureConfig
 
 _TOP_CACHE_SECONDS = 2.0  # the most-engaged list may lag new signals by this much
@@ -111,7 +111,8 @@ class MemoryFeatureStore:
         ts = s.timestamp
         entity = self._items.get(s.content_id) or self._items.setdefault(s.content_id, _Entity())
         entity.engagement.add(w, ts, self._eng_rate)
-        entity.windows.add(ts, w, now)
+        buckets = buckets_of(ts, now)
+        entity.windows.add_to(buckets, w)
         if ts >= now - WINDOWS_S["1h"]:
             self._hot[s.content_id] = max(ts, self._hot.get(s.content_id, ts))
 
@@ -119,7 +120,7 @@ class MemoryFeatureStore:
         user.counts[s.signal_type] += 1
         if s.signal_type in self._cfg.excluding_signal_types:
             user.excluded.add(s.content_id)
-        user.windows.add(ts, w, now)
+        user.windows.add_to(buckets, w)
         self._session(user, ts)
         recent = user.recent  # oldest first; priority lanes and backfill deliver out of time order
         if not recent or ts >= recent[-1].timestamp:
@@ -133,7 +134,7 @@ class MemoryFeatureStore:
             if item.author_id:
                 author = self._authors.get(item.author_id) or self._authors.setdefault(item.author_id, _Entity())
                 author.engagement.add(w, ts, self._eng_rate)
-                author.windows.add(ts, w, now)
+                author.windows.add_to(buckets, w)
             if w != 0.0:
                 feats = item.features()
                 _fold(user.long, feats, w, ts, self._long_rate)
