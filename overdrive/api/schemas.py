@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from sys import intern
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -271,9 +272,9 @@ class SignalIn(_Wire):
         if context is not None and (parsed := context.as_dict()):
             meta = {**meta, "context": parsed}
         return Signal(
-            user_id=self.user_id,
+            user_id=intern(self.user_id),
             signal_type=self.signal_type,
-            content_id=self.content_id,
+            content_id=intern(self.content_id),
             timestamp=now if self.timestamp is None else float(self.timestamp),
             duration=self.duration,
             intensity=self.intensity,

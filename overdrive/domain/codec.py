@@ -3,12 +3,16 @@
 Two shapes: a JSON object with the dataclasses' field names (Redis values, Kafka records, the
 wire rows importers and synthetic worlds produce), and a column tuple for SQLite. Readers
 accept what the API's wire format allows (missing optional fields, numbers as text), so a row
-that passed validation once always decodes.
+that passed validation once always decodes. User, item and signal-type names are interned (as the
+API interns them): what a model or live state keeps of a signal read back is then the one string
+held already, not a copy scattered among a full log scan's garbage, which would keep that
+garbage's memory from going back when the scan is done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from sys import intern
 from typing import Any, TypeVar
 
 import orjson
@@ -34,9 +38,9 @@ def signal_from_dict(d: Mapping[str, Any] | Signal) -> Signal:
     if isinstance(d, Signal):
         return d
     return Signal(
-        user_id=str(d["user_id"]),
-        signal_type=str(d["signal_type"]),
-        content_id=str(d["content_id"]),
+        user_id=intern(str(d["user_id"])),
+        signal_type=intern(str(d["signal_type"])),
+        content_id=intern(str(d["content_id"])),
         timestamp=float(d["timestamp"]),
         duration=None if d.get("duration") is None else float(d["duration"]),
         intensity=1.0 if d.get("intensity") is None else float(d["intensity"]),
@@ -61,7 +65,7 @@ def signal_to_row(s: Signal) -> tuple:
 
 def signal_from_row(row: tuple) -> Signal:
     sid, user, content, stype, ts, duration, intensity, meta = row
-    return Signal(user_id=user, signal_type=stype, content_id=content, timestamp=ts, duration=duration,
+    return Signal(user_id=intern(user), signal_type=intern(stype), content_id=intern(content), timestamp=ts, duration=duration,
                   intensity=intensity, signal_id=sid, metadata=orjson.loads(meta) if meta else {})
 
 

@@ -29,6 +29,7 @@ from overdrive.domain.errors import BackendUnavailable, Conflict
 from overdrive.domain.privacy import user_digest
 from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
+from overdrive.services.model_updates import ModelUpdates
 from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class CollaborativeModelService:
         self._interval = retrain_interval_s
         self._train_on_start = train_on_start
         self._trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cf-train")
-        self._updater = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cf-update")  # keeps order
+        self._updates = ModelUpdates(self._handle.get, name="cf-update")  # fold-ins, items, erasures: in order
         self._scorer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cf-score")
         self._training: asyncio.Task | None = None
         self._schedule: asyncio.Task | None = None
@@ -170,7 +171,7 @@ class CollaborativeModelService:
             # saved again, and the version that held them deleted.
             if late := set(await self._erasures.snapshot()) - set(erased):
                 model = self._handle.get()
-                masked = await loop.run_in_executor(self._updater, _forget_erased, model, late)
+                masked = await asyncio.wrap_future(self._updates.run(_forget_erased, model, late))
                 version = await loop.run_in_executor(self._trainer, self._store.save, model)
                 await loop.run_in_executor(self._trainer, self._store.drop_others, version)
                 stats["masked_after_fit"] = masked
@@ -231,7 +232,7 @@ class CollaborativeModelService:
                 self._during_training.extend(signals)
             model = self._handle.get()
         if model is not None:
-            self._updater.submit(model.observe, list(signals))
+            self._updates.observe(model, signals)
 
     def add_items(self, items: Sequence[Item]) -> None:
         """Catalog items written: the served model scores those it was not fitted on from their
@@ -242,7 +243,7 @@ class CollaborativeModelService:
                 self._items_during_training.extend(items)
             model = self._handle.get()
         if model is not None and items:
-            self._updater.submit(model.add_items, list(items))
+            self._updates.run(model.add_items, list(items))
 
     async def forget_user(self, user_id: str) -> dict[str, Any]:
         """GDPR erasure: the user leaves the served model (after the fold-ins queued before), a
@@ -256,7 +257,7 @@ class CollaborativeModelService:
         if model is None:
             return {"served_model": None}
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._updater, model.forget_user, user_id)
+        await asyncio.wrap_future(self._updates.run(model.forget_user, user_id))
         if not self._trains:  # the store is the trainer's: it publishes a version without them
             self._store.request_training(ERASURE_REQUEST)
             return {"served_model": model.version, "older_versions": "replaced by the trainer's next version"}
@@ -295,8 +296,9 @@ class CollaborativeModelService:
         for task in (self._schedule, self._training):
             if task is not None:
                 task.cancel()
-        for pool in (self._trainer, self._updater, self._scorer):
+        for pool in (self._trainer, self._scorer):
             pool.shutdown(wait=False, cancel_futures=True)
+        self._updates.close()
 
 
 _ERASED_MARGIN_S = 3600.0  # a loaded version may hold users erased up to this long before it was fitted

@@ -300,18 +300,15 @@ class AdvancedCollaborativeFiltering:
     # ---- live updates --------------------------------------------------------------------------
 
     def observe(self, signals: Iterable[Mapping[str, Any] | Signal]) -> int:
-        """Take new signals; every `fold_in_every` of them, fold the touched users in.
-        Returns how many users were folded in by this call (0 until the threshold is crossed)."""
-        folded = 0
+        """Take new signals; once `fold_in_every` have come (by the end of a call: a large batch is
+        one fold-in), fold the touched users in. Returns how many users this call folded in."""
         with self._lock:
             for raw in signals:
                 s = signal_from_dict(raw)
                 delta = self._pending.setdefault(s.user_id, {})
                 delta[s.content_id] = delta.get(s.content_id, 0.0) + self._strength.weight(s, anchor=self._anchor_time)
                 self._since_fold += 1
-                if self._since_fold >= self.fold_in_every:
-                    folded += self._fold_in_locked()
-        return folded
+            return self._fold_in_locked() if self._since_fold >= self.fold_in_every else 0
 
     def fold_in(self) -> int:
         """Fold in everything observed so far, now. Returns the number of users folded in."""
