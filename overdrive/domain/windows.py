@@ -36,19 +36,9 @@ class WindowCounts:
         several entities one signal counts for)."""
         fine, coarse = buckets
         if fine is not None:
-            cell = self.fine.get(fine)
-            if cell is None:
-                self.fine[fine] = [1.0, weight]
-            else:
-                cell[0] += 1.0
-                cell[1] += weight
+            _bump(self.fine, fine, weight)
         if coarse is not None:
-            cell = self.coarse.get(coarse)
-            if cell is None:
-                self.coarse[coarse] = [1.0, weight]
-            else:
-                cell[0] += 1.0
-                cell[1] += weight
+            _bump(self.coarse, coarse, weight)
 
     def prune(self, now: float) -> None:
         for buckets, width, span in ((self.fine, FINE_BUCKET_S, FINE_SPAN_S), (self.coarse, COARSE_BUCKET_S, COARSE_SPAN_S)):
@@ -77,6 +67,15 @@ class WindowCounts:
 
     def empty(self) -> bool:
         return not self.coarse
+
+
+def _bump(buckets: dict[int, list[float]], start: int, weight: float) -> None:
+    cell = buckets.get(start)
+    if cell is None:
+        buckets[start] = [1.0, weight]
+    else:
+        cell[0] += 1.0
+        cell[1] += weight
 
 
 def buckets_of(ts: float, now: float) -> tuple[int | None, int | None]:
