@@ -13,8 +13,9 @@ settings); scaled: SIGKILL of the worker (restarted), a Redis restart (appendonl
 a broker stall (SIGSTOP, a few seconds, SIGCONT). Each fault's window runs from its injection until
 every API answers `/health/ready` again, plus a grace.
 
-At the end it waits for readiness and for the counts to settle, then reconciles every acknowledged
-signal against `GET /analytics/user/{id}` -> `signal_counts`, per user and type. Users that send
+At the end it waits for readiness and for the counts to settle (up to 10 minutes; the report says
+how long they took: with Kafka the worker may end the load minutes behind), then reconciles every
+acknowledged signal against `GET /analytics/user/{id}` -> `signal_counts`, per user and type. Users that send
 signals with ids and users that send signals without ids are distinct, so that:
 - with ids, the expected count is exact: distinct acknowledged ids (a repeat is counted once);
 - without ids, a request whose answer was lost (transport error, a 5xx other than a shed) may have
@@ -64,7 +65,7 @@ class SoakConfig:
     noid_users: int = 12
     items: int = 200
     grace_s: float = 3.0
-    settle_timeout_s: float = 180.0
+    settle_timeout_s: float = 600.0  # a signal still uncounted this long after the load is lost
     seed: int = 21
     workdir: Path | None = None
     verbose: bool = True
@@ -89,6 +90,7 @@ class Report:
     repeats_acked: int = 0  # an id acknowledged more than once (a retry after a lost answer)
     counted: int = 0
     lost: int = 0
+    settled_s: float | None = None  # seconds after the load until every count matched (None: never)
     double_counted_with_id: int = 0
     double_counted_without_id: int = 0  # beyond what ambiguous attempts allow
     ambiguous_without_id: int = 0  # attempts without id whose answer was lost: may count once more
@@ -189,6 +191,7 @@ class Soak:
         self.rng = random.Random(cfg.seed)
         self.t0 = time.monotonic()
         self.deadline = self.t0 + cfg.seconds
+        self.load_done = self.deadline  # when the load lanes ended (set then)
         self.windows: list[Window] = []
         self.requests: list[tuple[str, float, float, int | None, bool, str]] = []  # endpoint, start, end, status, retry-after, error
         self.acked_ids: dict[str, tuple[str, str]] = {}  # id -> (user, type)
@@ -438,6 +441,7 @@ class Soak:
                  self.lane_rank(), self.lane_items(), self.lane_rss(), self.lane_faults(), self.lane_retrain()]
         await asyncio.gather(*lanes)
         self.log("load done; waiting for readiness")
+        self.load_done = time.monotonic()
         await self.wait_ready()
         self.sample_rss()
         return await self.reconcile()
@@ -501,7 +505,10 @@ class Soak:
             while True:
                 got = await self.counts(client, users)
                 self.tally(got, rep)
-                if (rep.lost == 0 and not rep.mismatches) or time.monotonic() > end:
+                if rep.lost == 0 and not rep.mismatches:
+                    rep.settled_s = time.monotonic() - self.load_done
+                    break
+                if time.monotonic() > end:
                     break
                 await asyncio.sleep(1.0)
             self.log(f"counts {'matched' if not rep.mismatches else 'still differ'}; settling 2 s")
@@ -590,6 +597,8 @@ def render(rep: Report) -> str:
         f"beyond the ambiguous allowance (without id): {rep.double_counted_without_id}"),
         (f"  ambiguous (without id, answer lost, retried): {rep.ambiguous_without_id} attempts, {rep.ambiguous_counted} counted once more"
         f"   with id never acknowledged: {rep.unacked_with_id}"),
+        ("  counts matched " + (f"{rep.settled_s:.0f} s after the load ended (the service's backlog)" if rep.settled_s is not None
+                                 else "never, within the settle timeout")),
         (f"  5xx outside fault windows: {rep.http_5xx_outside}   inside: {rep.http_5xx_inside} "
         f"(not a 503 with Retry-After: {rep.http_5xx_inside_bad})   shed 503 (overloaded): {rep.shed_503}"
         f"   unexpected 4xx: {rep.unexpected_4xx}"),
