@@ -28,8 +28,8 @@ from pathlib import Path
 
 from overdrive.api.schemas import ItemIn, RankRequest, SignalIn
 from overdrive.config import Settings
-from overdrive.domain.context import from_client_hints
 from overdrive.data.synthetic import WorldConfig, generate_world
+from overdrive.domain.context import from_client_hints
 from overdrive.domain.types import Candidate
 from overdrive.evaluation.context import load
 from overdrive.store.feature_config import FeatureConfig
