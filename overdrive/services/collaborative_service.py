@@ -289,6 +289,7 @@ class CollaborativeModelService:
                 "last_training": dict(self._last_job),
                 "retrain_interval_s": self._interval,
                 "trainer": "here" if self._trains else "external",
+                "update_backlog": self._updates.backlog,  # signals waiting to be folded in
             }
         }
 
