@@ -29,6 +29,7 @@ from overdrive.content.interest import interest_query
 from overdrive.content.pipeline import ContentPipeline
 from overdrive.content.types import ContentFeatures
 from overdrive.index.protocols import VectorIndex
+from overdrive.services.scorers import ids_of
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class ContentService:
         query, _ = await self._query(user_id, now, signal_total)
         if query is None:
             return None
-        ids = [item.id for item in items]
+        ids = ids_of(items)
         if not ids:
             return np.zeros(0)
         # Index rows are unit vectors (or zero), the query is one: the dot product is the cosine.

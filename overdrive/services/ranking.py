@@ -16,6 +16,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,7 +26,7 @@ from overdrive.domain.errors import InvalidInput
 from overdrive.domain.types import COMPONENTS, Candidate, Item, RankedItem, RankingReads, RankResult
 from overdrive.services.diversity import DiversityPolicy, diversify, similarity_matrix
 from overdrive.services.request_context import RequestContexts
-from overdrive.services.scorers import Scorer
+from overdrive.services.scorers import Scorer, ids_of
 from overdrive.store.protocols import FeatureStore, ItemCatalog
 from overdrive.stream.protocols import SignalBus
 
@@ -164,7 +165,7 @@ class EnhancedOverdriveRankingService:
         key = await self._contexts.key(user_id, context, now) if self._contexts is not None else None
         if candidates is not None:
             items = await self._resolve(candidates)
-            reads = await self._features.ranking_reads(user_id, [i.id for i in items], now=now, context=key)
+            reads = await self._features.ranking_reads(user_id, ids_of(items), now=now, context=key)
             if exclude_seen and reads.excluded:
                 items = [i for i in items if i.id not in reads.excluded]
         else:
@@ -175,12 +176,12 @@ class EnhancedOverdriveRankingService:
         return items, reads, now
 
     async def _resolve(self, candidates: Sequence[Candidate]) -> list[Item]:
-        stored = await self._catalog.get([c.id for c in candidates])
-        items = []
-        for c in candidates:
-            base = stored.get(c.id) or Item(id=c.id)
-            items.append(dataclasses.replace(base, **c.content) if c.content else base)
-        return items
+        ids = [c.id for c in candidates]
+        stored = await self._catalog.get(ids)
+        if len(stored) == len(ids) and not any(map(bool, map(itemgetter(1), candidates))):  # all known, as stored
+            return ids_of.known(list(map(stored.__getitem__, ids)), ids)
+        return [dataclasses.replace(stored.get(c.id) or Item(id=c.id), **c.content) if c.content
+                else stored.get(c.id) or Item(id=c.id) for c in candidates]
 
     async def _from_catalog(self, user_id: str, now: float, *, exclude_seen: bool,
                             context: str | None) -> tuple[list[Item], RankingReads]:
@@ -216,20 +217,31 @@ class EnhancedOverdriveRankingService:
         total_weight = sum(weights[name] for name in raw)
         parts = {name: scores * (weights[name] / total_weight) for name, scores in raw.items()}
         blended = sum(parts.values()) if parts else np.zeros(len(items))
-        order = np.argsort(-blended, kind="stable")  # stable: ties keep request order
-        if self._diversity.active and len(order) > 1:
-            pool = order[: max(2 * limit, 20)]  # MMR only reorders the head of the blend
-            pool_items = [items[i] for i in pool]
+        diversify_head = self._diversity.active and len(items) > 1
+        order = _best(blended, max(2 * limit, 20) if diversify_head else limit)
+        if diversify_head:  # MMR only reorders the head of the blend
+            pool_items = [items[i] for i in order]
             vectors = self._embeddings([i.id for i in pool_items]) if self._embeddings is not None else {}
-            picked = diversify(blended[pool], similarity_matrix(pool_items, vectors),
+            picked = diversify(blended[order], similarity_matrix(pool_items, vectors),
                                [i.author_id for i in pool_items], limit=limit, policy=self._diversity)
-            order = pool[picked]
+            order = order[picked]
         top = order[:limit]
         return [
             RankedItem(id=items[idx].id, score=score, rank=pos, scores=shares, components=own)
             for pos, idx, score, shares, own in zip(
                 range(1, len(top) + 1), top.tolist(), blended[top].tolist(), _per_item(parts, top), _per_item(raw, top))
         ]
+
+
+def _best(scores: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the k best scores, best first, ties in request order: as a stable sort of
+    them all, but sorting only the head (what scores at least the k-th best) of a big set."""
+    if len(scores) > 4 * k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        head = np.flatnonzero(scores >= kth)  # in request order, every tie at the k-th included
+        if len(head) >= k:
+            return head[np.argsort(-scores[head], kind="stable")][:k]
+    return np.argsort(-scores, kind="stable")[:k]
 
 
 def _per_item(columns: Mapping[str, np.ndarray], rows: np.ndarray) -> list[dict[str, float]]:

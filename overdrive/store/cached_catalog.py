@@ -26,16 +26,11 @@ class CachedItemCatalog:
         self._writes = 0  # a read that overlapped a write must not cache what it read
 
     async def get(self, item_ids: Sequence[str]) -> dict[str, Item]:
-        found: dict[str, Item] = {}
-        missing: list[str] = []
-        cache = self._cache
         oldest = -1.0 if self._ttl_s is None else time.monotonic() - self._ttl_s
-        for item_id in item_ids:
-            hit = cache.get(item_id)
-            if hit is not None and hit[1] > oldest:
-                found[item_id] = hit[0]
-            else:
-                missing.append(item_id)
+        hits = list(zip(item_ids, map(self._cache.get, item_ids)))
+        found: dict[str, Item] = {item_id: hit[0] for item_id, hit in hits if hit is not None and hit[1] > oldest}
+        missing = [item_id for item_id, hit in hits if hit is None or hit[1] <= oldest] if len(found) < len(hits) else []
+        cache = self._cache
         if len(cache) > self._capacity // 2:  # recency matters only once eviction is near
             for item_id in found:
                 cache.move_to_end(item_id)

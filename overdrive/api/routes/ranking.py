@@ -28,8 +28,11 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
             seen: set[str] = set()
             pos = next(pos for pos, i in enumerate(ids) if i in seen or seen.add(i))  # the first repeat
             raise InvalidInput(f"duplicate candidate id {ids[pos]!r}", field=field_path(("body", "candidate_items", pos, "id")))
-        candidates = [Candidate(c["id"], candidate_content(c)) if len(c) > 1 else Candidate(c["id"])
-                      for c in body.candidate_items]
+        if max(map(len, body.candidate_items), default=1) == 1:  # bare ids, the usual request
+            candidates = list(map(Candidate, ids))
+        else:
+            candidates = [Candidate(c["id"], candidate_content(c)) if len(c) > 1 else Candidate(c["id"])
+                          for c in body.candidate_items]
     result = await services.experiments.rank(
         user_id=body.user_id,
         candidates=candidates,

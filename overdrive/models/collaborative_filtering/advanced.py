@@ -213,7 +213,7 @@ class AdvancedCollaborativeFiltering:
                 scores[k, ~known] = self.members[name].score(user_id, unknown)
         total = (weights @ zscore_rows(scores)).astype(np.float32)
         if negative:
-            hit = np.fromiter((i in negative for i in ids), dtype=bool, count=len(ids))
+            hit = np.fromiter(map(negative.__contains__, ids), dtype=bool, count=len(ids))
             if hit.any():
                 total[hit] = total.min() - 1.0
         return total
