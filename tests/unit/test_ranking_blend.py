@@ -223,6 +223,20 @@ async def test_limit_is_respected_and_keeps_the_top(world: World) -> None:
     assert len((await world.rank("u", ids, limit=1)).items) == 1
 
 
+async def test_a_big_set_keeps_the_top_and_ties_in_request_order(world: World) -> None:
+    """Past a few times `limit` the ranker sorts only the head; the feed must be what a full
+    stable sort gives: three ages, many items of each, the freshest first in request order."""
+    now = world.now
+    ids = [f"i{n}" for n in range(300)]
+    await world.add(*(Item(id=i, created_at=now - (n % 3) * 10 * HOUR) for n, i in enumerate(ids)))
+    shuffled = ids[1::2] + ids[::2]
+    top = await world.rank("u", shuffled, limit=40)
+    freshest = [i for i in shuffled if int(i[1:]) % 3 == 0]  # 100 of them, in request order
+    assert [r.id for r in top.items] == freshest[:40]
+    older = await world.rank("u", [i for i in shuffled if int(i[1:]) % 3 != 0], limit=30)
+    assert [r.id for r in older.items] == [i for i in shuffled if int(i[1:]) % 3 == 1][:30]
+
+
 async def test_ranks_are_one_to_n_in_score_order(world: World) -> None:
     now = world.now
     await world.add(*(Item(id=f"i{n}", tags=(f"t{n % 3}",), created_at=now - n * 7 * HOUR) for n in range(9)))
