@@ -4,7 +4,7 @@
 
 One embedded service holds a synthetic world (catalog, signal history, a trained collaborative
 model and, unless `--no-content`, every item's content embedding, waited for). Each size ranks
-`--requests` users over that many catalog ids, in rounds that alternate the sizes; the first
+`--requests` users over that many catalog ids (a random sample, in random order), in rounds that alternate the sizes; the first
 round warms the caches (catalog, item features, each user's collaborative scores, as a user's
 next page finds them) and is not counted. Two figures per size: the wired
 ranker alone (`rank`), and the whole API without the socket (`request`: `POST
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import orjson
 
 from overdrive.api.app_factory import create_app
@@ -47,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=6000)
     p.add_argument("--requests", type=int, default=200, help="rankings per size (distinct users, up to --users)")
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)), help="candidate set sizes, comma-separated")
     p.add_argument("--no-content", action="store_true", help="without content features (no text model)")
     args = p.parse_args(argv)
-    if max(SIZES) > args.items:
-        p.error(f"--items must be at least {max(SIZES)}")
+    args.sizes = tuple(int(n) for n in args.sizes.split(","))
+    if max(args.sizes) > args.items:
+        p.error(f"--items must be at least {max(args.sizes)}")
     for line in asyncio.run(_run(args)):
         print(line)
     return 0
@@ -81,7 +84,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
               f"content {'off' if args.no_content else 'on'}; ready in {ready:.0f} s"),
              (f"{'candidates':>10}  {'rank P50':>9}  {'rank P95':>9}  {'request P50':>11}  {'request P95':>11}  "
               f"{'µs/candidate':>12}")]
-    for size in SIZES:
+    for size in args.sizes:
         rank, request = took[("rank", size)], took[("request", size)]
         lines.append(f"{size:>10,}  {_p(rank, 50):7.2f}ms  {_p(rank, 95):7.2f}ms  {_p(request, 50):9.2f}ms  "
                      f"{_p(request, 95):9.2f}ms  {_p(request, 50) * 1000 / size:12.2f}")
@@ -92,15 +95,15 @@ async def _run(args: argparse.Namespace) -> list[str]:
 async def _rankings(services: Services, world: World, args: argparse.Namespace) -> dict[tuple[str, int], list[float]]:
     ranker, ids = services.ranker, [d["id"] for d in world.items]
     users = world.user_ids[: args.requests]
-    windows = {size: [_window(ids, n, size) for n in range(len(users))] for size in SIZES}
+    sizes = args.sizes
+    windows = {size: [_sample(ids, n, size) for n in range(len(users))] for size in sizes}
     bodies = {size: [orjson.dumps({"user_id": users[(n + 1) % len(users)], "candidate_items": [{"id": i} for i in w],
-                                   "limit": 20}) for n, w in enumerate(windows[size])] for size in SIZES}
+                                   "limit": 20}) for n, w in enumerate(windows[size])] for size in sizes}
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services)), base_url="http://overdrive")
-    took: dict[tuple[str, int], list[float]] = {(how, size): [] for how in ("rank", "request") for size in SIZES}
+    took: dict[tuple[str, int], list[float]] = {(how, size): [] for how in ("rank", "request") for size in sizes}
     for round_ in range(args.rounds):
         for n, user in enumerate(users):
-            sizes = SIZES if (n + round_) % 2 == 0 else SIZES[::-1]
-            for size in sizes:
+            for size in sizes if (n + round_) % 2 == 0 else sizes[::-1]:
                 candidates = [Candidate(i) for i in windows[size][n]]
                 started = time.perf_counter()
                 await ranker.rank(user_id=user, candidates=candidates, limit=20)
@@ -116,9 +119,10 @@ async def _rankings(services: Services, world: World, args: argparse.Namespace) 
     return took
 
 
-def _window(ids: list[str], n: int, size: int) -> list[str]:
-    start = (n * 37) % len(ids)
-    return (ids[start:] + ids[:start])[:size]
+def _sample(ids: list[str], n: int, size: int) -> list[str]:
+    """Request n's candidates: `size` catalog ids in random order, as a client's retrieval hands
+    them over (a run of neighbouring ids would read the catalog's and models' memory in order)."""
+    return [ids[j] for j in np.random.default_rng(n).choice(len(ids), size=size, replace=False)]
 
 
 async def _indexed(services: Services, n_items: int, timeout_s: float = 1200.0) -> None:

@@ -5,7 +5,9 @@ separate benchmark runs means little. This builds the ranking benchmark's world 
 signals, trained collaborative model, indexed content), then serves it alternately with the code
 of `--base` (a temporary `git worktree`; `python -m overdrive.app` run from there imports that
 checkout) and with this checkout, and drives each in turn with the same closed-loop load: 64
-connections, 100 catalog candidates, limit 20. The figure to read is the per-round ratio.
+connections, 100 catalog candidates, limit 20. The figure to read is the per-round ratio. For big
+candidate sets, `--candidates 4000 --items 6000 --connections 1`: one request at a time, whose
+P50 is then the latency of one ranking (printed too).
 
     python -m benchmarks.rank_ab --base 53b1383 [--rounds 3 --duration 8 --no-content --redis URL]
 
@@ -22,7 +24,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchmarks.load import post_request, run_load
+from benchmarks.load import LoadResult, post_request, run_load
 from overdrive.evaluation.server_process import ServerProcess
 from benchmarks.ranking import (
     RANK_PATH,
@@ -43,11 +45,13 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=4.0, help="seconds of load before measuring, per run")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--candidates", type=int, default=100, help="catalog candidates per request")
+    p.add_argument("--items", type=int, default=2000, help="catalog size of the world")
     p.add_argument("--no-content", action="store_true")
     p.add_argument("--redis", metavar="URL", help="serve the world from this Redis (scaled mode)")
     args = p.parse_args()
     # the ranking benchmark's own world (its default sizes), as `start_service` reads it
-    world = parser().parse_args(["--benchmark", *(["--no-content"] if args.no_content else []),
+    world = parser().parse_args(["--benchmark", "--items", str(args.items), *(["--no-content"] if args.no_content else []),
                                  *(["--redis", args.redis] if args.redis else [])])
     prefix = f"overdrive-ab-{uuid.uuid4().hex[:8]}:"
     with tempfile.TemporaryDirectory(prefix="overdrive-ab-") as tmp_name:
@@ -57,14 +61,16 @@ def main() -> int:
         try:
             server, ids, users = start_service(tmp, world, prefix)
             server.stop()  # the world (models, index) stays in `tmp` for both versions
-            bodies = rank_bodies(ids, users, 100, 20)
+            bodies = rank_bodies(ids, users, args.candidates, 20)
             env = service_env(tmp, world, prefix)
             ratios = []
             for n in range(1, args.rounds + 1):
-                rps = {name: _run(tmp, env, cwd, bodies, args) for name, cwd in (("base", base), ("this", REPO))}
-                ratios.append(rps["this"] / rps["base"])
-                print(f"round {n}: base {rps['base']:.0f} req/s, this {rps['this']:.0f} req/s, ratio {ratios[-1]:.2f}")
-            print(f"this / base throughput: median {statistics.median(ratios):.2f} over {len(ratios)} rounds")
+                runs = {name: _run(tmp, env, cwd, bodies, args) for name, cwd in (("base", base), ("this", REPO))}
+                ratios.append(runs["this"].rps / runs["base"].rps)
+                print(f"round {n}: " + ", ".join(f"{name} {r.rps:.0f} req/s (P50 {r.percentile(50):.2f} ms)"
+                                                 for name, r in runs.items()) + f", ratio {ratios[-1]:.2f}")
+            print(f"this / base throughput: median {statistics.median(ratios):.2f} over {len(ratios)} rounds "
+                  f"({args.candidates} candidates, {args.connections} connections)")
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
             if args.redis:
@@ -72,7 +78,7 @@ def main() -> int:
     return 0
 
 
-def _run(tmp: Path, env: dict[str, str], cwd: Path, bodies: list[bytes], args: argparse.Namespace) -> float:
+def _run(tmp: Path, env: dict[str, str], cwd: Path, bodies: list[bytes], args: argparse.Namespace) -> LoadResult:
     server = ServerProcess(data_dir=tmp / "data", env=env, log_path=tmp / "server.log", cwd=cwd).start(timeout_s=300)
     try:
         requests = [post_request("127.0.0.1", server.port, RANK_PATH, b) for b in bodies]
@@ -82,7 +88,7 @@ def _run(tmp: Path, env: dict[str, str], cwd: Path, bodies: list[bytes], args: a
         server.stop()
     if result.errors or not result.requests:
         raise RuntimeError(f"{cwd}: errors {result.errors}, {result.requests} answers")
-    return result.rps
+    return result
 
 
 if __name__ == "__main__":
