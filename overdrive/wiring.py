@@ -243,6 +243,7 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
 def _collaborative(settings: Settings, *, history: SignalHistory, erasures: ErasureList,
                    catalog: ItemCatalog) -> CollaborativeModelService:
     from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
+    from overdrive.models.collaborative_filtering.tuning_memo import TuningMemo
 
     factor_methods = ("nmf", "als", "bpr", "lightfm")
     params = None if settings.cf_tune else {m: {"n_factors": settings.n_factors} for m in factor_methods}
@@ -251,7 +252,7 @@ def _collaborative(settings: Settings, *, history: SignalHistory, erasures: Eras
         return AdvancedCollaborativeFiltering(
             signal_weights=settings.signal_weights, half_life_days=settings.interest_half_life_days,
             methods=settings.cf_method_list, tune=settings.cf_tune, fold_in_every=settings.fold_in_every,
-            params=params,
+            params=params, tuning_memo=TuningMemo(settings.model_cache_dir / "collaborative" / "tuning.json"),
         )
 
     return CollaborativeModelService(

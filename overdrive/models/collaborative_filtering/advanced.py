@@ -2,7 +2,8 @@
 updates — the one object the service holds.
 
 Fit: a validation holdout is carved from the training matrix; each method fits on the rest (and
-tunes its own hyperparameters on a further holdout), its validation scores are z-scored per
+tunes its own hyperparameters on a further holdout, or adopts what it chose before on data of a
+similar size: `tuning_memo`), its validation scores are z-scored per
 user, and the ensemble weights are fitted on validation NDCG@10 (`ensemble.fit_weights`). Then
 every method is refitted on the whole matrix with the configuration it chose.
 
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,11 @@ from overdrive.models.collaborative_filtering.registry import (
     recommender_class,
 )
 from overdrive.models.collaborative_filtering.tuning import holdout
+from overdrive.models.collaborative_filtering.tuning_memo import (
+    DataSize,
+    Remembered,
+    TuningMemo,
+)
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -85,7 +92,10 @@ class AdvancedCollaborativeFiltering:
         content_neighbours: int = 20,
         seed: int = 0,
         show_progress: bool = False,
+        tuning_memo: TuningMemo | None = None,
     ) -> None:
+        """`tuning_memo`: where members' tuned hyperparameters are remembered between fits, and
+        adopted on data of a similar size instead of tuning again (None: always tune)."""
         if fold_in_every < 1:
             raise ValueError("fold_in_every must be >= 1")
         self.methods = tuple(methods)
@@ -95,6 +105,7 @@ class AdvancedCollaborativeFiltering:
         self.fold_in_every = fold_in_every
         self.tune, self.validation_fraction, self.max_validation_users = tune, validation_fraction, max_validation_users
         self.content_neighbours, self.seed, self.show_progress = content_neighbours, seed, show_progress
+        self.tuning_memo = tuning_memo
         self.version: str | None = None  # set by ArtifactStore
         self.members: dict[str, BaseRecommender] = {}
         self.ensemble = EnsembleWeights(weights={})
@@ -177,11 +188,15 @@ class AdvancedCollaborativeFiltering:
         zscores: dict[str, np.ndarray] = {}
         configs: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         seconds: dict[str, float] = {}
+        size = DataSize.of(matrix)
         for name in tqdm(self.methods, desc="validation fits", disable=not self.show_progress, leave=False):
             t0 = time.perf_counter()
-            member = create(name, tune=self.tune, seed=self.seed, show_progress=self.show_progress,
-                            **self.params.get(name, {}))
+            member, remembered = self._validation_member(name, size)
             member.fit(split.train, items=catalog)
+            if remembered is not None:
+                member.tuning = {**remembered.tuning, "reused_from": asdict(remembered.size)}
+            elif self.tune and self.tuning_memo is not None and member.tuning:
+                self.tuning_memo.remember(name, Remembered(member.name, member.frozen_config(), dict(member.tuning), size))
             if split.users.size:
                 zscores[name] = zscore_rows(member.score_users(split.users), candidates)
             configs[name] = (member.name, member.frozen_config(), dict(member.tuning))
@@ -190,6 +205,18 @@ class AdvancedCollaborativeFiltering:
             return EnsembleWeights(weights={n: float(n == self.methods[0]) for n in self.methods},
                                    best_member=self.methods[0]), configs, seconds
         return fit_weights(zscores, candidates, split.relevant), configs, seconds
+
+    def _validation_member(self, name: str, size: DataSize) -> tuple[BaseRecommender, Remembered | None]:
+        """A fresh member for the validation fit: configured as it was tuned on data of a similar
+        size when that is remembered (and still builds), else set to tune itself."""
+        remembered = self.tuning_memo.recall(name, size) if self.tune and self.tuning_memo is not None else None
+        if remembered is not None:
+            try:
+                return recommender_class(remembered.class_name)(**remembered.config), remembered
+            except (KeyError, TypeError, ValueError) as exc:  # the method changed since: tune again
+                logger.info("not reusing %s's remembered tuning: %s", name, exc)
+        return create(name, tune=self.tune, seed=self.seed, show_progress=self.show_progress,
+                      **self.params.get(name, {})), None
 
     # ---- scoring -------------------------------------------------------------------------------
 

@@ -1,0 +1,84 @@
+"""Tuned hyperparameters are remembered with the data size they were chosen on, and a retrain on
+data of a similar size adopts them instead of searching again."""
+
+from __future__ import annotations
+
+import pytest
+
+from overdrive.data.synthetic import WorldConfig, generate_world
+from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
+from overdrive.models.collaborative_filtering.base import BaseRecommender
+from overdrive.models.collaborative_filtering.tuning_memo import DataSize, TuningMemo
+
+METHODS = ("ease", "item_cosine")  # both search a grid on a holdout
+SEARCHED = ["ease", "neighbourhood"]  # their classes, as `_tune_on_holdout` sees them
+
+
+@pytest.fixture
+def searches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every member that ran its grid search."""
+    calls: list[str] = []
+    search = BaseRecommender._tune_on_holdout
+
+    def counted(self, matrix, items):
+        calls.append(self.name)
+        return search(self, matrix, items)
+
+    monkeypatch.setattr(BaseRecommender, "_tune_on_holdout", counted)
+    return calls
+
+
+def fitted(memo: TuningMemo, users: int, seed: int = 1) -> AdvancedCollaborativeFiltering:
+    world = generate_world(WorldConfig(n_users=users, n_items=150, signals_per_user=30, seed=seed, end=1.7e9))
+    model = AdvancedCollaborativeFiltering(methods=METHODS, tune=True, tuning_memo=memo)
+    model.fit_signals(world.signals, items=world.items, now=1.7e9)
+    return model
+
+
+def test_a_retrain_on_similar_data_adopts_what_the_search_chose(tmp_path, searches) -> None:
+    memo = TuningMemo(tmp_path / "tuning.json")
+    first = fitted(memo, users=120)
+    assert sorted(searches) == SEARCHED
+    chosen = first.status()["tuning"]
+    assert all("params" in chosen[m] and "reused_from" not in chosen[m] for m in METHODS)
+
+    searches.clear()
+    again = fitted(memo, users=120, seed=2)  # other signals, much the same size
+    assert searches == []
+    reused = again.status()["tuning"]
+    for method in METHODS:
+        assert reused[method]["params"] == chosen[method]["params"]
+        assert reused[method]["reused_from"]["users"] == 120
+    # the adopted values are the members' own: EASE's λ is the one the first search picked
+    assert again.members["ease"].l2 == first.members["ease"].l2 == chosen["ease"]["params"]["l2"]
+
+
+def test_data_that_grew_is_searched_again(tmp_path, searches) -> None:
+    memo = TuningMemo(tmp_path / "tuning.json")
+    fitted(memo, users=100)
+    searches.clear()
+    grown = fitted(memo, users=200)
+    assert sorted(searches) == SEARCHED
+    assert all("reused_from" not in t for t in grown.status()["tuning"].values())
+    assert memo.recall("ease", _size(grown)) is not None  # what the new search chose replaced the old
+
+
+def test_an_unreadable_memo_means_searching(tmp_path, searches) -> None:
+    path = tmp_path / "tuning.json"
+    path.write_text("{not json")
+    model = fitted(TuningMemo(path), users=100)
+    assert sorted(searches) == SEARCHED
+    assert all(TuningMemo(path).recall(m, _size(model)) is not None for m in METHODS)  # written anew
+
+
+def test_similar_means_every_size_within_a_quarter() -> None:
+    base = DataSize(users=1000, items=500, interactions=50_000)
+    assert base.similar(DataSize(1200, 450, 60_000))
+    assert not base.similar(DataSize(1300, 500, 50_000))
+    assert not base.similar(DataSize(1000, 500, 70_000))
+    assert not base.similar(DataSize(0, 500, 50_000))
+
+
+def _size(model: AdvancedCollaborativeFiltering) -> DataSize:
+    status = model.status()
+    return DataSize(status["n_users"], status["n_items"], status["n_interactions"])
