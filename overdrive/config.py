@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     cf_methods: str = Field(default="all", validation_alias=_env("OVERDRIVE_CF_METHODS"),
                             description="comma-separated CF methods in the ensemble, or 'all'")
     cf_tune: bool = Field(default=True, validation_alias=_env("OVERDRIVE_CF_TUNE"))
+    cf_tune_budget_seconds: float = Field(
+        default=120.0, gt=0, le=86_400, validation_alias=_env("OVERDRIVE_CF_TUNE_BUDGET_SECONDS"),
+        description="the most one member's hyperparameter search may take in a retrain: its grid is tried "
+                    "smallest first and stops past this, keeping the best entry tried")
     fold_in_every: int = Field(default=1000, ge=1, le=10_000_000, validation_alias=_env("OVERDRIVE_FOLD_IN_EVERY"))
     retrain_interval_minutes: float = Field(default=60.0, ge=0, validation_alias=_env("OVERDRIVE_RETRAIN_INTERVAL_MINUTES"))
     train_on_start: bool = Field(default=True, validation_alias=_env("OVERDRIVE_TRAIN_ON_START"))

@@ -253,6 +253,7 @@ def _collaborative(settings: Settings, *, history: SignalHistory, erasures: Eras
             signal_weights=settings.signal_weights, half_life_days=settings.interest_half_life_days,
             methods=settings.cf_method_list, tune=settings.cf_tune, fold_in_every=settings.fold_in_every,
             params=params, tuning_memo=TuningMemo(settings.model_cache_dir / "collaborative" / "tuning.json"),
+            tune_budget_s=settings.cf_tune_budget_seconds,
         )
 
     return CollaborativeModelService(

@@ -93,9 +93,11 @@ class AdvancedCollaborativeFiltering:
         seed: int = 0,
         show_progress: bool = False,
         tuning_memo: TuningMemo | None = None,
+        tune_budget_s: float | None = None,
     ) -> None:
         """`tuning_memo`: where members' tuned hyperparameters are remembered between fits, and
-        adopted on data of a similar size instead of tuning again (None: always tune)."""
+        adopted on data of a similar size instead of tuning again (None: always tune).
+        `tune_budget_s`: the most one member's grid search may take (None: the whole grid)."""
         if fold_in_every < 1:
             raise ValueError("fold_in_every must be >= 1")
         self.methods = tuple(methods)
@@ -105,7 +107,7 @@ class AdvancedCollaborativeFiltering:
         self.fold_in_every = fold_in_every
         self.tune, self.validation_fraction, self.max_validation_users = tune, validation_fraction, max_validation_users
         self.content_neighbours, self.seed, self.show_progress = content_neighbours, seed, show_progress
-        self.tuning_memo = tuning_memo
+        self.tuning_memo, self.tune_budget_s = tuning_memo, tune_budget_s
         self.version: str | None = None  # set by ArtifactStore
         self.members: dict[str, BaseRecommender] = {}
         self.ensemble = EnsembleWeights(weights={})
@@ -215,8 +217,10 @@ class AdvancedCollaborativeFiltering:
                 return recommender_class(remembered.class_name)(**remembered.config), remembered
             except (KeyError, TypeError, ValueError) as exc:  # the method changed since: tune again
                 logger.info("not reusing %s's remembered tuning: %s", name, exc)
-        return create(name, tune=self.tune, seed=self.seed, show_progress=self.show_progress,
-                      **self.params.get(name, {})), None
+        member = create(name, tune=self.tune, seed=self.seed, show_progress=self.show_progress,
+                        **self.params.get(name, {}))
+        member.tuning_budget_s = self.tune_budget_s
+        return member, None
 
     # ---- scoring -------------------------------------------------------------------------------
 

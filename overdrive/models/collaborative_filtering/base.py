@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from itertools import repeat
@@ -83,6 +84,7 @@ class BaseRecommender(ABC):
     # Hyperparameter candidates tried on a holdout of the training matrix when `self.tune` is set.
     TUNING_GRID: ClassVar[tuple[dict[str, Any], ...]] = ()
     tune: bool = False
+    tuning_budget_s: float | None = None  # seconds the grid search may take (None: the whole grid)
 
     def __init__(self) -> None:
         self._user_ids: list[str] = []
@@ -176,14 +178,18 @@ class BaseRecommender(ABC):
             return
         candidates = split.candidates()
         results = []
-        for params in self.TUNING_GRID:
+        started = time.perf_counter()
+        for params in self.TUNING_GRID:  # in order (factor models: fewest factors first); a cut keeps the best so far
+            if results and self.tuning_budget_s is not None and time.perf_counter() - started > self.tuning_budget_s:
+                break
             trial = type(self)(**{**self._config(), **params, "tune": False})
             trial.fit(split.train, items=items)
             results.append((validation_ndcg(trial.score_users, split, candidates=candidates), params))
         best_ndcg, best = max(results, key=lambda r: r[0])
         for key, value in best.items():
             setattr(self, key, value)
-        self.tuning = {"params": best, "holdout_ndcg": round(best_ndcg, 4)}
+        self.tuning = {"params": best, "holdout_ndcg": round(best_ndcg, 4), "tried": len(results),
+                       "grid": len(self.TUNING_GRID), "seconds": round(time.perf_counter() - started, 2)}
 
     def update_users(self, rows: Mapping[str, Mapping[str, float]]) -> None:
         """Replace each user's interaction row (item id → signed value) and fold them in.

@@ -1,5 +1,5 @@
 """Tuned hyperparameters are remembered with the data size they were chosen on, and a retrain on
-data of a similar size adopts them instead of searching again."""
+data of a similar size adopts them instead of searching again; a search keeps to its budget."""
 
 from __future__ import annotations
 
@@ -82,3 +82,15 @@ def test_similar_means_every_size_within_a_quarter() -> None:
 def _size(model: AdvancedCollaborativeFiltering) -> DataSize:
     status = model.status()
     return DataSize(status["n_users"], status["n_items"], status["n_interactions"])
+
+
+def test_a_search_stops_at_its_budget_keeping_the_best_tried(tmp_path, searches) -> None:
+    world = generate_world(WorldConfig(n_users=100, n_items=150, signals_per_user=30, seed=1, end=1.7e9))
+    hurried = AdvancedCollaborativeFiltering(methods=("ease",), tune=True, tune_budget_s=1e-9)
+    hurried.fit_signals(world.signals, items=world.items, now=1.7e9)
+    tuning = hurried.status()["tuning"]["ease"]
+    assert (tuning["tried"], tuning["grid"]) == (1, 4)
+    assert tuning["params"] == {"l2": 100.0}  # the first grid entry, the only one tried
+    whole = AdvancedCollaborativeFiltering(methods=("ease",), tune=True)
+    whole.fit_signals(world.signals, items=world.items, now=1.7e9)
+    assert whole.status()["tuning"]["ease"]["tried"] == 4
