@@ -20,7 +20,7 @@ from overdrive.models.collaborative_filtering.matrix import (
 
 class EASERecommender(BaseRecommender):
     name = "ease"
-    TUNING_GRID = ({"l2": 100.0}, {"l2": 300.0}, {"l2": 1000.0}, {"l2": 3000.0})
+    TUNING_GRID = ({"l2": 100.0}, {"l2": 300.0}, {"l2": 1000.0}, {"l2": 3000.0}, {"l2": 10_000.0})
 
     def __init__(self, *, l2: float = 500.0, max_items: int = 12_000, tune: bool = False) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ import pytest
 from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
 from overdrive.models.collaborative_filtering.base import BaseRecommender
+from overdrive.models.collaborative_filtering.ease import EASERecommender
 from overdrive.models.collaborative_filtering.tuning_memo import DataSize, TuningMemo
 
 METHODS = ("ease", "item_cosine")  # both search a grid on a holdout
@@ -89,8 +90,8 @@ def test_a_search_stops_at_its_budget_keeping_the_best_tried(tmp_path, searches)
     hurried = AdvancedCollaborativeFiltering(methods=("ease",), tune=True, tune_budget_s=1e-9)
     hurried.fit_signals(world.signals, items=world.items, now=1.7e9)
     tuning = hurried.status()["tuning"]["ease"]
-    assert (tuning["tried"], tuning["grid"]) == (1, 4)
+    assert (tuning["tried"], tuning["grid"]) == (1, len(EASERecommender.TUNING_GRID))
     assert tuning["params"] == {"l2": 100.0}  # the first grid entry, the only one tried
     whole = AdvancedCollaborativeFiltering(methods=("ease",), tune=True)
     whole.fit_signals(world.signals, items=world.items, now=1.7e9)
-    assert whole.status()["tuning"]["ease"]["tried"] == 4
+    assert whole.status()["tuning"]["ease"]["tried"] == len(EASERecommender.TUNING_GRID)
