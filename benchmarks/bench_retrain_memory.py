@@ -18,6 +18,7 @@ import gc
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 from overdrive.api.schemas import ItemIn, SignalIn
@@ -46,7 +47,7 @@ async def run(args: argparse.Namespace) -> None:
             now = time.time()
             await services.catalog.put([ItemIn.model_validate({"id": f"i{n}", "text": f"item {n}", "tags": [f"t{n % 7}"]})
                                         .to_domain(now) for n in range(args.items)])
-            sent = 0
+            sent, snapshots = 0, []
             for step in range(args.steps):
                 for _ in range(0, args.signals, 10_000):
                     now = time.time()
@@ -63,9 +64,15 @@ async def run(args: argparse.Namespace) -> None:
                 before = rss_mib()
                 job = await services.collaborative.train_now(reason="bench_retrain_memory")
                 gc.collect()
+                if args.tracemalloc:
+                    snapshots.append(tracemalloc.take_snapshot())
                 print(f"step {step + 1}: log {sent:,} signals; waiting in the update queue {waiting:,}; "
                       f"RSS {before} MiB before the retrain, {rss_mib()} MiB after ({job.get('state')}, "
                       f"{job.get('seconds')} s)", flush=True)
+            if len(snapshots) > 1:  # what Python still holds after the last retrain that it did not after the first
+                print("Python allocations grown since step 1 (tracemalloc, top 10 lines):")
+                for stat in snapshots[-1].compare_to(snapshots[0], "lineno")[:10]:
+                    print(f"  {stat}")
         finally:
             await services.close()
 
@@ -76,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--signals", type=int, default=100_000, help="signals per step (a multiple of 10,000)")
     p.add_argument("--users", type=int, default=52)
     p.add_argument("--items", type=int, default=200)
-    asyncio.run(run(p.parse_args(argv)))
+    p.add_argument("--tracemalloc", action="store_true",
+                   help="also print the Python allocations grown from step 1 to the last (slower, larger RSS)")
+    args = p.parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start()
+    asyncio.run(run(args))
     return 0
 
 
