@@ -99,6 +99,14 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_RANKING_WEIGHTS),
         validation_alias=_env("OVERDRIVE_RANKING_WEIGHTS"),
     )
+    default_strategy: str = Field(default="learned", validation_alias=_env("OVERDRIVE_DEFAULT_STRATEGY"),
+                                  description="the blend of a rank request that names no strategy: learned (fitted "
+                                              "from history and impressions; the ranking weights until then), "
+                                              "enhanced (the ranking weights as configured) or one component")
+    blend_from_history: bool = Field(default=True, validation_alias=_env("OVERDRIVE_BLEND_FROM_HISTORY"),
+                                     description="after a collaborative retrain, fit the learned blend on the "
+                                                 "signal history (each component scored as of a time cut, the "
+                                                 "interactions after it as the answer)")
     signal_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_SIGNAL_WEIGHTS),
         validation_alias=_env("OVERDRIVE_SIGNAL_WEIGHTS"),
@@ -204,6 +212,14 @@ class Settings(BaseSettings):
         if sum(merged.values()) <= 0:
             raise ValueError("at least one weight must be > 0")
         return merged
+
+    @field_validator("default_strategy")
+    @classmethod
+    def _default_strategy_known(cls, value: str) -> str:
+        valid = ("learned", "enhanced", *COMPONENTS)
+        if value not in valid:
+            raise ValueError(f"unknown strategy {value!r}; valid: {list(valid)}")
+        return value
 
     @field_validator("signal_weights")
     @classmethod

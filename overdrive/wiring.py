@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from overdrive.config import Settings, SettingsError
+from overdrive.domain.types import Item, Signal
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.observability.performance import PerformanceMonitor
 from overdrive.security.audit import AuditTrail
@@ -23,17 +25,19 @@ from overdrive.security.rate_limit import Buckets, MemoryBuckets, RateLimiter
 from overdrive.security.tokens import JwtVerifier
 from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
-from overdrive.services.collaborative_service import CollaborativeModelService
+from overdrive.services.collaborative_service import CollaborativeModelService, FittedEnsemble
 from overdrive.services.container import HealthCheck, Lifecycle, Services
 from overdrive.services.content_service import ContentService
 from overdrive.services.diversity import DiversityPolicy
 from overdrive.services.experiments import ExperimentService
+from overdrive.services.history_blend import HistoryBlend, ReplicaBuilder
 from overdrive.services.insights import RankingJournal
 from overdrive.services.item_analytics import ItemAnalytics
 from overdrive.services.privacy import PrivacyService
-from overdrive.services.ranking import EnhancedOverdriveRankingService, strategies_from_weights
+from overdrive.services.ranking import EnhancedOverdriveRankingService, RankingObserver, strategies_from_weights
 from overdrive.services.request_context import RequestContexts
 from overdrive.services.scorers import (
+    CollaborativeModel,
     CollaborativeScorer,
     ContentScorer,
     ContextScorer,
@@ -53,8 +57,12 @@ from overdrive.store.protocols import AuditLog, ErasureList, ExperimentStore, Fe
 from overdrive.stream.applier import Learners, SignalApplier
 from overdrive.stream.protocols import SignalBus
 
+if TYPE_CHECKING:
+    from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
+
 log = logging.getLogger(__name__)
 
+AfterFit = Callable[[list[Signal], dict[str, Item]], None]
 Step = Callable[[], Awaitable[None]]
 _BLEND_PRIOR_CLICKS = 200.0  # how much feedback the configured weights count as, against a learned blend
 _SHARED_ITEM_TTL_S = 5.0  # how stale an item edited through another replica may be served
@@ -240,8 +248,7 @@ def build_worker(settings: Settings):  # noqa: ANN201 - the worker type lives be
     return worker, redis.close
 
 
-def _collaborative(settings: Settings, *, history: SignalHistory, erasures: ErasureList,
-                   catalog: ItemCatalog) -> CollaborativeModelService:
+def _ensemble_factory(settings: Settings) -> Callable[[], AdvancedCollaborativeFiltering]:
     from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
     from overdrive.models.collaborative_filtering.tuning_memo import TuningMemo
 
@@ -256,9 +263,15 @@ def _collaborative(settings: Settings, *, history: SignalHistory, erasures: Eras
             tune_budget_s=settings.cf_tune_budget_seconds,
         )
 
+    return factory
+
+
+def _collaborative(settings: Settings, *, history: SignalHistory, erasures: ErasureList,
+                   catalog: ItemCatalog, after_fit: Sequence[AfterFit] = ()) -> CollaborativeModelService:
     return CollaborativeModelService(
         model_dir=settings.model_cache_dir / "collaborative",
-        factory=factory,
+        factory=_ensemble_factory(settings),
+        after_fit=after_fit,
         history=history,
         erasures=erasures,
         catalog=catalog,
@@ -323,42 +336,85 @@ def _content(settings: Settings, backends: Backends) -> ContentService:
     )
 
 
-def build_services(settings: Settings) -> Services:
-    monitor = PerformanceMonitor(history_path=settings.data_dir / "model-history.jsonl")
-    learners = Learners()  # told of every applied signal (with Kafka: every signal of the topic)
-    learners.subscribe(monitor.signals.on_applied)  # signals/s by type, the user debugger's recent signals
-    scaled = settings.redis_url or settings.kafka_bootstrap_servers
-    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
-    collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures, catalog=backends.catalog)
-    learners.subscribe(collaborative.observe)
-    two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
-    content = _content(settings, backends) if settings.content_features else None
-    journal = RankingJournal()
-    blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
-                         prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS)
-    learners.subscribe(blend.on_applied)
+def _ranker(settings: Settings, backends: Backends, *, content: ContentService | None,
+            collaborative: CollaborativeModel, two_tower: TwoTowerService, features: FeatureStore,
+            catalog: ItemCatalog, observers: Sequence[RankingObserver] = (),
+            diversity: DiversityPolicy = DiversityPolicy(mmr_lambda=1.0, max_per_author=0),
+            learned: BlendLearner | None = None, contexts: RequestContexts | None = None,
+            ) -> EnhancedOverdriveRankingService:
+    """The ranker over the given state: the live one, or one over state rebuilt from history."""
     columns = FeatureColumns()  # item features as columns, shared by the scorers that match profiles
-    ranker = EnhancedOverdriveRankingService(
+    return EnhancedOverdriveRankingService(
         scorers=[
             *([ContentScorer(content)] if content is not None else []),
             CollaborativeScorer(collaborative),
-            EngagementScorer(backends.features),
+            EngagementScorer(features),
             InterestScorer(columns),
             FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
             ContextScorer(columns),
             TwoTowerScorer(two_tower),
         ],
         strategies=strategies_from_weights(settings.ranking_weights),
-        catalog=backends.catalog,
-        features=backends.features,
+        catalog=catalog,
+        features=features,
         bus=backends.bus,
         catalog_candidates=settings.catalog_candidates,
-        observers=[journal, blend, monitor.rankings],
+        observers=observers,
         retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend, two_tower.retrieve],
-        diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
+        diversity=diversity,
         embeddings=content.embeddings if content is not None else None,
-        learned=blend,
-        contexts=RequestContexts(backends.features),
+        learned=learned,
+        contexts=contexts,
+        default_strategy=settings.default_strategy if learned is not None else "enhanced",
+    )
+
+
+def _history_replica(settings: Settings, backends: Backends, content: ContentService | None) -> ReplicaBuilder:
+    """How the blend fitted from history rebuilds, from the signals before its cut, what a ranking
+    reads: live features in memory, an ensemble fitted on them, content profiles from them."""
+    from overdrive.store.memory_feature_store import MemoryFeatureStore
+    from overdrive.store.snapshot_catalog import SnapshotCatalog
+
+    factory = _ensemble_factory(settings)
+
+    def replica(before: Sequence[Signal], items: Mapping[str, Item], cut: float) -> EnhancedOverdriveRankingService:
+        features = MemoryFeatureStore(config=feature_config(settings))
+        for start in range(0, len(before), 10_000):
+            features.apply_sync(before[start:start + 10_000], items, now=cut)
+        model = factory()
+        model.fit_signals(before, items=items)
+        fitted = FittedEnsemble(model)
+        return _ranker(settings, backends, content=content.reading(features) if content is not None else None,
+                       collaborative=fitted, two_tower=TwoTowerService(ensemble=fitted.model), features=features,
+                       catalog=SnapshotCatalog(items, at=cut))
+
+    return replica
+
+
+def build_services(settings: Settings) -> Services:
+    monitor = PerformanceMonitor(history_path=settings.data_dir / "model-history.jsonl")
+    learners = Learners()  # told of every applied signal (with Kafka: every signal of the topic)
+    learners.subscribe(monitor.signals.on_applied)  # signals/s by type, the user debugger's recent signals
+    scaled = settings.redis_url or settings.kafka_bootstrap_servers
+    backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
+    content = _content(settings, backends) if settings.content_features else None
+    history = HistoryBlend(path=settings.model_cache_dir / "blend" / "history.json",
+                           replica=_history_replica(settings, backends, content),
+                           weighting=SignalWeighting(settings.signal_weights),
+                           prior=settings.ranking_weights) if settings.blend_from_history else None
+    blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
+                         prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS, history=history)
+    collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures,
+                                   catalog=backends.catalog, after_fit=[blend.learn_from_history])
+    learners.subscribe(collaborative.observe)
+    learners.subscribe(blend.on_applied)
+    two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
+    journal = RankingJournal()
+    ranker = _ranker(
+        settings, backends, content=content, collaborative=collaborative, two_tower=two_tower,
+        features=backends.features, catalog=backends.catalog, observers=[journal, blend, monitor.rankings],
+        diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
+        learned=blend, contexts=RequestContexts(backends.features),
     )
     experiments = ExperimentService(store=backends.experiments, ranker=ranker, history=backends.history,
                                     weighting=SignalWeighting(settings.signal_weights), holdout=settings.experiment_holdout)

@@ -9,7 +9,11 @@
 Each user's last positive items are held out; the rest replays in time order (catalog, signals,
 one logged ranking per later-active user part-way, the remaining signals, a model retrain), then
 every strategy ranks every evaluated user and NDCG@10, Recall@10 and catalog coverage are
-printed, one row per strategy. The protocol is described in `overdrive/evaluation/replay.py`.
+printed, one row per strategy (the default one marked). Then every collaborative member (EASE,
+ALS, BPR, LightFM, the neighbourhoods…), tuned as the service tunes it, is fitted in this process
+on the same training signals and scored alone (`member:` rows, `--no-members` to skip), with the
+values its tuning chose, and the verdict: is the default strategy at least as good as the best
+single member? The protocol is described in `overdrive/evaluation/replay.py`.
 Exit status: 0 done, 1 the service failed, 2 a bad option or dataset.
 """
 
@@ -28,6 +32,7 @@ from pathlib import Path
 import orjson
 
 from overdrive.data.importers import Dataset, load_csv, load_jsonl, load_movielens, rebased
+from overdrive.evaluation.members import member_scores
 from overdrive.evaluation.replay import BadInput, ReplayOptions, ServiceError, prepare, replay_and_evaluate
 from overdrive.evaluation.server_process import ServerProcess
 from overdrive.data.synthetic import WorldConfig, generate_world
@@ -82,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="retrieve: the service picks candidates; catalog: send the whole catalog (default %(default)s)")
     e.add_argument("--k", type=int, default=10, help="list length scored (default %(default)s)")
     e.add_argument("--keep-seen", action="store_true", help="score lists as served, items touched in training included")
+    e.add_argument("--no-members", action="store_true",
+                   help="skip fitting every collaborative member in this process and scoring each alone")
     r = p.add_argument_group("running")
     r.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     r.add_argument("--concurrency", type=int, default=4, help="rank requests in flight (default %(default)s)")
@@ -211,6 +218,13 @@ def _main(argv: list[str] | None) -> int:
             say(f"service at {url}")
             with Client(url, timeout=args.timeout, max_connections=options.concurrency + 2, retry=options.retry) as client:
                 report = replay_and_evaluate(client, items, split, options, dataset=name, say=say)
+        if not args.no_members:
+            started_members = time.perf_counter()
+            scores, report.members = member_scores(items, split, options)
+            report.scores.extend(scores)
+            report.timings["members"] = round(time.perf_counter() - started_members, 3)
+            say(f"fitted and ranked {len(scores) - 1} members and their ensemble in process "
+                f"in {report.timings['members']:.1f}s")
     except BadInput as exc:
         raise _UsageError(str(exc)) from None
     except (ServiceError, OverdriveError, ValueError) as exc:

@@ -44,6 +44,7 @@ from overdrive_client import Client, Retry
 log = logging.getLogger(__name__)
 
 SIGNAL_WEIGHTS = DEFAULT_SIGNAL_WEIGHTS
+MEMBER_PREFIX = "member:"  # the rows of collaborative members fitted in process (`members`)
 BLENDS = ("enhanced", "learned")
 MAX_LIMIT = 1000  # the API's largest `limit`
 
@@ -274,6 +275,9 @@ class EvaluationReport:
     timings: dict[str, float] = field(default_factory=dict)
     content_features: bool | None = None
     training: list[str] = field(default_factory=list)
+    default_strategy: str | None = None  # what a request naming no strategy gets
+    blend_from_history: dict | None = None  # the service's blend fitted from history, as /models/status said
+    members: dict = field(default_factory=dict)  # the members' tuning, ensemble weights, fit time
 
     def best(self, metric: str) -> str | None:
         return max(self.scores, key=lambda s: getattr(s, metric)).name if self.scores else None
@@ -289,22 +293,44 @@ class EvaluationReport:
                 out[blend] = {"beats_every_component": by_name[blend].ndcg > rival.ndcg, "ndcg": by_name[blend].ndcg,
                               "best_component": rival.name, "best_component_ndcg": rival.ndcg,
                               "components": [c.name for c in components]}
+        members = [s for s in self.scores if s.name.startswith(MEMBER_PREFIX) and s.name != MEMBER_PREFIX + "ensemble"]
+        if self.default_strategy in by_name and members:
+            rival = max(members, key=lambda s: s.ndcg)
+            ndcg = by_name[self.default_strategy].ndcg
+            out["default"] = {"strategy": self.default_strategy, "at_least_best_member": ndcg >= rival.ndcg,
+                              "ndcg": ndcg, "best_member": rival.name, "best_member_ndcg": rival.ndcg}
         return out
 
     def table(self) -> str:
         k = self.protocol["k"]
         best = {m: self.best(m) for m in ("ndcg", "recall", "coverage")}
         width = max([len("strategy"), *(len(s.name) for s in self.scores)])
-        lines = [f"{'strategy':<{width}}  {f'NDCG@{k}':>9}  {f'Recall@{k}':>10}  {'coverage':>9}  {'users':>6}"]
+        width += 10  # room for " (default)"
+        lines = [f"{'strategy':<{width}}  {f'NDCG@{k}':>9}  {f'Recall@{k}':>10}  {'coverage':>9}  {'users':>6}  "
+                 f"{'seconds':>8}"]
         for s in self.scores:
             cells = [f"{getattr(s, m):.4f}{'*' if best[m] == s.name else ' '}" for m in ("ndcg", "recall", "coverage")]
-            lines.append(f"{s.name:<{width}}  {cells[0]:>9}  {cells[1]:>10}  {cells[2]:>9}  {s.users:>6}")
-        lines.append("* best in its column")
+            name = f"{s.name} (default)" if s.name == self.default_strategy else s.name
+            lines.append(f"{name:<{width}}  {cells[0]:>9}  {cells[1]:>10}  {cells[2]:>9}  {s.users:>6}  {s.seconds:>8.1f}")
+        lines.append("* best in its column; seconds: ranking every user (members: fitting, tuning included, then ranking)")
+        if self.members.get("tuning"):
+            chosen = "; ".join(f"{m}: {', '.join(f'{k}={v}' for k, v in t.get('params', t).items())}"
+                               for m, t in self.members["tuning"].items())
+            lines.append(f"members tuned on a holdout of the training signals: {chosen}")
+        if self.blend_from_history:
+            h = self.blend_from_history
+            weights = ", ".join(f"{c} {w:.2f}" for c, w in h.get("weights", {}).items())
+            lines.append(f"blend fitted from history ({h.get('users')} users, {h.get('clicked')} held-out items): {weights}")
         for s in self.scores:
             if s.silent:
                 lines.append(f"note: in {s.silent:.0%} of its rankings no component of {s.name} had anything to say, "
                              "so those lists are the candidates' retrieval order")
         for blend, v in self.verdicts().items():
+            if blend == "default":
+                lines.append(f"the default strategy ({v['strategy']}) >= the best single member on NDCG@{k}: "
+                             f"{'yes' if v['at_least_best_member'] else 'NO'} ({v['ndcg']:.4f} against "
+                             f"{v['best_member']}, {v['best_member_ndcg']:.4f})")
+                continue
             verdict = "yes" if v["beats_every_component"] else "NO"
             which = "" if len(v["components"]) == len(COMPONENTS) else f" evaluated ({len(v['components'])} of {len(COMPONENTS)})"
             lines.append(f"{blend} beats every single component{which} on NDCG@{k}: {verdict} "
@@ -410,6 +436,8 @@ def replay_and_evaluate(client: Client | httpx.Client, items: list[dict], split:
             report.scores.append(score_rankings(name, ranked, split, n_items=len(items), options=options,
                                                 seconds=time.perf_counter() - started))
     say(f"ranked {len(users):,} users × {len(report.scores)} strategies in {report.timings['evaluate']:.1f}s")
+    report.default_strategy = client.strategies().get("default")
+    report.blend_from_history = (client.model_status().get("blend") or {}).get("from_history")
     return report
 
 

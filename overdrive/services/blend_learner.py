@@ -2,26 +2,23 @@
 
 Every ranking of a blended strategy logs what it showed — user, item and each component's own
 score — as impressions. A positive signal (weight > 0) from that user on that item arriving
-within `horizon_s` of the ranking marks the impression clicked. The fit is pairwise, as the blend
-is only ever used to order one request's candidates: within each logged ranking every clicked
-item is paired with unclicked ones, and a logistic regression without intercept (scikit-learn)
-learns which component-score differences predict the click. Its coefficients, clipped at zero
-and normalised to sum to one, are mixed with the configured weights in proportion clicks :
-`prior_clicks` (little feedback only nudges the configured blend) to give the blend's weights. Position is left out: shown lists are
-short and position bias mostly reorders clicks within them. Weights are saved to
-`MODEL_CACHE_DIR/blend/weights.json` (atomically) and loaded at start-up; the impression log
-lives in memory, bounded to `capacity` impressions.
+within `horizon_s` of the ranking marks the impression clicked. The fit is pairwise
+(`pairwise_blend`): within each logged ranking every clicked item is paired with unclicked ones.
+Its coefficients, clipped at zero and normalised to sum to one, are mixed with the prior in
+proportion clicks : `prior_clicks`, so that little feedback only nudges it. The prior is the blend
+fitted from the signal history after a retrain (`history_blend`), or, on a store without enough
+history, the configured weights. Position is left out: shown lists are short and position bias
+mostly reorders clicks within them. Weights are saved to `MODEL_CACHE_DIR/blend/weights.json`
+(atomically) and loaded at start-up; the impression log lives in memory, bounded to `capacity`
+impressions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,17 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from overdrive.domain.types import COMPONENTS, Signal
+from overdrive.domain.types import COMPONENTS, Item, RankResult, Signal
 from overdrive.domain.weighting import SignalWeighting
-from overdrive.domain.types import RankResult
+from overdrive.services import pairwise_blend, weights_file
+from overdrive.services.history_blend import HistoryBlend
 from overdrive.services.ranking import LEARNED
 
 log = logging.getLogger(__name__)
 
 _LOGGED_STRATEGIES = ("enhanced", LEARNED)  # blends that score every component
-
-
-_PAIRS_PER_CLICK = 20  # unclicked items each clicked one is paired with (sampled)
 
 
 @dataclass(slots=True)
@@ -64,7 +59,10 @@ class BlendLearner:
         min_positives: int = 20,
         prior: Mapping[str, float] | None = None,
         prior_clicks: float = 0.0,
+        history: HistoryBlend | None = None,
     ) -> None:
+        """`history`: the blend fitted from the signal history, which then is the prior (None:
+        the configured weights are, `prior`)."""
         self._path = model_dir / "weights.json"
         self._weighting = weighting
         self._capacity = capacity
@@ -77,14 +75,20 @@ class BlendLearner:
         self._latest: dict[tuple[str, str], _Impression] = {}
         self._lock = threading.Lock()  # the log is read by fits in a worker thread
         self._rankings = 0
-        self._fitted: dict[str, Any] | None = self._load()
+        self._fitted: dict[str, Any] | None = weights_file.load(self._path)
         self._last_job: dict[str, Any] = {"state": "never run"}
+        self._history = history
+        self._history_job: dict[str, Any] = {"state": "never run" if history is not None else "off"}
         self._task: asyncio.Task | None = None
         self._schedule: asyncio.Task | None = None
 
     @property
     def weights(self) -> Mapping[str, float] | None:
-        return None if self._fitted is None else self._fitted["weights"]
+        """Fitted on live impressions, else fitted from history, else None (not fitted yet)."""
+        if self._fitted is not None:
+            return self._fitted["weights"]
+        fitted = self._history.fitted if self._history is not None else None
+        return None if fitted is None else fitted["weights"]
 
     # ------------------------------------------------------------------------- logging
 
@@ -130,8 +134,6 @@ class BlendLearner:
 
     def fit(self) -> dict[str, Any]:
         """Fit on the current log; publish and save the weights if there is enough feedback."""
-        from sklearn.linear_model import LogisticRegression
-
         with self._lock:
             rankings: dict[int, list[_Impression]] = {}
             for imp in self._log:
@@ -140,33 +142,59 @@ class BlendLearner:
         # then in the order that user's rankings were logged), not in the order concurrent
         # requests happened to finish in, which would change the fit from run to run.
         ordered = sorted(rankings.values(), key=lambda shown: (shown[0].user_id, shown[0].ranking))
-        x, clicks = _pairs(ordered, np.random.default_rng(0))
+        x, clicks = pairwise_blend.pairs(
+            ((np.array([imp.components for imp in shown]), np.array([imp.clicked for imp in shown]))
+             for shown in ordered), np.random.default_rng(0))
         if clicks < self._min_positives:
             return {"state": "skipped", "impressions": sum(map(len, rankings.values())), "clicked": clicks,
                     "reason": f"need at least {self._min_positives} clicked impressions in rankings that "
                               "also showed unclicked items"}
-        # Each pair twice, as (clicked − unclicked, 1) and (unclicked − clicked, 0): a symmetric fit.
-        model = LogisticRegression(fit_intercept=False, max_iter=1000).fit(
-            np.vstack([x, -x]), np.r_[np.ones(len(x)), np.zeros(len(x))])
-        coef = np.clip(model.coef_[0], 0.0, None)
+        raw = pairwise_blend.coefficients(x)
+        coef = np.clip(raw, 0.0, None)
         if coef.sum() <= 0:
             return {"state": "skipped", "pairs": len(x), "clicked": clicks, "reason": "no component predicts clicks"}
-        # Shrunk toward the configured weights as if they had been fitted on `prior_clicks` clicks:
-        # a little feedback nudges the blend, plenty of it decides.
-        share = clicks / (clicks + self._prior_clicks)
-        weights = share * coef / coef.sum() + (1.0 - share) * self._prior
+        # Shrunk toward the prior (the blend fitted from history, else the configured weights) as
+        # if it had been fitted on `prior_clicks` clicks: a little feedback nudges it, plenty decides.
+        prior, prior_clicks = self._prior_now()
+        share = clicks / (clicks + prior_clicks)
+        weights = share * coef / coef.sum() + (1.0 - share) * prior
         fitted = {
             "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
-            "coefficients": {c: round(float(v), 6) for c, v in zip(COMPONENTS, model.coef_[0], strict=True)},
+            "coefficients": {c: round(float(v), 6) for c, v in zip(COMPONENTS, raw, strict=True)},
             "rankings": len(rankings),
             "clicked": clicks,
             "fitted_share": round(share, 4),
             "pairs": len(x),
             "fitted_at": time.time(),
         }
-        self._save(fitted)
+        weights_file.save(self._path, fitted)
         self._fitted = fitted
         return {"state": "fitted", **fitted}
+
+    def _prior_now(self) -> tuple[np.ndarray, float]:
+        """What live feedback is shrunk toward, and how many clicks it counts as."""
+        fitted = self._history.fitted if self._history is not None else None
+        if fitted is None:
+            return self._prior, self._prior_clicks
+        return np.array([fitted["weights"][c] for c in COMPONENTS]), max(self._prior_clicks, float(fitted["clicked"]))
+
+    def learn_from_history(self, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
+        """After a collaborative retrain (its thread, its snapshot): fit the blend on the history
+        when it has grown enough since the last such fit (`HistoryBlend.due`)."""
+        if self._history is None or not self._history.due(len(signals)):
+            return
+        self._history_job = {"state": "running", "started_at": time.time()}
+        try:
+            outcome = self._history.fit(signals, items)
+        except Exception as exc:  # the blend serves as before
+            log.exception("fitting the blend on history failed")
+            self._history_job = {"state": "failed", "error": str(exc), "finished_at": time.time()}
+            return
+        # The weights themselves are in `from_history` of the status.
+        self._history_job = {**{k: v for k, v in outcome.items() if k not in ("weights", "coefficients")},
+                             "finished_at": time.time()}
+        if outcome["state"] == "fitted" and self._fitted is not None:
+            self.fit()  # the blend fitted on impressions, shrunk toward its new prior
 
     async def train(self, *, reason: str) -> dict[str, Any]:
         """Start a fit in a worker thread unless one runs; returns the job state."""
@@ -200,53 +228,15 @@ class BlendLearner:
     def status(self) -> dict[str, Any]:
         with self._lock:
             logged, clicked = len(self._log), sum(1 for imp in self._log if imp.clicked)
+        history = self._history.fitted if self._history is not None else None
         return {
             "strategy": LEARNED,
-            "serving": "fitted weights" if self._fitted else "configured weights (not fitted yet)",
+            "serving": ("weights fitted on impressions" if self._fitted else "weights fitted from history"
+                        if history else "configured weights (not fitted yet)"),
             "fitted": self._fitted,
+            "from_history": history,
+            "history_job": dict(self._history_job),
             "impressions_logged": logged,
             "impressions_clicked": clicked,
             "last_job": dict(self._last_job),
         }
-
-    # ------------------------------------------------------------------------- persistence
-
-    def _load(self) -> dict[str, Any] | None:
-        try:
-            fitted = json.loads(self._path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable blend weights %s: %s", self._path, exc)
-            return None
-        weights = fitted.get("weights", {})
-        if not weights or not set(weights) <= set(COMPONENTS):
-            log.warning("ignoring blend weights %s: components do not match", self._path)
-            return None
-        # Fitted before a component existed: it had no weight then, and has none until the next fit.
-        fitted["weights"] = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
-        return fitted
-
-    def _save(self, fitted: dict[str, Any]) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")  # replicas may share the folder
-        with open(tmp, "w") as f:
-            json.dump(fitted, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-
-
-def _pairs(rankings, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: ANN001
-    """Component-score differences, clicked minus unclicked, within each ranking; and the clicks used."""
-    diffs, clicks = [], 0
-    for shown in rankings:
-        clicked = [imp.components for imp in shown if imp.clicked]
-        unclicked = np.array([imp.components for imp in shown if not imp.clicked])
-        if not clicked or not len(unclicked):
-            continue
-        clicks += len(clicked)
-        for comps in clicked:
-            picked = unclicked[rng.choice(len(unclicked), size=min(_PAIRS_PER_CLICK, len(unclicked)), replace=False)]
-            diffs.append(np.asarray(comps) - picked)
-    return (np.vstack(diffs) if diffs else np.empty((0, len(COMPONENTS)))), clicks

@@ -50,10 +50,13 @@ class CollaborativeModelService:
         train_on_start: bool,
         trains: bool = True,
         follow_every_s: float = 5.0,
+        after_fit: Sequence[Callable[[list[Signal], dict[str, Item]], None]] = (),
     ) -> None:
         """`trains=False`: a trainer elsewhere (`python -m overdrive.trainer`) publishes into the
         shared `model_dir`; this process serves each new version within `follow_every_s`, leaves a
-        request there on `train()`, and never fits a model itself."""
+        request there on `train()`, and never fits a model itself. `after_fit`: told, on the
+        trainer's thread, of each retrain's snapshot (signals, catalog) once its model serves;
+        the retrain's job reports done after them."""
         self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
         self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
         self._factory = factory
@@ -75,6 +78,7 @@ class CollaborativeModelService:
         self._trains = trains
         self._had_signals = False
         self._follow_every_s = follow_every_s
+        self._after_fit = list(after_fit)
 
     def model(self) -> AdvancedCollaborativeFiltering | None:
         return self._handle.get()
@@ -217,8 +221,11 @@ class CollaborativeModelService:
         if erased:  # the version just saved was fitted before they were masked: save it again
             version = self._store.save(model)
             self._store.drop_others(version)
-        return version, {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
-                         "seconds": round(time.perf_counter() - started, 3)}
+        stats = {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
+                 "seconds": round(time.perf_counter() - started, 3)}
+        for hook in self._after_fit:
+            hook(signals, items)
+        return version, stats
 
     async def _retrain_every(self, interval_s: float) -> None:
         while True:
@@ -300,6 +307,23 @@ class CollaborativeModelService:
         for pool in (self._trainer, self._scorer):
             pool.shutdown(wait=False, cancel_futures=True)
         self._updates.close()
+
+
+class FittedEnsemble:
+    """One fitted ensemble behind the scorer and retriever seams, with none of the serving
+    machinery: a replay of history (`history_blend`) ranks with one."""
+
+    def __init__(self, model: AdvancedCollaborativeFiltering) -> None:
+        self._model = model
+
+    def model(self) -> AdvancedCollaborativeFiltering:
+        return self._model
+
+    async def score(self, user_id: str, item_ids: Sequence[str]) -> np.ndarray:
+        return self._model.score(user_id, list(item_ids))
+
+    async def recommend(self, user_id: str, limit: int, now: float) -> list[str]:
+        return [item_id for item_id, _ in self._model.recommend(user_id, limit)]
 
 
 _ERASED_MARGIN_S = 3600.0  # a loaded version may hold users erased up to this long before it was fitted

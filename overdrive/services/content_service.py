@@ -11,6 +11,7 @@ state of their own and hold in every deployment.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 from collections import OrderedDict
@@ -192,6 +193,13 @@ class ContentService:
             short_mass += abs(weight) * short_decay
             used = True
         return (long if used else None), short, short_mass, {s.content_id for s in recent}
+
+    def reading(self, features: FeatureStore) -> ContentService:
+        """The same content index, with user profiles read from `features` instead (a replay of
+        history scores with one); it only scores and retrieves."""
+        view = copy.copy(self)
+        view._features, view._profiles = features, OrderedDict()
+        return view
 
     async def score(self, user_id: str, items: Sequence[Item], now: float, *, signal_total: int | None = None) -> np.ndarray | None:
         """Cosine of each item's embedding with the user's interest query; 0 for items without one."""

@@ -132,14 +132,14 @@ class ExperimentService:
 
     async def rank(self, *, user_id: str, candidates: Sequence[Candidate] | None, limit: int, strategy: str | None,
                    request_id: str, exclude_seen: bool = True, context: Context | None = None) -> RankResult:
-        """The user's feed: `strategy` when named, else their experiment arm, else `enhanced`.
+        """The user's feed: `strategy` when named, else their experiment arm, else the ranker's default.
         Bots are in no experiment."""
         request_id = request_id or uuid.uuid4().hex
         chosen = None if strategy is not None or (context is not None and context.bot) else next(iter(
             assignments(await self._all(), user_id, now=time.time(), holdout=self._holdout)), None)
         if chosen is None:
             return await self._ranker.rank(user_id=user_id, candidates=candidates, limit=limit,
-                                           strategy=strategy or "enhanced", request_id=request_id,
+                                           strategy=strategy, request_id=request_id,
                                            exclude_seen=exclude_seen, context=context)
         experiment, arm = chosen
         served = INTERLEAVED if experiment.kind == "interleaving" else arm.name

@@ -75,8 +75,10 @@ class EnhancedOverdriveRankingService:
         embeddings: Embeddings | None = None,
         learned: LearnedWeights | None = None,
         contexts: RequestContexts | None = None,
+        default_strategy: str = "enhanced",
     ) -> None:
-        """`contexts`: where a ranking's context profiles are read from (None: no context is read)."""
+        """`contexts`: where a ranking's context profiles are read from (None: no context is read);
+        `default_strategy`: the blend of a request that names none."""
         self._scorers = list(scorers)
         self._strategies = {k: dict(v) for k, v in strategies.items()}
         self._catalog = catalog
@@ -89,6 +91,9 @@ class EnhancedOverdriveRankingService:
         self._embeddings = embeddings
         self._learned = learned
         self._contexts = contexts
+        if default_strategy not in self.strategies:
+            raise ValueError(f"default strategy {default_strategy!r} is not one of {sorted(self.strategies)}")
+        self.default_strategy = default_strategy
 
     @property
     def scorers(self) -> list[Scorer]:
@@ -112,7 +117,7 @@ class EnhancedOverdriveRankingService:
         user_id: str,
         candidates: Sequence[Candidate] | None,
         limit: int,
-        strategy: str = "enhanced",
+        strategy: str | None = None,
         request_id: str | None = None,
         exclude_seen: bool = True,
         weights: Mapping[str, float] | None = None,
@@ -121,8 +126,9 @@ class EnhancedOverdriveRankingService:
     ) -> RankResult:
         """One feed, for the user where, when and on what `context` says they are. `weights`, when
         given, is the blend (an experiment arm's own weight set) and `strategy` only its label;
-        `experiment` is echoed in the result."""
+        `experiment` is echoed in the result; no `strategy`: the default one."""
         started = time.perf_counter()
+        strategy = strategy or self.default_strategy
         blend = weights if weights is not None else self._weights(strategy)
         if blend is None:
             raise InvalidInput(f"unknown strategy {strategy!r}; valid: {sorted(self.strategies)}", field="strategy")
@@ -157,6 +163,18 @@ class EnhancedOverdriveRankingService:
     def blend_of(self, strategy: str) -> Mapping[str, float] | None:
         """The weights a named strategy ranks with now (None: no such strategy)."""
         return self._weights(strategy)
+
+    async def components(self, user_id: str, *, now: float) -> tuple[list[Item], dict[str, np.ndarray]]:
+        """The candidates the user's feed would rank at `now` (retrieved, less what they have
+        seen) and each component's own scores of them, for the components with something to say:
+        what a blend is fitted on when history is replayed (`history_blend`)."""
+        items, reads = await self._from_catalog(user_id, now, exclude_seen=True, context=None)
+        raw: dict[str, np.ndarray] = {}
+        for scorer in self._scorers:
+            scores = await scorer.score(user_id, items, now, reads) if items else None
+            if scores is not None:
+                raw[scorer.name] = np.asarray(scores, dtype=np.float64)
+        return items, raw
 
     async def _candidates(self, user_id: str, candidates: Sequence[Candidate] | None, exclude_seen: bool,
                           context: Context | None) -> tuple[list[Item], RankingReads, float]:

@@ -42,7 +42,7 @@ def _rank(client: TestClient, **body) -> dict:
 def test_response_shape_and_explanations(catalog: TestClient) -> None:
     out = _rank(catalog, candidate_items=[{"id": "sport0"}, {"id": "food3"}, {"id": "sport2"}], limit=2)
     assert set(out) == {"user_id", "items", "strategy", "request_id", "processing_time_ms"}
-    assert out["strategy"] == "enhanced" and out["user_id"] == "u1"
+    assert out["strategy"] == "learned" and out["user_id"] == "u1"  # the default: the learned blend (configured weights until fitted)
     assert [i["rank"] for i in out["items"]] == [1, 2]
     scores = [i["score"] for i in out["items"]]
     assert scores == sorted(scores, reverse=True)

@@ -54,6 +54,14 @@ def test_the_blend_beats_every_single_component_on_a_planted_world(server: str, 
         personal.append("content_based")
     for component in personal:
         assert ndcg[component] > ndcg["freshness"], f"{component} does not beat freshness: {ndcg}"
+    # Every collaborative member alone, fitted in process on the same split, with what its tuning chose.
+    assert {"member:ease", "member:als", "member:popularity", "member:ensemble"} <= set(scores)
+    assert figures["members"]["tuning"]["ease"]["params"]["l2"] > 0
+    assert "members tuned on a holdout of the training signals: " in printed and "ease: l2=" in printed
+    assert figures["default_strategy"] == "learned" and "learned (default) " in printed
+    verdict = figures["verdicts"]["default"]
+    assert verdict["best_member"].startswith("member:") and verdict["best_member"] != "member:ensemble"
+    assert "the default strategy (learned) >= the best single member on NDCG@10: " in printed
 
 
 def test_the_learned_blend_beats_every_single_component_on_the_default_world(tmp_path: Path) -> None:
@@ -63,7 +71,7 @@ def test_the_learned_blend_beats_every_single_component_on_the_default_world(tmp
     out = tmp_path / "figures.json"
     with ServerProcess(data_dir=tmp_path / "data", env=app_env(tmp_path)) as proc:
         assert main(["--url", proc.url, "--strategies", ",".join(("learned", *COMPONENTS)),
-                     "--json", str(out), "--no-progress"]) == 0
+                     "--json", str(out), "--no-progress", "--no-members"]) == 0
     figures = orjson.loads(out.read_bytes())
     assert any(line.startswith("blend.last_job: fitted") for line in figures["training"]), figures["training"]
     ndcg = {name: s["ndcg"] for name, s in figures["scores"].items()}

@@ -157,7 +157,8 @@ def test_a_request_id_is_taken_from_the_client_only_when_printable() -> None:
 def test_a_ranking_logs_the_specs_line_with_its_request_id(client: TestClient) -> None:
     client.post("/items/batch", json={"items": [{"id": f"i{n}", "tags": ["t"]} for n in range(5)]})
     with _Capture("json") as capture:
-        r = client.post(RANK, json={"user_id": "user\n42", "limit": 3}, headers={"X-Request-ID": "trace-7"})
+        r = client.post(RANK, json={"user_id": "user\n42", "limit": 3, "strategy": "enhanced"},
+                        headers={"X-Request-ID": "trace-7"})
     assert r.status_code == 200 and r.headers["x-request-id"] == "trace-7"
     (line,) = [e for e in capture.json() if e["message"] == "Processing recommendation"]
     assert line["request_id"] == "trace-7" and line["user_id"] == "user\n42" and line["ranking_method"] == "enhanced"

@@ -59,4 +59,4 @@ async def rank_for_you(body: RankRequest, request: Request) -> Response:
 @router.get("/strategies", dependencies=[Allowed("rank")])
 async def strategies(services: ServicesDep) -> dict:
     """The named blends a request may pick (A/B tests): each one's component weights."""
-    return {"default": "enhanced", "strategies": services.ranker.strategies}
+    return {"default": services.ranker.default_strategy, "strategies": services.ranker.strategies}
