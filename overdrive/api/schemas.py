@@ -388,7 +388,7 @@ class RankRequest(_Wire):
     limit: WireInt = Field(default=20, ge=1, le=1000)
     strategy: str | None = Field(
         default=None, min_length=1, max_length=64,
-        description="A named blend (GET /rank/strategies). Omitted: the user's experiment arm, else `enhanced`.")
+        description="A named blend (GET /rank/strategies). Omitted: the user's experiment arm, else the default (OVERDRIVE_DEFAULT_STRATEGY, `learned`).")
     exclude_seen: bool = Field(
         default=True, description="Leave out items the user already consumed or rejected (OVERDRIVE_EXCLUDE_SIGNAL_TYPES)."
     )
