@@ -371,19 +371,17 @@ def _ranker(settings: Settings, backends: Backends, *, content: ContentService |
 
 def _history_replica(settings: Settings, backends: Backends, content: ContentService | None) -> ReplicaBuilder:
     """How the blend fitted from history rebuilds, from the signals before its cut, what a ranking
-    reads: live features in memory, an ensemble fitted on them, content profiles from them."""
+    reads: live features in memory, the served ensemble fitted again on them (its members as
+    tuned, no tuning), content profiles from them."""
     from overdrive.store.memory_feature_store import MemoryFeatureStore
     from overdrive.store.snapshot_catalog import SnapshotCatalog
 
-    factory = _ensemble_factory(settings)
-
-    def replica(before: Sequence[Signal], items: Mapping[str, Item], cut: float) -> EnhancedOverdriveRankingService:
+    def replica(before: Sequence[Signal], items: Mapping[str, Item], cut: float,
+                served: AdvancedCollaborativeFiltering) -> EnhancedOverdriveRankingService:
         features = MemoryFeatureStore(config=feature_config(settings))
         for start in range(0, len(before), 10_000):
             features.apply_sync(before[start:start + 10_000], items, now=cut)
-        model = factory()
-        model.fit_signals(before, items=items)
-        fitted = FittedEnsemble(model)
+        fitted = FittedEnsemble(served.refitted(before, items=items))
         return _ranker(settings, backends, content=content.reading(features) if content is not None else None,
                        collaborative=fitted, two_tower=TwoTowerService(ensemble=fitted.model), features=features,
                        catalog=SnapshotCatalog(items, at=cut))

@@ -29,6 +29,7 @@ import numpy as np
 
 from overdrive.domain.types import COMPONENTS, Item, RankResult, Signal
 from overdrive.domain.weighting import SignalWeighting
+from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
 from overdrive.services import pairwise_blend, weights_file
 from overdrive.services.history_blend import HistoryBlend
 from overdrive.services.ranking import LEARNED
@@ -178,14 +179,15 @@ class BlendLearner:
             return self._prior, self._prior_clicks
         return np.array([fitted["weights"][c] for c in COMPONENTS]), max(self._prior_clicks, float(fitted["clicked"]))
 
-    def learn_from_history(self, signals: Sequence[Signal], items: Mapping[str, Item]) -> None:
-        """After a collaborative retrain (its thread, its snapshot): fit the blend on the history
-        when it has grown enough since the last such fit (`HistoryBlend.due`)."""
+    def learn_from_history(self, signals: Sequence[Signal], items: Mapping[str, Item],
+                           model: AdvancedCollaborativeFiltering) -> None:
+        """After a collaborative retrain (its thread, its snapshot and model): fit the blend on the
+        history when it has grown enough since the last such fit (`HistoryBlend.due`)."""
         if self._history is None or not self._history.due(len(signals)):
             return
         self._history_job = {"state": "running", "started_at": time.time()}
         try:
-            outcome = self._history.fit(signals, items)
+            outcome = self._history.fit(signals, items, model)
         except Exception as exc:  # the blend serves as before
             log.exception("fitting the blend on history failed")
             self._history_job = {"state": "failed", "error": str(exc), "finished_at": time.time()}

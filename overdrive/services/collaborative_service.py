@@ -50,12 +50,12 @@ class CollaborativeModelService:
         train_on_start: bool,
         trains: bool = True,
         follow_every_s: float = 5.0,
-        after_fit: Sequence[Callable[[list[Signal], dict[str, Item]], None]] = (),
+        after_fit: Sequence[Callable[[list[Signal], dict[str, Item], AdvancedCollaborativeFiltering], None]] = (),
     ) -> None:
         """`trains=False`: a trainer elsewhere (`python -m overdrive.trainer`) publishes into the
         shared `model_dir`; this process serves each new version within `follow_every_s`, leaves a
         request there on `train()`, and never fits a model itself. `after_fit`: told, on the
-        trainer's thread, of each retrain's snapshot (signals, catalog) once its model serves;
+        trainer's thread, of each retrain's snapshot (signals, catalog) and model once it serves;
         the retrain's job reports done after them."""
         self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
         self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
@@ -224,7 +224,7 @@ class CollaborativeModelService:
         stats = {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
                  "seconds": round(time.perf_counter() - started, 3)}
         for hook in self._after_fit:
-            hook(signals, items)
+            hook(signals, items, model)
         return version, stats
 
     async def _retrain_every(self, interval_s: float) -> None:

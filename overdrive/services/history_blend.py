@@ -2,8 +2,8 @@
 tuned blend from its first request.
 
 The signal history is cut in time, the last `holdout` share of it after the cut. What a ranking
-reads is rebuilt from the signals before the cut (live features, a collaborative ensemble fitted
-on them, content profiles: a `Replica`), and a sample of users who acted after it get the
+reads is rebuilt from the signals before the cut (live features, the served collaborative
+ensemble fitted again on them, content profiles: a `Replica`), and a sample of users who acted after it get the
 candidates their feed would have ranked at the cut, every component scoring them. The items they
 then took to (a positive signal on an item not touched before) are the clicks, and the blend is
 fitted on pairs within each user's candidates (`pairwise_blend`). Components that said nothing
@@ -26,6 +26,7 @@ import numpy as np
 
 from overdrive.domain.types import COMPONENTS, Item, Signal
 from overdrive.domain.weighting import SignalWeighting
+from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
 from overdrive.models.metrics import ndcg_at_k
 from overdrive.services import pairwise_blend, weights_file
 
@@ -36,8 +37,9 @@ class Replica(Protocol):
     async def components(self, user_id: str, *, now: float) -> tuple[list[Item], dict[str, np.ndarray]]: ...
 
 
-# (the signals before the cut, the catalog, the cut) -> a ranker over the state those signals build
-ReplicaBuilder = Callable[[Sequence[Signal], Mapping[str, Item], float], Replica]
+# (the signals before the cut, the catalog, the cut, the ensemble just fitted on all of them) -> a
+# ranker over the state those signals build
+ReplicaBuilder = Callable[[Sequence[Signal], Mapping[str, Item], float, AdvancedCollaborativeFiltering], Replica]
 
 _K = 10
 
@@ -81,7 +83,8 @@ class HistoryBlend:
         last = self._tried_at
         return last is None or not (1 - self._growth) * last < signals < (1 + self._growth) * last
 
-    def fit(self, signals: Sequence[Signal], items: Mapping[str, Item]) -> dict[str, Any]:
+    def fit(self, signals: Sequence[Signal], items: Mapping[str, Item],
+            model: AdvancedCollaborativeFiltering) -> dict[str, Any]:
         """Replay, fit and check (see the module docstring); publish and save when the check
         passes. Synchronous: it runs on the trainer's thread."""
         started = time.perf_counter()
@@ -99,7 +102,7 @@ class HistoryBlend:
         if len(users) > self._users:
             users = sorted(np.random.default_rng(self._seed).choice(np.array(users, dtype=object), size=self._users,
                                                                     replace=False).tolist())
-        replica = self._replica(before, items, cut)
+        replica = self._replica(before, items, cut, model)
         rankings = asyncio.run(_replay(replica, users, cut))
         said = [c for c in COMPONENTS if any(c in raw for _, raw in rankings)]
         rows = [(_matrix(raw, len(ranked)), np.array([i.id in relevant[u] for i in ranked], dtype=bool))

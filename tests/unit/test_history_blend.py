@@ -52,7 +52,7 @@ def _history(users: int) -> tuple[list[Signal], dict[str, set[str]]]:
 
 
 def _blend(tmp_path: Path, replica: PlantedReplica) -> HistoryBlend:
-    return HistoryBlend(path=tmp_path / "history.json", replica=lambda before, items, cut: replica,
+    return HistoryBlend(path=tmp_path / "history.json", replica=lambda before, items, cut, served: replica,
                         weighting=SignalWeighting(DEFAULT_SIGNAL_WEIGHTS), prior=PRIOR, holdout=0.5)
 
 
@@ -60,7 +60,7 @@ def test_the_component_that_predicts_takes_the_weight_and_a_silent_one_keeps_its
     signals, taken = _history(120)
     replica = PlantedReplica(taken, [f"i{n}" for n in range(30)])
     blend = _blend(tmp_path, replica)
-    outcome = blend.fit(signals, {})
+    outcome = blend.fit(signals, {}, None)
     assert outcome["state"] == "fitted", outcome
     weights = outcome["weights"]
     assert set(outcome["components_said"]) == {"collaborative", "real_time", "freshness"}
@@ -79,7 +79,7 @@ def test_a_history_is_fitted_again_only_once_it_has_grown_or_shrunk_by_a_quarter
     signals, taken = _history(60)
     blend = _blend(tmp_path, PlantedReplica(taken, [f"i{n}" for n in range(30)]))
     assert blend.due(len(signals))
-    assert blend.fit(signals, {})["state"] == "fitted"
+    assert blend.fit(signals, {}, None)["state"] == "fitted"
     n = len(signals)
     assert not blend.due(n) and not blend.due(int(n * 1.2)) and not blend.due(int(n * 0.8))
     assert blend.due(int(n * 1.25)) and blend.due(int(n * 0.75))
@@ -88,5 +88,5 @@ def test_a_history_is_fitted_again_only_once_it_has_grown_or_shrunk_by_a_quarter
 def test_too_little_history_is_skipped_and_leaves_nothing_fitted(tmp_path: Path) -> None:
     signals, taken = _history(1)
     blend = _blend(tmp_path, PlantedReplica(taken, [f"i{n}" for n in range(30)]))
-    outcome = blend.fit(signals, {})
+    outcome = blend.fit(signals, {}, None)
     assert outcome["state"] == "skipped" and blend.fitted is None and not (tmp_path / "history.json").exists()

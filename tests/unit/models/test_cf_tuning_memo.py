@@ -95,3 +95,20 @@ def test_a_search_stops_at_its_budget_keeping_the_best_tried(tmp_path, searches)
     whole = AdvancedCollaborativeFiltering(methods=("ease",), tune=True)
     whole.fit_signals(world.signals, items=world.items, now=1.7e9)
     assert whole.status()["tuning"]["ease"]["tried"] == len(EASERecommender.TUNING_GRID)
+
+
+def test_the_twin_refitted_on_other_signals_keeps_members_tuning_and_weights_without_searching(searches) -> None:
+    world = generate_world(WorldConfig(n_users=120, n_items=150, signals_per_user=30, seed=4, end=1.7e9))
+    model = AdvancedCollaborativeFiltering(methods=(*METHODS, "popularity"), tune=True)
+    model.fit_signals(world.signals, items=world.items)
+    searched = list(searches)
+    kept = {n: w for n, w in model.weights.items() if w > 0}
+    twin = model.refitted(world.signals, items=world.items)
+    assert searches == searched  # no grid search, no validation fits
+    assert twin.weights == kept and set(twin.members) == set(kept)
+    for name in kept:
+        assert twin.members[name].frozen_config() == model.members[name].frozen_config()
+    user, items = world.signals[0]["user_id"], [i["id"] for i in world.items]
+    assert twin.score(user, items) == pytest.approx(model.score(user, items), abs=1e-5)  # same data: same model
+    older = twin.refitted(world.signals[: len(world.signals) // 2], items=world.items)
+    assert older.status()["n_interactions"] < model.status()["n_interactions"]
