@@ -164,8 +164,11 @@ class BPRRecommender(FactorRecommender):
         candidates = split.candidates()
         model = self._model(self.check_every)
         best, choice, epochs, worse = -1.0, (self.check_every, self.popularity_weight), 0, 0
+        started, budget = time.perf_counter(), self.tuning_budget_s
         with threadpool_limits(1, "blas"):
             while epochs < self.iterations and (worse < 4 or epochs < 100):
+                if budget is not None and epochs and time.perf_counter() - started > budget:
+                    break  # the best epochs seen so far
                 model.fit(X, show_progress=False)
                 epochs += self.check_every
                 U, V = model.user_factors, model.item_factors
@@ -177,7 +180,8 @@ class BPRRecommender(FactorRecommender):
                         best, choice, gained = ndcg, (epochs, g), True
                 worse = 0 if gained else worse + 1
         logger.debug("bpr: %d epochs, popularity weight %.1f (holdout NDCG@10 %.4f)", *choice, best)
-        self.tuning = {"params": {"iterations": choice[0], "popularity_weight": choice[1]}, "holdout_ndcg": round(best, 4)}
+        self.tuning = {"params": {"iterations": choice[0], "popularity_weight": choice[1]}, "holdout_ndcg": round(best, 4),
+                       "seconds": round(time.perf_counter() - started, 3)}
         return choice
 
     def _fit(self, matrix: InteractionMatrix, items: dict[str, Item]) -> None:

@@ -14,6 +14,7 @@ Scoring uses the summed representations with numpy, so serving needs no LightFM 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -132,6 +133,7 @@ class LightFMRecommender(FactorRecommender):
             return self.epochs
         candidates = split.candidates()
         best = {"ndcg": -1.0, "epochs": self.check_every, "worse": 0}
+        started, budget = time.perf_counter(), self.tuning_budget_s
 
         def check(model, done, user_features, item_features) -> bool:
             U = np.asarray(user_features[split.users] @ model.user_embeddings)
@@ -142,11 +144,13 @@ class LightFMRecommender(FactorRecommender):
                 best.update(ndcg=ndcg, epochs=done, worse=0)
             else:
                 best["worse"] += 1
-            return best["worse"] < 3
+            over = budget is not None and time.perf_counter() - started > budget
+            return best["worse"] < 3 and not over
 
         self._train(split.train, self.epochs, on_epochs=check)
         logger.debug("lightfm: %d epochs chosen (holdout NDCG@10 %.4f)", best["epochs"], best["ndcg"])
-        self.tuning = {"params": {"epochs": int(best["epochs"])}, "holdout_ndcg": round(float(best["ndcg"]), 4)}
+        self.tuning = {"params": {"epochs": int(best["epochs"])}, "holdout_ndcg": round(float(best["ndcg"]), 4),
+                       "seconds": round(time.perf_counter() - started, 3)}
         return int(best["epochs"])
 
     def _fit(self, matrix: InteractionMatrix, items: dict[str, Item]) -> None:

@@ -97,6 +97,21 @@ def test_a_search_stops_at_its_budget_keeping_the_best_tried(tmp_path, searches)
     assert whole.status()["tuning"]["ease"]["tried"] == len(EASERecommender.TUNING_GRID)
 
 
+@pytest.mark.parametrize("method, chosen", [("bpr", "iterations"), ("lightfm", "epochs")])
+def test_epoch_searches_inside_a_fit_stop_at_the_budget_too(method: str, chosen: str) -> None:
+    """BPR and LightFM pick their epochs by checking a holdout every few epochs while they train:
+    past the budget they stop after the first check, keeping what it found."""
+    world = generate_world(WorldConfig(n_users=100, n_items=150, signals_per_user=30, seed=1, end=1.7e9))
+    hurried = AdvancedCollaborativeFiltering(methods=(method,), tune=True, tune_budget_s=1e-9)
+    hurried.fit_signals(world.signals, items=world.items, now=1.7e9)
+    tuning = hurried.status()["tuning"][method]
+    first_check = hurried.members[method].check_every
+    assert tuning["params"][chosen] == first_check, tuning
+    whole = AdvancedCollaborativeFiltering(methods=(method,), tune=True)
+    whole.fit_signals(world.signals, items=world.items, now=1.7e9)
+    assert whole.status()["tuning"][method]["seconds"] > tuning["seconds"]
+
+
 def test_the_twin_refitted_on_other_signals_keeps_members_tuning_and_weights_without_searching(searches) -> None:
     world = generate_world(WorldConfig(n_users=120, n_items=150, signals_per_user=30, seed=4, end=1.7e9))
     model = AdvancedCollaborativeFiltering(methods=(*METHODS, "popularity"), tune=True)
