@@ -223,8 +223,11 @@ class CollaborativeModelService:
             self._store.drop_others(version)
         stats = {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
                  "seconds": round(time.perf_counter() - started, 3)}
-        for hook in self._after_fit:
-            hook(signals, items, model)
+        if self._after_fit:
+            # What serves is known now: the job says so while the hooks run (it reports done after them).
+            self._last_job.update(version=version, **stats)
+            for hook in self._after_fit:
+                hook(signals, items, model)
         return version, stats
 
     async def _retrain_every(self, interval_s: float) -> None:
