@@ -159,6 +159,15 @@ class BlendLearner:
         prior, prior_clicks = self._prior_now()
         share = clicks / (clicks + prior_clicks)
         weights = share * coef / coef.sum() + (1.0 - share) * prior
+        # Vetted on the interactions held out by the last fit from history, where there was one:
+        # impressions can teach a blend that the history says ranks worse (a component whose scale
+        # drifts between the rankings logged and the ones served, such as freshness).
+        vetted = self._history.vet(dict(zip(COMPONENTS, weights))) if self._history is not None else None
+        if vetted is not None and vetted["worse"]:
+            return {"state": "kept the blend fitted from history", "clicked": clicks, "pairs": len(x), "check": vetted,
+                    "weights_rejected": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
+                    "reason": "the blend fitted on impressions ranked the interactions the history fit held out "
+                              "worse than the blend fitted from history"}
         fitted = {
             "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
             "coefficients": {c: round(float(v), 6) for c, v in zip(COMPONENTS, raw, strict=True)},
@@ -166,6 +175,7 @@ class BlendLearner:
             "clicked": clicks,
             "fitted_share": round(share, 4),
             "pairs": len(x),
+            "check": vetted,
             "fitted_at": time.time(),
         }
         weights_file.save(self._path, fitted)

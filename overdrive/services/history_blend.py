@@ -72,6 +72,7 @@ class HistoryBlend:
         self._seed = seed
         self._fitted = weights_file.load(path)
         self._tried_at: int | None = self._fitted["signals"] if self._fitted else None
+        self._held_out: tuple | None = None  # (rows, ids, truth, fitted weights) of the last fit's check fold
 
     @property
     def fitted(self) -> dict[str, Any] | None:
@@ -117,25 +118,36 @@ class HistoryBlend:
         truth = [relevant[u] for u in users]
         first, second = slice(0, None, 2), slice(1, None, 2)
         half = self._weights(pairwise_blend.pairs(rows[first], np.random.default_rng(self._seed))[0], said)
-        configured = _ndcg(rows[second], ids[second], truth[second], self._prior)
-        learned = _ndcg(rows[second], ids[second], truth[second], half[0]) if half else configured
-        gain = learned - configured
-        margin = 2.0 * float(gain.std(ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
-        outcome.update(check={"users": len(gain), "ndcg_at_10_configured": round(float(configured.mean()), 5),
-                              "ndcg_at_10_fitted": round(float(learned.mean()), 5),
-                              "two_standard_errors": round(margin, 5)},
+        held_out = (rows[second], ids[second], truth[second])
+        check = _compare(held_out, self._prior, half[0] if half else self._prior)
+        outcome.update(check={"users": check["users"], "ndcg_at_10_configured": check["ndcg_at_10_before"],
+                              "ndcg_at_10_fitted": check["ndcg_at_10_after"],
+                              "two_standard_errors": check["two_standard_errors"]},
                        seconds=round(time.perf_counter() - started, 3))
         fitted = self._weights(x, said)
-        if fitted is None or half is None or gain.mean() < -margin:
+        if fitted is None or half is None or check["worse"]:
             return {"state": "kept configured", **outcome,
                     "reason": "no component that spoke predicted the held-out items" if fitted is None or half is None
                     else "the blend fitted on half the users ranked the other half worse than the configured weights"}
         weights, raw = fitted
+        self._held_out = (*held_out, weights)
         self._fitted = {**outcome, "fitted_at": time.time(),
                         "weights": {c: round(float(w), 6) for c, w in zip(COMPONENTS, weights, strict=True)},
                         "coefficients": {c: round(float(v), 6) for c, v in zip(COMPONENTS, raw, strict=True)}}
         weights_file.save(self._path, self._fitted)
         return {"state": "fitted", **self._fitted}
+
+    def vet(self, weights: Mapping[str, float]) -> dict[str, Any] | None:
+        """How other weights (the blend fitted on impressions) rank the held-out users of this
+        process's last history fit, against the blend fitted from history: `worse` when they rank
+        them worse beyond two standard errors. None before such a fit (after a restart: the replay
+        is not kept on disk). The history blend was fitted on these users too, so it has a slight
+        edge here."""
+        held_out = self._held_out
+        if held_out is None:
+            return None
+        rows, ids, truth, fitted = held_out
+        return _compare((rows, ids, truth), fitted, np.array([weights.get(c, 0.0) for c in COMPONENTS]))
 
     def _relevant(self, before: Sequence[Signal], after: Sequence[Signal]) -> dict[str, set[str]]:
         """Each user with history before the cut -> the items they took to after it, new to them."""
@@ -172,6 +184,18 @@ async def _replay(replica: Replica, users: Sequence[str], cut: float) -> list[tu
 def _matrix(raw: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     """One row per candidate, one column per component (0 where it said nothing)."""
     return np.column_stack([raw.get(c, np.zeros(n)) for c in COMPONENTS]) if n else np.zeros((0, len(COMPONENTS)))
+
+
+def _compare(held_out: tuple, before: np.ndarray, after: np.ndarray) -> dict[str, Any]:
+    """NDCG@10 of two weight vectors on the same users, and whether `after` is worse than `before`
+    beyond two standard errors of the per-user difference."""
+    rows, ids, truth = held_out
+    a, b = _ndcg(rows, ids, truth, before), _ndcg(rows, ids, truth, after)
+    gain = b - a
+    margin = 2.0 * float(gain.std(ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
+    return {"users": len(gain), "ndcg_at_10_before": round(float(a.mean()), 5),
+            "ndcg_at_10_after": round(float(b.mean()), 5), "two_standard_errors": round(margin, 5),
+            "worse": bool(gain.mean() < -margin)}
 
 
 def _ndcg(rows: Sequence[tuple[np.ndarray, np.ndarray]], ids: Sequence[list[str]], truth: Sequence[set[str]],
