@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from overdrive.domain.types import COMPONENTS, DEFAULT_SIGNAL_WEIGHTS, Item, Signal
+from overdrive.domain.types import COMPONENTS, DEFAULT_SIGNAL_WEIGHTS, Item, RankedItem, RankResult, Signal
 from overdrive.domain.weighting import SignalWeighting
+from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.history_blend import HistoryBlend
 
 PRIOR = {"collaborative": 1.0, "real_time": 1.0, "freshness": 2.0, "context": 1.0}
@@ -90,3 +91,38 @@ def test_too_little_history_is_skipped_and_leaves_nothing_fitted(tmp_path: Path)
     blend = _blend(tmp_path, PlantedReplica(taken, [f"i{n}" for n in range(30)]))
     outcome = blend.fit(signals, {}, None)
     assert outcome["state"] == "skipped" and blend.fitted is None and not (tmp_path / "history.json").exists()
+
+
+def _impressions(learner: BlendLearner, predictor: str) -> None:
+    """Logged rankings of 10 items whose clicks follow `predictor` (the other components: noise)."""
+    rng = np.random.default_rng(1)
+    for u in range(150):
+        rows = [{c: float(rng.random()) for c in ("collaborative", "real_time", "freshness")} for _ in range(10)]
+        items = [RankedItem(id=f"s{u}-{n}", score=0.0, rank=n + 1, scores={}, components=c) for n, c in enumerate(rows)]
+        learner.observe(RankResult(user_id=f"v{u}", items=items, strategy="enhanced", request_id="r",
+                                   processing_time_ms=1.0, candidates_considered=10))
+        best = max(range(10), key=lambda n: rows[n][predictor])
+        learner.on_applied([Signal(user_id=f"v{u}", signal_type="like", content_id=f"s{u}-{best}", timestamp=0.0)])
+
+
+@pytest.mark.parametrize("predictor, served", [("freshness", False), ("collaborative", True)])
+def test_a_blend_fitted_on_impressions_serves_only_if_the_history_does_not_say_it_ranks_worse(
+        tmp_path: Path, predictor: str, served: bool) -> None:
+    """The history says `collaborative` finds what users take and `freshness` is noise: impressions
+    that teach freshness are not served; impressions that teach collaborative are."""
+    signals, taken = _history(120)
+    history = _blend(tmp_path, PlantedReplica(taken, [f"i{n}" for n in range(30)]))
+    learner = BlendLearner(model_dir=tmp_path / "blend", weighting=SignalWeighting(DEFAULT_SIGNAL_WEIGHTS),
+                           prior=PRIOR, prior_clicks=50.0, history=history)
+    learner.learn_from_history(signals, {}, None)
+    from_history = dict(learner.weights)
+    _impressions(learner, predictor)
+    outcome = learner.fit()
+    assert outcome["check"]["users"] > 0
+    if served:
+        assert outcome["state"] == "fitted" and learner.weights == outcome["weights"] != from_history
+        assert not outcome["check"]["worse"]
+    else:
+        assert outcome["state"] == "kept the blend fitted from history", outcome
+        assert outcome["weights_rejected"]["freshness"] > 0.3 and outcome["check"]["worse"]
+        assert learner.weights == from_history and learner.status()["serving"] == "weights fitted from history"
