@@ -6,6 +6,8 @@ it and nothing else, so it never sees a concrete store, bus or model module.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +27,8 @@ from overdrive.services.ranking import EnhancedOverdriveRankingService
 from overdrive.services.signal_service import SignalService
 from overdrive.services.user_analytics import UserAnalytics
 
+log = logging.getLogger(__name__)
+
 HealthCheck = Callable[[], Awaitable[dict]]  # answers details, or raises naming what is wrong
 Step = Callable[[], Awaitable[None]]
 
@@ -37,6 +41,7 @@ class Lifecycle:
     stops: list[Step] = field(default_factory=list)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
     started: bool = False
+    stop_timeout_s: float = 30.0  # a stop step that takes longer is logged by name and left behind
 
     async def start(self) -> None:
         for step in self.starts:
@@ -44,8 +49,14 @@ class Lifecycle:
         self.started = True
 
     async def stop(self) -> None:
+        """Every stop step in order; one that hangs is cancelled after `stop_timeout_s` and named in
+        the log, so the steps after it (closing the stores) still run and shutdown ends."""
         for step in self.stops:
-            await step()
+            try:
+                await asyncio.wait_for(step(), self.stop_timeout_s)
+            except TimeoutError:
+                log.error("shutdown step %s did not finish within %.0f s; going on without it",
+                          getattr(step, "__qualname__", step), self.stop_timeout_s)
 
     async def readiness(self) -> dict[str, dict]:
         checks: dict[str, dict] = {}
