@@ -10,7 +10,7 @@ fitted from the signal history after a retrain (`history_blend`), or, on a store
 history, the configured weights. Position is left out: shown lists are short and position bias
 mostly reorders clicks within them. Weights are saved to `MODEL_CACHE_DIR/blend/weights.json`
 (atomically) and loaded at start-up; the impression log lives in memory, bounded to `capacity`
-impressions.
+impressions, one array row each (a few dozen bytes, where an object per impression took ~500).
 """
 
 from __future__ import annotations
@@ -40,13 +40,15 @@ _LOGGED_STRATEGIES = ("enhanced", LEARNED)  # blends that score every component
 
 
 @dataclass(slots=True)
-class _Impression:
-    ranking: int  # which logged ranking showed it
+class _Shown:
+    """One logged ranking: the items it showed, each one's component scores and click label."""
+
+    ranking: int  # in the order rankings were logged
     user_id: str
-    item_id: str
+    item_ids: tuple[str, ...]
     shown_at: float
-    components: tuple[float, ...]
-    clicked: bool = False
+    components: np.ndarray  # items × COMPONENTS
+    clicked: np.ndarray  # per item
 
 
 class BlendLearner:
@@ -72,8 +74,9 @@ class BlendLearner:
         total = sum((prior or {}).values())
         self._prior = np.array([(prior or {}).get(c, 0.0) / total if total else 0.0 for c in COMPONENTS])
         self._prior_clicks = prior_clicks if total else 0.0
-        self._log: deque[_Impression] = deque()
-        self._latest: dict[tuple[str, str], _Impression] = {}
+        self._log: deque[_Shown] = deque()
+        self._logged = 0  # impressions in the log
+        self._latest: dict[tuple[str, str], _Shown] = {}  # (user, item) -> the last ranking that showed it
         self._lock = threading.Lock()  # the log is read by fits in a worker thread
         self._rankings = 0
         self._fitted: dict[str, Any] | None = weights_file.load(self._path)
@@ -97,18 +100,24 @@ class BlendLearner:
         """RankingObserver: log what a blended ranking showed."""
         if result.strategy not in _LOGGED_STRATEGIES:
             return
-        now = time.time()
+        if not result.items:
+            return
+        components = np.array([[item.components.get(c, 0.0) for c in COMPONENTS] for item in result.items])
+        item_ids = tuple(item.id for item in result.items)
         with self._lock:
             self._rankings += 1
-            for item in result.items:
-                imp = _Impression(self._rankings, result.user_id, item.id, now,
-                                  tuple(item.components.get(c, 0.0) for c in COMPONENTS))
-                self._log.append(imp)
-                self._latest[(imp.user_id, imp.item_id)] = imp
-            while len(self._log) > self._capacity:
+            shown = _Shown(self._rankings, result.user_id, item_ids, time.time(), components,
+                           np.zeros(len(item_ids), dtype=bool))
+            self._log.append(shown)
+            self._logged += len(item_ids)
+            for item_id in item_ids:
+                self._latest[(shown.user_id, item_id)] = shown
+            while self._logged > self._capacity:
                 old = self._log.popleft()
-                if self._latest.get((old.user_id, old.item_id)) is old:
-                    del self._latest[(old.user_id, old.item_id)]
+                self._logged -= len(old.item_ids)
+                for item_id in old.item_ids:
+                    if self._latest.get((old.user_id, item_id)) is old:
+                        del self._latest[(old.user_id, item_id)]
 
     def on_applied(self, signals: Sequence[Signal]) -> None:
         """Applied-signal hook: a positive signal soon after an impression labels it."""
@@ -116,17 +125,17 @@ class BlendLearner:
         latest, horizon = self._latest, self._horizon_s
         with self._lock:
             for s in signals:
-                imp = latest.get((s.user_id, s.content_id))
-                if imp is not None and now - imp.shown_at <= horizon and self._weighting.strength(s) > 0:
-                    imp.clicked = True
+                shown = latest.get((s.user_id, s.content_id))
+                if shown is not None and now - shown.shown_at <= horizon and self._weighting.strength(s) > 0:
+                    shown.clicked[shown.item_ids.index(s.content_id)] = True
 
     def forget_user(self, user_id: str) -> int:
         """GDPR erasure: the user's impressions and their click labels leave the log (the fitted
         weights are an aggregate and stay). Returns how many impressions went."""
         with self._lock:
-            kept = deque(imp for imp in self._log if imp.user_id != user_id)
-            dropped = len(self._log) - len(kept)
-            self._log = kept
+            kept = deque(shown for shown in self._log if shown.user_id != user_id)
+            dropped = sum(len(shown.item_ids) for shown in self._log if shown.user_id == user_id)
+            self._log, self._logged = kept, self._logged - dropped
             for key in [k for k in self._latest if k[0] == user_id]:
                 del self._latest[key]
         return dropped
@@ -135,19 +144,17 @@ class BlendLearner:
 
     def fit(self) -> dict[str, Any]:
         """Fit on the current log; publish and save the weights if there is enough feedback."""
-        with self._lock:
-            rankings: dict[int, list[_Impression]] = {}
-            for imp in self._log:
-                rankings.setdefault(imp.ranking, []).append(imp)
+        with self._lock:  # labels change as signals arrive: the fit takes a copy
+            rankings = [(shown.user_id, shown.ranking, shown.components, shown.clicked.copy()) for shown in self._log]
+            impressions = self._logged
         # The pairs come from one random stream, so the rankings go to it in a fixed order (by user,
         # then in the order that user's rankings were logged), not in the order concurrent
         # requests happened to finish in, which would change the fit from run to run.
-        ordered = sorted(rankings.values(), key=lambda shown: (shown[0].user_id, shown[0].ranking))
-        x, clicks = pairwise_blend.pairs(
-            ((np.array([imp.components for imp in shown]), np.array([imp.clicked for imp in shown]))
-             for shown in ordered), np.random.default_rng(0))
+        rankings.sort(key=lambda shown: shown[:2])
+        x, clicks = pairwise_blend.pairs(((components, clicked) for _, _, components, clicked in rankings),
+                                         np.random.default_rng(0))
         if clicks < self._min_positives:
-            return {"state": "skipped", "impressions": sum(map(len, rankings.values())), "clicked": clicks,
+            return {"state": "skipped", "impressions": impressions, "clicked": clicks,
                     "reason": f"need at least {self._min_positives} clicked impressions in rankings that "
                               "also showed unclicked items"}
         raw = pairwise_blend.coefficients(x)
@@ -239,7 +246,7 @@ class BlendLearner:
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            logged, clicked = len(self._log), sum(1 for imp in self._log if imp.clicked)
+            logged, clicked = self._logged, sum(int(shown.clicked.sum()) for shown in self._log)
         history = self._history.fitted if self._history is not None else None
         return {
             "strategy": LEARNED,

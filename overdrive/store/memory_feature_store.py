@@ -19,7 +19,9 @@ from overdrive.store.feature_config import FeatureConfig
 
 _TOP_CACHE_SECONDS = 2.0  # the most-engaged list may lag new signals by this much
 _PRUNE_EVERY = 50_000  # signals between sweeps that drop expired window buckets
-_DEDUPE_CAPACITY = 1_000_000
+# Ids remembered to apply a redelivered signal once: the embedded log ahead of this store refuses
+# a repeated id for all time, so only a batch handed over twice reaches here (~200 B an id).
+_DEDUPE_CAPACITY = 65_536
 
 
 def _fold(profile: dict[str, DecayedSum], feats: tuple[str, ...], w: float, ts: float, rate: float) -> None:

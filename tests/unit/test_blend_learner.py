@@ -69,9 +69,12 @@ def test_the_log_is_bounded(tmp_path: Path) -> None:
     learner = _learner(tmp_path, capacity=5)
     for n in range(3):
         _show(learner, "u", [(f"i{n}-{k}", {"collaborative": 1.0}) for k in range(4)])
-    assert learner.status()["impressions_logged"] == 5
+    assert learner.status()["impressions_logged"] == 4  # whole rankings leave: the last one fits
     _click(learner, "u", "i0-0")  # evicted: nothing to label
+    _click(learner, "u", "i1-3")
     assert learner.status()["impressions_clicked"] == 0
+    _click(learner, "u", "i2-3")
+    assert learner.status()["impressions_clicked"] == 1
 
 
 def test_little_feedback_only_nudges_the_configured_weights(tmp_path: Path) -> None:
