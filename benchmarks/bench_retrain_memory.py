@@ -12,6 +12,11 @@ items), so what grows with the log is what the process keeps of its retrains.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the allocator the service runs under (`python -m overdrive.app` chooses it)
+    from overdrive.observability.process_memory import use_system_allocator
+
+    use_system_allocator()
+
 import argparse
 import asyncio
 import gc

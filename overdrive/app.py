@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: the allocator is chosen at start-up
+    from overdrive.observability.process_memory import use_system_allocator
+
+    use_system_allocator()
+
 import resource
 import sys
 from pathlib import Path

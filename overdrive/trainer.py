@@ -11,6 +11,11 @@ Run one: a second would only repeat the work. SIGTERM or SIGINT: stop after the 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: the allocator is chosen at start-up
+    from overdrive.observability.process_memory import use_system_allocator
+
+    use_system_allocator()
+
 import argparse
 import asyncio
 import signal

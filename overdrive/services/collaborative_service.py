@@ -29,6 +29,7 @@ from overdrive.domain.errors import BackendUnavailable, Conflict
 from overdrive.domain.privacy import user_digest
 from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
+from overdrive.observability.process_memory import release_free_memory
 from overdrive.services.model_updates import ModelUpdates
 from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
 
@@ -113,6 +114,8 @@ class CollaborativeModelService:
                 self._handle.swap(model)
                 self._last_job = {"state": "loaded", "version": model.version, "loaded_at": time.time()}
                 log.info("serving collaborative model version %s, published by the trainer", model.version)
+                # The version it replaced and what loading this one used: handed back, not kept.
+                await loop.run_in_executor(self._trainer, release_free_memory)
             except Exception:  # a half-written or pruned version: the next look tries again
                 log.exception("loading the trainer's collaborative model failed")
 
@@ -187,6 +190,8 @@ class CollaborativeModelService:
         except Exception as exc:  # reported in /models/status; the served model stays as it was
             log.exception("collaborative retrain failed")
             self._last_job.update(state="failed", error=str(exc), finished_at=time.time())
+        # The snapshot and the fit's working memory, handed back rather than kept by the allocator.
+        await loop.run_in_executor(self._trainer, release_free_memory)
 
     def _fit_and_publish(self, erased: dict[str, float]) -> tuple[str, dict[str, Any]]:
         started = time.perf_counter()
