@@ -1,7 +1,7 @@
 """A soak with faults (issue 21, item 3): mixed load for minutes while the service is hurt on a schedule.
 
     python -m benchmarks.soak --minutes 10 --mode embedded
-    python -m benchmarks.soak --minutes 10 --mode scaled     # Redis + Tansu + two API replicas + a worker
+    python -m benchmarks.soak --minutes 10 --mode scaled     # Redis + Tansu + two APIs, a worker, the trainer
 
 Load (a few asyncio lanes on httpx, modest concurrency so load shedding stays the exception):
 single signals with a `signal_id` and without one, batches of both, rankings
@@ -137,13 +137,15 @@ def _pct(values: list[float], q: float) -> float:
 
 
 class Cluster:
-    """The processes under test: one API (embedded) or Redis + Tansu + two APIs + a worker (scaled)."""
+    """The processes under test: one API (embedded), or as `deploy/compose.yaml` runs scaled mode:
+    Redis + Tansu + two API replicas that follow the one trainer's versions + a worker + the trainer."""
 
     def __init__(self, cfg: SoakConfig, tmp: Path) -> None:
         self.cfg = cfg
         self.tmp = tmp
         self.apis: list[ServerProcess] = []
         self.worker: real_servers.WorkerProcess | None = None
+        self.trainer: real_servers.WorkerProcess | None = None
         self.redis: real_servers.RedisServer | None = None
         self.broker: real_servers.Tansu | None = None
 
@@ -166,16 +168,19 @@ class Cluster:
         self.broker.create_topic(TOPIC, partitions=4)
         env = {**base, "REDIS_URL": self.redis.url, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
                "OVERDRIVE_KAFKA_TOPIC": TOPIC, "OVERDRIVE_KAFKA_PARTITIONS": "4", "OVERDRIVE_REDIS_PREFIX": "soak:",
-               "OVERDRIVE_KAFKA_DELIVERY_TIMEOUT_MS": "3000", "OVERDRIVE_KAFKA_SESSION_TIMEOUT_MS": "6000"}
+               "OVERDRIVE_KAFKA_DELIVERY_TIMEOUT_MS": "3000", "OVERDRIVE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+               "OVERDRIVE_TRAINER": "external"}
         self.apis = [ServerProcess(data_dir=self.tmp / f"api{n}", env=env, log_path=self.tmp / f"api{n}.log").start(timeout_s=120)
                      for n in range(2)]
         self.worker = real_servers.WorkerProcess(env=env, log_path=self.tmp / "worker.log").start()
+        self.trainer = real_servers.WorkerProcess(env=env, log_path=self.tmp / "trainer.log", module="overdrive.trainer").start()
 
     def stop(self) -> None:
         if self.broker is not None and self.broker.stopped_by_us:
             self.broker.resume()
-        if self.worker is not None:
-            self.worker.kill()
+        for process in (self.worker, self.trainer):
+            if process is not None:
+                process.kill()
         for a in self.apis:
             a.stop()
         if self.broker is not None:
@@ -345,11 +350,14 @@ class Soak:
 
     def sample_rss(self) -> None:
         now = time.monotonic() - self.t0
-        for n, api in enumerate(self.cluster.apis):
-            if api.proc is not None and api.proc.poll() is None:
-                kib = _rss_kib(api.proc.pid)
+        processes = {f"api{n}": api.proc for n, api in enumerate(self.cluster.apis)}
+        if self.cluster.trainer is not None:  # a batch job: its memory follows the log it reads
+            processes["trainer"] = self.cluster.trainer.proc
+        for name, proc in processes.items():
+            if proc is not None and proc.poll() is None:
+                kib = _rss_kib(proc.pid)
                 if kib:
-                    self.rss[f"api{n}"].append((now, api.proc.pid, kib))
+                    self.rss[name].append((now, proc.pid, kib))
 
     # ------------------------------------------------------------------ faults
 

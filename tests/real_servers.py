@@ -301,19 +301,21 @@ class Tansu(_Proc):
 
 
 class WorkerProcess(_Proc):
-    """`python -m overdrive.worker` with the given environment, logging to `log_path`."""
+    """`python -m overdrive.worker` (or another of the service's processes, `module`, such as
+    `overdrive.trainer`) with the given environment, logging to `log_path`."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, *, env: dict[str, str], log_path: Path, module: str = "overdrive.worker") -> None:
         super().__init__()
         self._env = env
         self.log_path = log_path
+        self.module = module
 
     def start(self) -> WorkerProcess:
         import sys
 
         env = {**os.environ, "OVERDRIVE_LOG_LEVEL": "info", **self._env}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "overdrive.worker"], env=env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=env, stdout=log, stderr=log)
         return self
 
     def terminate(self, timeout_s: float = 30.0) -> int:
