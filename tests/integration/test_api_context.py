@@ -53,11 +53,12 @@ def taught(client: TestClient) -> TestClient:
     items += [{"id": i, "type": "video", "text": "a film", "tags": ["film"]} for i in FILMS]
     assert client.post("/items/batch", json={"items": items}).status_code == 201
     now = time.time()
-    morning, evening = offset_for(8, now), offset_for(20, now)
-    signals = [{"user_id": "u1", "signal_type": "like", "content_id": i, "timestamp": zoned(now - 60, morning),
+    morning_at, evening_at = now - 60, now - 30  # each offset from its own instant: an hour may turn between them
+    morning, evening = offset_for(8, morning_at), offset_for(20, evening_at)
+    signals = [{"user_id": "u1", "signal_type": "like", "content_id": i, "timestamp": zoned(morning_at, morning),
                 "metadata": {"device_info": {"user_agent": IPHONE}, "location": {"country": "pt", "city": "Lisbon"}}}
                for i in NEWS]
-    signals += [{"user_id": "u1", "signal_type": "like", "content_id": i, "timestamp": zoned(now - 30, evening),
+    signals += [{"user_id": "u1", "signal_type": "like", "content_id": i, "timestamp": zoned(evening_at, evening),
                  "metadata": {"device_info": {"user_agent": SMART_TV}}} for i in FILMS]
     assert client.post("/signals/batch", json={"signals": signals}).status_code == 200
     return client
