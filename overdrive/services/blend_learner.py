@@ -10,7 +10,7 @@ fitted from the signal history after a retrain (`history_blend`), or, on a store
 history, the configured weights. Position is left out: shown lists are short and position bias
 mostly reorders clicks within them. Weights are saved to `MODEL_CACHE_DIR/blend/weights.json`
 (atomically) and loaded at start-up; the impression log lives in memory, bounded to `capacity`
-impressions, one array row each (a few dozen bytes, where an object per impression took ~500).
+impressions, kept as arrays per ranking rather than an object per impression (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -98,9 +98,7 @@ class BlendLearner:
 
     def observe(self, result: RankResult) -> None:
         """RankingObserver: log what a blended ranking showed."""
-        if result.strategy not in _LOGGED_STRATEGIES:
-            return
-        if not result.items:
+        if result.strategy not in _LOGGED_STRATEGIES or not result.items:
             return
         components = np.array([[item.components.get(c, 0.0) for c in COMPONENTS] for item in result.items])
         item_ids = tuple(item.id for item in result.items)
