@@ -350,7 +350,7 @@ def _ranker(settings: Settings, backends: Backends, *, content: ContentService |
             CollaborativeScorer(collaborative),
             EngagementScorer(features),
             InterestScorer(columns),
-            FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0),
+            FreshnessScorer(half_life_s=settings.freshness_half_life_hours * 3600.0, columns=columns),
             ContextScorer(columns),
             TwoTowerScorer(two_tower),
         ],

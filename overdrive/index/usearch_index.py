@@ -22,10 +22,12 @@ import logging
 import os
 import threading
 from collections.abc import Collection, Sequence
-from itertools import compress, repeat
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
+
+from overdrive.domain.item_numbers import NO_NUMBER, ItemColumn, item_numbers
 
 log = logging.getLogger(__name__)
 
@@ -249,21 +251,22 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class _RowCache:
-    """Vectors by id in one matrix, so a ranking gathers its candidates' rows with one numpy index.
-    Row 0 stays zero (for ids without a vector); when full, the cache starts over."""
+    """Vectors in one matrix, each item's row found by its number (`item_numbers`), so a ranking
+    gathers its candidates' rows with two numpy indexes. Row 0 stays zero (for ids without a
+    vector); when full, the cache starts over."""
 
     def __init__(self, dim: int, capacity: int) -> None:
         self._dim, self._capacity = dim, capacity
         self.clear()
 
     def clear(self) -> None:
-        self._slot: dict[str, int] = {}
+        self._slot = ItemColumn(-1, np.intp)  # item number -> row
         self._used = 1  # rows taken, the zero row included (a replaced id leaves its old row unused)
         self._matrix = np.zeros((1024, self._dim), dtype=np.float32)
 
     def slots(self, ids: Sequence[str]) -> np.ndarray:
         """Each id's row, -1 where it is not cached."""
-        return np.fromiter(map(self._slot.get, ids, repeat(-1)), dtype=np.intp, count=len(ids))
+        return self._slot.gather(item_numbers.of(ids))
 
     def has_room(self, n: int) -> bool:
         return self._used + n <= self._capacity + 1
@@ -275,11 +278,12 @@ class _RowCache:
             grown[:start] = self._matrix[:start]
             self._matrix = grown
         self._matrix[start:end] = rows
-        self._slot.update(zip(ids, range(start, end)))
+        self._slot.set_many(np.array(item_numbers.numbers(ids), dtype=np.intp), np.arange(start, end))
         self._used = end
 
     def pop(self, item_id: str) -> None:
-        self._slot.pop(item_id, None)
+        if (number := item_numbers.get(item_id)) != NO_NUMBER:
+            self._slot[number] = -1
 
     def gather(self, slots: np.ndarray) -> np.ndarray:
         return self._matrix[np.maximum(slots, 0)]  # a copy: later writes to the cache cannot reach it

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from itertools import compress
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from overdrive.domain.context import Context
 from overdrive.domain.errors import InvalidInput
+from overdrive.domain.item_numbers import item_numbers
 from overdrive.domain.types import COMPONENTS, Candidate, Item, RankedItem, RankingReads, RankResult
 from overdrive.services.diversity import DiversityPolicy, diversify, similarity_matrix
 from overdrive.services.request_context import RequestContexts
@@ -185,7 +187,7 @@ class EnhancedOverdriveRankingService:
             items = await self._resolve(candidates)
             reads = await self._features.ranking_reads(user_id, ids_of(items), now=now, context=key)
             if exclude_seen and reads.excluded:
-                items = [i for i in items if i.id not in reads.excluded]
+                items = _without(items, reads.excluded)
         else:
             items, reads = await self._from_catalog(user_id, now, exclude_seen=exclude_seen, context=key)
         if key is not None and self._contexts is not None:
@@ -195,6 +197,7 @@ class EnhancedOverdriveRankingService:
 
     async def _resolve(self, candidates: Sequence[Candidate]) -> list[Item]:
         ids = [c.id for c in candidates]
+        item_numbers.pin(ids)  # looked up once for the catalog and every scorer
         stored = await self._catalog.get(ids)
         if len(stored) == len(ids) and not any(map(bool, map(itemgetter(1), candidates))):  # all known, as stored
             return ids_of.known(list(map(stored.__getitem__, ids)), ids)
@@ -218,7 +221,10 @@ class EnhancedOverdriveRankingService:
             for seen in reads.excluded:
                 del ids[seen]
         chosen = list(ids)[:n]
+        item_numbers.pin(chosen)
         stored = await self._catalog.get(chosen)
+        if len(stored) == len(chosen):
+            return ids_of.known(list(map(stored.__getitem__, chosen)), chosen), reads
         return [stored[i] for i in chosen if i in stored], reads
 
     async def _blend(
@@ -249,6 +255,18 @@ class EnhancedOverdriveRankingService:
             for pos, idx, score, shares, own in zip(
                 range(1, len(top) + 1), top.tolist(), blended[top].tolist(), _per_item(parts, top), _per_item(raw, top))
         ]
+
+
+def _without(items: list[Item], excluded: Collection[str]) -> list[Item]:
+    """`items` less the excluded ones; their ids and item numbers, known for the whole list, are
+    filtered alike, not looked up again by every scorer."""
+    ids = ids_of(items)
+    numbers = item_numbers.of(ids)
+    keep = np.fromiter(map(excluded.__contains__, ids), dtype=bool, count=len(ids))
+    np.logical_not(keep, out=keep)
+    kept_ids = list(compress(ids, keep))
+    item_numbers.known(kept_ids, numbers[keep])
+    return ids_of.known(list(compress(items, keep)), kept_ids)
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:

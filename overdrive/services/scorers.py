@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Protocol
 
 import numpy as np
 
 from overdrive.domain.decay import decay_rate
+from overdrive.domain.item_numbers import ItemColumn, item_numbers
 from overdrive.domain.types import Item, RankingReads
 from overdrive.store.protocols import FeatureStore
 
@@ -157,11 +158,12 @@ class FreshnessScorer:
 
     name = "freshness"
 
-    def __init__(self, *, half_life_s: float) -> None:
+    def __init__(self, *, half_life_s: float, columns: FeatureColumns | None = None) -> None:
         self._rate = decay_rate(half_life_s)
+        self._columns = columns or FeatureColumns()
 
     async def score(self, user_id: str, items: Sequence[Item], now: float, reads: RankingReads) -> np.ndarray | None:
-        created = np.array([i.created_at for i in items], dtype=np.float64)  # None becomes nan
+        created = self._columns.created_at(items)
         missing = np.isnan(created)
         if missing.all():
             return None
@@ -273,14 +275,17 @@ def _country(item: Item) -> str | None:
 
 
 class FeatureColumns:
-    """Item features as column numbers in one vocabulary, cached per item id while the `Item`
-    (frozen) is the very object it was cached from, as it is while the catalog hands out the same
-    one: a ranking then matches a profile with a few numpy calls instead of a dict lookup per item
-    feature. It keeps each id's last `Item` alive (bounded by `_CAPACITY`, like the catalog's own
-    cache). Scorers may share one: a ranking hands every scorer the same list of items, whose
-    columns are then worked out once. Not thread-safe: scorers run on the event loop."""
+    """Item features as column numbers in one vocabulary, cached per item number (`item_numbers`)
+    while the `Item` (frozen) is the very object it was cached from, as it is while the catalog
+    hands out the same one: a ranking then gathers its candidates' columns and creation times with
+    a few numpy calls instead of a dict lookup per item and feature. Each item's columns sit in one
+    growing array (`_flat`, at `_start` for `_length`); it keeps each number's last `Item` alive
+    (so that its `id()`, held in `_owner`, names it alone). Items without a number (not stored
+    anywhere: a request's own) are worked out per call. Scorers may share one: a ranking hands
+    every scorer the same list of items, whose columns are then worked out once. Not thread-safe:
+    scorers run on the event loop."""
 
-    _CAPACITY = 200_000  # items, and features; past either the cache starts over
+    _CAPACITY = 200_000  # items, and features; past either, or with mostly stale columns in `_flat`, it starts over
 
     def __init__(self) -> None:
         self._start_over()
@@ -288,7 +293,12 @@ class FeatureColumns:
     def _start_over(self) -> None:
         self._vocab: dict[str, int] = {}
         self._names: list[str] = []  # column -> feature
-        self._items: dict[str, tuple[Item, tuple[int, ...]]] = {}
+        self._held: dict[int, Item] = {}  # number -> the Item its columns were worked out from
+        self._owner, self._start, self._length = ItemColumn(0, np.int64), ItemColumn(0, np.int64), ItemColumn(0, np.int64)
+        self._created = ItemColumn(np.nan)
+        self._flat = np.zeros(4096, dtype=np.intp)
+        self._used = 0  # of `_flat`
+        self._live = 0  # columns in `_flat` that a held item still owns
         self._scratch = np.zeros(1024)  # zero between calls (see `weights_at`)
         self._vectors: dict[int, tuple[Mapping[str, float], np.ndarray]] = {}  # see `vector`
         # the last `of`: (items, their number, (columns, lengths), where each item's columns start)
@@ -300,19 +310,57 @@ class FeatureColumns:
         last = self._last
         if last is not None and last[0] is items and len(items) == last[1]:
             return last[2]
-        if len(self._items) > self._CAPACITY or len(self._vocab) > self._CAPACITY:
+        if (len(self._held) > self._CAPACITY or len(self._vocab) > self._CAPACITY
+                or self._used > 4 * self._live + 1_000_000):
             self._start_over()
-        rows = [hit[1] if hit is not None and hit[0] is item else self._learn(item)
-                for item, hit in zip(items, map(self._items.get, ids_of(items)))]
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        columns = np.fromiter(chain.from_iterable(rows), dtype=np.intp, count=int(lengths.sum())), lengths
-        self._last = (items, len(items), columns, np.cumsum(columns[1]) - columns[1])
-        return columns
+        found = item_numbers.of(ids_of(items))
+        stale = np.flatnonzero(self._owner.gather(found) != np.fromiter(map(id, items), dtype=np.int64, count=len(items)))
+        own: dict[int, tuple[int, ...]] = {}  # position -> columns, for items without a number
+        for k in stale.tolist():
+            if found[k]:
+                self._learn(items[k], int(found[k]))
+            else:
+                own[k] = tuple(map(self._column, items[k].features()))
+        lengths = self._length.gather(found)
+        starts = self._start.gather(found)
+        if own:
+            lengths[list(own)] = list(map(len, own.values()))
+        offsets = np.cumsum(lengths) - lengths  # where each item's columns start in the answer
+        total = int(lengths.sum())
+        # `_flat[start + j]` for each item and each j < its length, in one gather
+        columns = self._flat[np.repeat(starts - offsets, lengths) + np.arange(total)]
+        for k, row in own.items():
+            columns[offsets[k]: offsets[k] + len(row)] = row
+        result = columns, lengths
+        self._last = (items, len(items), result, offsets)
+        return result
 
-    def _learn(self, item: Item) -> tuple[int, ...]:
-        columns = tuple(map(self._column, item.features()))
-        self._items[item.id] = (item, columns)
-        return columns
+    def created_at(self, items: Sequence[Item]) -> np.ndarray:
+        """Each item's `created_at` (nan where it has none), from the columns' cache."""
+        if self._last is None or self._last[0] is not items:
+            self.of(items)
+        found = item_numbers.of(ids_of(items))
+        created = self._created.gather(found)
+        own = np.flatnonzero(found == 0)
+        if len(own):
+            created[own] = np.array([items[k].created_at for k in own.tolist()], dtype=np.float64)
+        return created
+
+    def _learn(self, item: Item, number: int) -> None:
+        row = tuple(map(self._column, item.features()))
+        if self._used + len(row) > len(self._flat):
+            grown = np.zeros(max(2 * len(self._flat), self._used + len(row)), dtype=np.intp)
+            grown[: self._used] = self._flat[: self._used]
+            self._flat = grown
+        if number in self._held:  # its old columns stay in `_flat`, unowned, until the cache starts over
+            self._live -= int(self._length[number])
+        self._flat[self._used: self._used + len(row)] = row
+        self._start[number], self._length[number] = self._used, len(row)
+        self._created[number] = np.nan if item.created_at is None else item.created_at
+        self._owner[number] = id(item)
+        self._held[number] = item
+        self._used += len(row)
+        self._live += len(row)
 
     def _column(self, feature: str) -> int:
         column = self._vocab.get(feature)

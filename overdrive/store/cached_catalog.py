@@ -9,31 +9,47 @@ catalog, which is then how stale an item edited elsewhere may be.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from itertools import compress
 
+import numpy as np
+
+from overdrive.domain.item_numbers import NO_NUMBER, ItemColumn, item_numbers
 from overdrive.domain.types import Item
 from overdrive.store.protocols import ItemCatalog
 
 
 class CachedItemCatalog:
+    """Cached items are found by item number (`item_numbers`): a ranking's thousands of candidates
+    cost one lookup each, shared with the other components, then gathers. `_recency` keeps the
+    order for eviction."""
+
     def __init__(self, inner: ItemCatalog, *, capacity: int = 200_000, ttl_s: float | None = None) -> None:
         self._inner = inner
         self._capacity = capacity
         self._ttl_s = ttl_s
-        self._cache: OrderedDict[str, tuple[Item, float]] = OrderedDict()
+        self._items: list[Item | None] = []  # by item number
+        self._read_at = ItemColumn(-math.inf)  # by item number: when it was cached (monotonic)
+        self._recency: OrderedDict[str, None] = OrderedDict()  # cached ids, least recently used first
         self._writes = 0  # a read that overlapped a write must not cache what it read
 
     async def get(self, item_ids: Sequence[str]) -> dict[str, Item]:
         oldest = -1.0 if self._ttl_s is None else time.monotonic() - self._ttl_s
-        hits = list(zip(item_ids, map(self._cache.get, item_ids)))
-        found: dict[str, Item] = {item_id: hit[0] for item_id, hit in hits if hit is not None and hit[1] > oldest}
-        missing = [item_id for item_id, hit in hits if hit is None or hit[1] <= oldest] if len(found) < len(hits) else []
-        cache = self._cache
-        if len(cache) > self._capacity // 2:  # recency matters only once eviction is near
+        found_n = item_numbers.of(item_ids)
+        fresh = self._read_at.gather(found_n) > oldest
+        if fresh.all():
+            found = dict(zip(item_ids, map(self._items.__getitem__, found_n.tolist())))
+            missing = []
+        else:
+            hits = np.flatnonzero(fresh).tolist()
+            found = dict(zip(map(item_ids.__getitem__, hits), map(self._items.__getitem__, found_n[hits].tolist())))
+            missing = list(compress(item_ids, ~fresh))
+        if len(self._recency) > self._capacity // 2:  # recency matters only once eviction is near
             for item_id in found:
-                cache.move_to_end(item_id)
+                self._recency.move_to_end(item_id)
         if missing:
             writes = self._writes
             loaded = await self._inner.get(missing)
@@ -45,10 +61,21 @@ class CachedItemCatalog:
     def _remember(self, items) -> None:  # noqa: ANN001
         now = time.monotonic()
         for item in items:
-            self._cache[item.id] = (item, now)
-            self._cache.move_to_end(item.id)
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+            number = item_numbers.number(item.id)
+            if number >= len(self._items):
+                self._items.extend([None] * (number + 1024 - len(self._items)))
+            self._items[number] = item
+            self._read_at[number] = now
+            self._recency[item.id] = None
+            self._recency.move_to_end(item.id)
+        while len(self._recency) > self._capacity:
+            self._forget(self._recency.popitem(last=False)[0])
+
+    def _forget(self, item_id: str) -> None:
+        self._recency.pop(item_id, None)
+        if (number := item_numbers.get(item_id)) != NO_NUMBER and number < len(self._items):
+            self._items[number] = None
+            self._read_at[number] = -math.inf
 
     async def put(self, items: Sequence[Item]) -> None:
         self._writes += 1  # before and after: no read overlapping any part of the write caches
@@ -56,7 +83,7 @@ class CachedItemCatalog:
             await self._inner.put(items)
         except BaseException:
             for item in items:  # the store may or may not hold them now: read them again next time
-                self._cache.pop(item.id, None)
+                self._forget(item.id)
             raise
         finally:
             self._writes += 1
@@ -67,7 +94,7 @@ class CachedItemCatalog:
         try:
             return await self._inner.delete(item_id)
         finally:
-            self._cache.pop(item_id, None)
+            self._forget(item_id)
             self._writes += 1
 
     async def newest(self, limit: int) -> list[str]:

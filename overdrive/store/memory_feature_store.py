@@ -10,8 +10,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from overdrive.domain.context import ALL_CONTEXTS, NO_CONTEXT, device_key, of_signal, signal_keys, timeline, week_of
-from overdrive.domain.decay import DecayedSum, decay_rate
+from overdrive.domain.decay import DecayedSum, decay_rate, decayed_many
+from overdrive.domain.item_numbers import ItemColumn, item_numbers
 from overdrive.domain.types import Item, RankingReads, Session, Signal, UserActivity, UserModel
 from overdrive.domain.weighting import SignalWeighting
 from overdrive.domain.windows import WINDOWS_S, WindowCounts, buckets_of, velocity
@@ -45,6 +48,7 @@ def _timestamp(s: Signal) -> float:
 
 @dataclass(slots=True)
 class _Entity:
+    number: int = 0  # `item_numbers`' for items (authors have none)
     engagement: DecayedSum = field(default_factory=DecayedSum)
     windows: WindowCounts = field(default_factory=WindowCounts)
 
@@ -77,6 +81,8 @@ class MemoryFeatureStore:
         self._medium_rate = decay_rate(config.medium_term_half_life_s)
         self._prior: dict[str, dict[str, DecayedSum]] = {}  # context key -> everyone's feature affinity
         self._items: dict[str, _Entity] = {}
+        # Each item's engagement (value, t_ref) again by item number: what a ranking gathers.
+        self._eng_value, self._eng_t_ref = ItemColumn(0.0), ItemColumn(-math.inf)
         self._authors: dict[str, _Entity] = {}
         self._users: dict[str, _User] = {}
         self._seen: OrderedDict[str, float] = OrderedDict()
@@ -111,8 +117,9 @@ class MemoryFeatureStore:
     def _apply_one(self, s: Signal, item: Item | None, now: float) -> None:
         w = self._weighting.strength(s)
         ts = s.timestamp
-        entity = self._items.get(s.content_id) or self._items.setdefault(s.content_id, _Entity())
+        entity = self._items.get(s.content_id) or self._items.setdefault(s.content_id, _Entity(item_numbers.number(s.content_id)))
         entity.engagement.add(w, ts, self._eng_rate)
+        self._eng_value[entity.number], self._eng_t_ref[entity.number] = entity.engagement.value, entity.engagement.t_ref
         buckets = buckets_of(ts, now)
         entity.windows.add_to(buckets, w)
         if ts >= now - WINDOWS_S["1h"]:
@@ -183,7 +190,8 @@ class MemoryFeatureStore:
             self._seen.popitem(last=False)
 
     async def forget_item(self, item_id: str) -> None:
-        self._items.pop(item_id, None)
+        if (entity := self._items.pop(item_id, None)) is not None:
+            self._eng_value[entity.number], self._eng_t_ref[entity.number] = 0.0, -math.inf
         self._hot.pop(item_id, None)
         self._top_cache = (-math.inf, 0, [])
 
@@ -194,13 +202,13 @@ class MemoryFeatureStore:
                 self._seen.pop(s.signal_id, None)
 
     async def item_engagement(self, item_ids: Sequence[str], *, now: float) -> dict[str, float]:
-        """`DecayedSum.at` of each known item's engagement, inlined: a ranking may read thousands."""
-        rate, exp, out = self._eng_rate, math.exp, {}
-        for item_id, entity in zip(item_ids, map(self._items.get, item_ids)):
-            if entity is not None:
-                e = entity.engagement
-                out[item_id] = e.value * exp(rate * (e.t_ref - now)) if now >= e.t_ref else e.value
-        return out
+        """`DecayedSum.at` of each known item's engagement, gathered by item number: a ranking may
+        read thousands."""
+        found = item_numbers.of(item_ids)
+        t_ref = self._eng_t_ref.gather(found)
+        known = np.flatnonzero(t_ref > -math.inf)
+        values = decayed_many(self._eng_value.gather(found[known]), t_ref[known], now, self._eng_rate)
+        return dict(zip(map(item_ids.__getitem__, known.tolist()), values.tolist()))
 
     async def top_engaged(self, limit: int, *, now: float) -> list[str]:
         at, cached_limit, ids = self._top_cache

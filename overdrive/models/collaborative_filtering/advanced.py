@@ -32,11 +32,11 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from overdrive.domain.codec import signal_from_dict
+from overdrive.domain.item_numbers import ItemColumn, item_numbers
 from overdrive.domain.types import DEFAULT_SIGNAL_WEIGHTS, Item, Signal
 from overdrive.models.collaborative_filtering.base import (
     BaseRecommender,
     pack_sparse,
-    positions,
     top_n,
     unpack_sparse,
 )
@@ -117,6 +117,7 @@ class AdvancedCollaborativeFiltering:
         self._anchor_time = 0.0
         self._item_ids: list[str] = []
         self._item_index: dict[str, int] = {}
+        self._item_position = ItemColumn(-1, np.int64)  # `_item_index` by item number: what a ranking gathers
         self._rows = sp.csr_matrix((0, 0), dtype=np.float32)
         self._user_index: dict[str, int] = {}
         self._featurizer = ItemFeaturizer()
@@ -201,11 +202,13 @@ class AdvancedCollaborativeFiltering:
         """Serve fitted members on `matrix` from now on (one swap under the lock)."""
         featurizer = ItemFeaturizer().fit(catalog.values())
         content = featurizer.transform([catalog.get(i) for i in matrix.item_ids])
+        position = _by_number(matrix.item_ids)
         with self._lock:
             self.members, self.ensemble, self.fit_seconds = members, weights, fit_seconds
             self._featurizer, self._content = featurizer, content
             self._rows, self._anchor_time = matrix.values, matrix.now
             self._item_ids, self._item_index = list(matrix.item_ids), dict(matrix.item_index)
+            self._item_position = position
             self._user_index = dict(matrix.user_index)
             self._live, self._pending, self._since_fold = {}, {}, 0
             self._new_items, self._new_item_users = {}, {}
@@ -262,7 +265,7 @@ class AdvancedCollaborativeFiltering:
         if not ids:
             return np.zeros(0, dtype=np.float32)
         # Every member lists the fitted catalog in one order: look the candidates up once.
-        idx = positions(self._item_index, ids)
+        idx = self._item_position.gather(item_numbers.of(ids))
         known = idx >= 0
         names, weights, rows, negative = self._user_scores(user_id)
         if known.all():
@@ -517,6 +520,7 @@ class AdvancedCollaborativeFiltering:
         obj._anchor_time = manifest["anchor_time"]
         obj._item_ids = manifest["item_ids"]
         obj._item_index = {i: n for n, i in enumerate(obj._item_ids)}
+        obj._item_position = _by_number(obj._item_ids)
         obj._user_index = {u: n for n, u in enumerate(manifest["user_ids"]) if u}  # "": a forgotten user
         obj._live, obj._pending = manifest["live"], manifest["pending"]
         obj._since_fold, obj._folds = manifest["since_fold"], manifest["folds"]
@@ -556,6 +560,13 @@ class AdvancedCollaborativeFiltering:
             "validation_fraction": self.validation_fraction, "max_validation_users": self.max_validation_users,
             "content_neighbours": self.content_neighbours, "seed": self.seed,
         }
+
+
+def _by_number(item_ids: Sequence[str]) -> ItemColumn:
+    """Each fitted item's position in `item_ids`, by item number (-1 for any other number)."""
+    column = ItemColumn(-1, np.int64)
+    column.set_many(np.array(item_numbers.numbers(item_ids), dtype=np.intp), np.arange(len(item_ids)))
+    return column
 
 
 def _by_position(index: Mapping[str, int], n: int) -> list[str]:
