@@ -1,7 +1,8 @@
 """The one trainer of scaled mode: `python -m overdrive.trainer [--once]`.
 
 Trains the collaborative ensemble on the Kafka topic (every replica's signals) and the catalog in
-Redis, and publishes each version into the shared `MODEL_CACHE_DIR`; API replicas started with
+Redis, publishes each version into the shared `MODEL_CACHE_DIR` and then fits the learned blend on
+the same history there (`OVERDRIVE_BLEND_FROM_HISTORY`); API replicas started with
 `OVERDRIVE_TRAINER=external` serve each version within `OVERDRIVE_MODEL_FOLLOW_SECONDS` and
 leave it their `POST /models/train` and erasure requests there. Runs: at start when no version
 exists, every `OVERDRIVE_RETRAIN_INTERVAL_MINUTES`, and on each request. `--once`: one retrain,

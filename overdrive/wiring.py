@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AfterFit = Callable[[list[Signal], dict[str, Item]], None]
+AfterFit = Callable[[list[Signal], dict[str, Item], "AdvancedCollaborativeFiltering"], None]
 Step = Callable[[], Awaitable[None]]
 _BLEND_PRIOR_CLICKS = 200.0  # how much feedback the configured weights count as, against a learned blend
 _SHARED_ITEM_TTL_S = 5.0  # how stale an item edited through another replica may be served
@@ -297,9 +297,11 @@ def build_trainer(settings: Settings) -> tuple[CollaborativeModelService, Step]:
     redis = RedisConnection(settings.redis_url)
     history = KafkaSignalHistory(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic,
                                  partitions=settings.kafka_partitions)
+    after_fit = [_fit_history(_history_blend(settings, content=None))] if settings.blend_from_history else []
     service = _collaborative(settings.model_copy(update={"trainer": "here"}), history=history,
                              erasures=RedisErasureList(connection=redis, prefix=settings.redis_prefix),
-                             catalog=RedisItemCatalog(connection=redis, prefix=settings.redis_prefix))
+                             catalog=RedisItemCatalog(connection=redis, prefix=settings.redis_prefix),
+                             after_fit=after_fit)
 
     async def close() -> None:
         await service.close()
@@ -336,13 +338,14 @@ def _content(settings: Settings, backends: Backends) -> ContentService:
     )
 
 
-def _ranker(settings: Settings, backends: Backends, *, content: ContentService | None,
+def _ranker(settings: Settings, bus: SignalBus | None, *, content: ContentService | None,
             collaborative: CollaborativeModel, two_tower: TwoTowerService, features: FeatureStore,
             catalog: ItemCatalog, observers: Sequence[RankingObserver] = (),
             diversity: DiversityPolicy = DiversityPolicy(mmr_lambda=1.0, max_per_author=0),
             learned: BlendLearner | None = None, contexts: RequestContexts | None = None,
             ) -> EnhancedOverdriveRankingService:
-    """The ranker over the given state: the live one, or one over state rebuilt from history."""
+    """The ranker over the given state: the live one, or one over state rebuilt from history (no
+    `bus`: nothing is written there, no ranking waits for its writes)."""
     columns = FeatureColumns()  # item features as columns, shared by the scorers that match profiles
     return EnhancedOverdriveRankingService(
         scorers=[
@@ -357,7 +360,7 @@ def _ranker(settings: Settings, backends: Backends, *, content: ContentService |
         strategies=strategies_from_weights(settings.ranking_weights),
         catalog=catalog,
         features=features,
-        bus=backends.bus,
+        bus=bus,
         catalog_candidates=settings.catalog_candidates,
         observers=observers,
         retrievers=[*([content.retrieve] if content is not None else []), collaborative.recommend, two_tower.retrieve],
@@ -369,7 +372,7 @@ def _ranker(settings: Settings, backends: Backends, *, content: ContentService |
     )
 
 
-def _history_replica(settings: Settings, backends: Backends, content: ContentService | None) -> ReplicaBuilder:
+def _history_replica(settings: Settings, content: ContentService | None) -> ReplicaBuilder:
     """How the blend fitted from history rebuilds, from the signals before its cut, what a ranking
     reads: live features in memory, the served ensemble fitted again on them (its members as
     tuned, no tuning), content profiles from them."""
@@ -382,11 +385,37 @@ def _history_replica(settings: Settings, backends: Backends, content: ContentSer
         for start in range(0, len(before), 10_000):
             features.apply_sync(before[start:start + 10_000], items, now=cut)
         fitted = FittedEnsemble(served.refitted(before, items=items))
-        return _ranker(settings, backends, content=content.reading(features) if content is not None else None,
+        return _ranker(settings, None, content=content.reading(features) if content is not None else None,
                        collaborative=fitted, two_tower=TwoTowerService(ensemble=fitted.model), features=features,
                        catalog=SnapshotCatalog(items, at=cut))
 
     return replica
+
+
+def _history_blend(settings: Settings, content: ContentService | None) -> HistoryBlend:
+    """The blend fitted from history, saved in the (shared) model folder."""
+    return HistoryBlend(path=settings.model_cache_dir / "blend" / "history.json",
+                        replica=_history_replica(settings, content), weighting=SignalWeighting(settings.signal_weights),
+                        prior=settings.ranking_weights)
+
+
+def _fit_history(history: HistoryBlend) -> AfterFit:
+    """The trainer's after-fit step: fit the blend on the history it trained on, when that has grown
+    enough; API replicas read the saved fit (`BlendLearner.start(follow_history_s=...)`). Content
+    profiles are not rebuilt here (the trainer holds no content index): `content_based` keeps its
+    configured share."""
+
+    def fit(signals: list[Signal], items: dict[str, Item], model: AdvancedCollaborativeFiltering) -> None:
+        if not history.due(len(signals)):
+            return
+        try:
+            outcome = history.fit(signals, items, model)
+        except Exception:  # the replicas keep the blend they serve
+            log.exception("fitting the blend on history failed")
+            return
+        log.info("blend from history: %s%s", outcome["state"], f" ({outcome['reason']})" if "reason" in outcome else "")
+
+    return fit
 
 
 def build_services(settings: Settings) -> Services:
@@ -396,10 +425,7 @@ def build_services(settings: Settings) -> Services:
     scaled = settings.redis_url or settings.kafka_bootstrap_servers
     backends = (_scaled_backends if scaled else _embedded_backends)(settings, monitor, learners)
     content = _content(settings, backends) if settings.content_features else None
-    history = HistoryBlend(path=settings.model_cache_dir / "blend" / "history.json",
-                           replica=_history_replica(settings, backends, content),
-                           weighting=SignalWeighting(settings.signal_weights),
-                           prior=settings.ranking_weights) if settings.blend_from_history else None
+    history = _history_blend(settings, content) if settings.blend_from_history else None
     blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
                          prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS, history=history)
     collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures,
@@ -409,7 +435,7 @@ def build_services(settings: Settings) -> Services:
     two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
     journal = RankingJournal()
     ranker = _ranker(
-        settings, backends, content=content, collaborative=collaborative, two_tower=two_tower,
+        settings, backends.bus, content=content, collaborative=collaborative, two_tower=two_tower,
         features=backends.features, catalog=backends.catalog, observers=[journal, blend, monitor.rankings],
         diversity=DiversityPolicy(mmr_lambda=settings.diversity_lambda, max_per_author=settings.max_per_author),
         learned=blend, contexts=RequestContexts(backends.features),
@@ -499,7 +525,8 @@ def _lifecycle(settings: Settings, backends: Backends, collaborative: Collaborat
     content pipeline. Stop in the reverse order, then close the stores."""
 
     async def start_blend() -> None:
-        blend.start(interval_s=settings.retrain_interval_minutes * 60.0 or None)
+        blend.start(interval_s=settings.retrain_interval_minutes * 60.0 or None,
+                    follow_history_s=settings.model_follow_seconds if settings.trainer == "external" else None)
 
     starts: list[Step] = [backends.bus.start, collaborative.start, start_blend]
     stops: list[Step] = [collaborative.close, blend.close, backends.bus.close, *backends.closers]

@@ -85,6 +85,7 @@ class BlendLearner:
         self._history_job: dict[str, Any] = {"state": "never run" if history is not None else "off"}
         self._task: asyncio.Task | None = None
         self._schedule: asyncio.Task | None = None
+        self._following: asyncio.Task | None = None
 
     @property
     def weights(self) -> Mapping[str, float] | None:
@@ -228,9 +229,29 @@ class BlendLearner:
             log.exception("blend fit failed")
             self._last_job = {"state": "failed", "reason": reason, "error": str(exc)}
 
-    def start(self, *, interval_s: float | None) -> None:
+    def start(self, *, interval_s: float | None, follow_history_s: float | None = None) -> None:
+        """`interval_s`: refit on impressions this often; `follow_history_s`: where the trainer
+        fits the blend on history (`python -m overdrive.trainer`), look for a new fit this often."""
         if interval_s:
             self._schedule = asyncio.create_task(self._every(interval_s))
+        if follow_history_s and self._history is not None:
+            self._following = asyncio.create_task(self._follow_history(follow_history_s))
+
+    async def _follow_history(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                changed = await asyncio.to_thread(self._history.reload)  # type: ignore[union-attr]
+            except Exception:  # a shared volume's hiccup: the next look tries again
+                log.exception("reading the blend the trainer fitted on history failed")
+                continue
+            if changed:
+                fitted = self._history.fitted  # type: ignore[union-attr]
+                self._history_job = {"state": "loaded", "fitted_by": "trainer", "loaded_at": time.time(),
+                                     "fitted_at": (fitted or {}).get("fitted_at")}
+                log.info("serving the blend the trainer fitted on history")
+                if self._fitted is not None:  # the impressions fit, shrunk toward its new prior
+                    await self.train(reason="the trainer fitted the blend on history")
 
     async def _every(self, interval_s: float) -> None:
         while True:
@@ -238,7 +259,7 @@ class BlendLearner:
             await self.train(reason="schedule")
 
     async def close(self) -> None:
-        for task in (self._schedule, self._task):
+        for task in (self._schedule, self._following, self._task):
             if task is not None:
                 task.cancel()
 

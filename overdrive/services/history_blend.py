@@ -78,6 +78,15 @@ class HistoryBlend:
     def fitted(self) -> dict[str, Any] | None:
         return self._fitted
 
+    def reload(self) -> bool:
+        """Read the saved fit again, for a process that does not fit (the trainer does, into the
+        shared folder): True when it is another fit than the one held."""
+        fitted = weights_file.load(self._path)
+        if fitted is None or self._fitted is not None and fitted.get("fitted_at") == self._fitted.get("fitted_at"):
+            return False
+        self._fitted, self._tried_at, self._held_out = fitted, fitted.get("signals"), None
+        return True
+
     def due(self, signals: int) -> bool:
         """Whether a history of `signals` signals is worth fitting on: never tried, or grown (or
         shrunk) by `growth` since the last try."""

@@ -69,7 +69,7 @@ class EnhancedOverdriveRankingService:
         strategies: Mapping[str, Mapping[str, float]],
         catalog: ItemCatalog,
         features: FeatureStore,
-        bus: SignalBus,
+        bus: SignalBus | None,
         catalog_candidates: int,
         observers: Sequence[RankingObserver] = (),
         retrievers: Sequence[Retriever] = (),
@@ -79,7 +79,9 @@ class EnhancedOverdriveRankingService:
         contexts: RequestContexts | None = None,
         default_strategy: str = "enhanced",
     ) -> None:
-        """`contexts`: where a ranking's context profiles are read from (None: no context is read);
+        """`bus`: where a ranking waits for the user's own acknowledged signals (None: over state
+        nothing writes to, e.g. history replayed); `contexts`: where a ranking's context profiles
+        are read from (None: no context is read);
         `default_strategy`: the blend of a request that names none."""
         self._scorers = list(scorers)
         self._strategies = {k: dict(v) for k, v in strategies.items()}
@@ -180,7 +182,8 @@ class EnhancedOverdriveRankingService:
 
     async def _candidates(self, user_id: str, candidates: Sequence[Candidate] | None, exclude_seen: bool,
                           context: Context | None) -> tuple[list[Item], RankingReads, float]:
-        await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
+        if self._bus is not None:
+            await self._bus.settled(user_id, timeout_s=READ_YOUR_WRITES_TIMEOUT_S)
         now = time.time()
         key = await self._contexts.key(user_id, context, now) if self._contexts is not None else None
         if candidates is not None:

@@ -5,6 +5,8 @@ pass it their retrain and erasure requests, and answer every request during a sw
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 import time
 from pathlib import Path
@@ -198,6 +200,7 @@ def test_the_trainer_process_trains_on_the_topic_and_publishes(tmp_path: Path) -
         produced = len(generate_world(WORLD).signals)
         assert "'state': 'done'" in done.stdout and f"'signals': {produced}," in done.stdout, done.stdout
         assert (tmp_path / "models" / "collaborative" / "CURRENT").read_text().strip() in done.stdout
+        assert "blend from history:" in done.stderr, done.stderr  # the after-fit step ran (too little here to fit)
     finally:
         broker.stop()
         real_servers.delete_prefix(real_servers.SHARED_REDIS_URL, prefix)
@@ -228,3 +231,39 @@ async def test_a_user_erased_while_the_trainer_fits_is_not_in_what_it_publishes(
         assert user not in reloaded._user_index
     finally:
         await trainer.service.close()
+
+
+def test_replicas_serve_the_blend_the_trainer_fits_on_history(tmp_path: Path) -> None:
+    """The trainer's after-fit step (what `python -m overdrive.trainer` runs after each version)
+    fits the blend on the history it trained on, into the shared model folder; a replica with
+    OVERDRIVE_TRAINER=external, which never fits it, serves it within its follow interval."""
+    from overdrive.wiring import _fit_history, _history_blend
+
+    env = app_env(tmp_path, MODEL_CACHE_DIR=str(tmp_path / "models"), OVERDRIVE_TRAINER="external",
+                  OVERDRIVE_MODEL_FOLLOW_SECONDS="0.1", OVERDRIVE_RANKING_WEIGHTS='{"freshness": 3.0}',
+                  OVERDRIVE_CF_METHODS="ease,item_cosine,popularity", OVERDRIVE_CF_TUNE="false",
+                  OVERDRIVE_CONTENT_FEATURES="false")
+    settings = Settings.load(env)
+    world = generate_world(WorldConfig(n_users=300, n_items=500, n_topics=6, n_days=14, signals_per_user=40, seed=3))
+    late = sorted(s["timestamp"] for s in world.signals)[int(0.9 * len(world.signals))]
+    # Creation dates that carry no signal (see test_blend_from_history): freshness earns ~0.
+    rng = random.Random(0)
+    items = {d["id"]: item_from_dict({**d, "created_at": late - rng.uniform(1, 2 * 86400)}) for d in world.items}
+    signals = [signal_from_dict(s) for s in world.signals]
+    model = AdvancedCollaborativeFiltering(methods=("ease", "item_cosine", "popularity"), tune=False)
+    model.fit_signals(signals, items=items)
+
+    with TestClient(create_app(build_services(settings))) as client:
+        strategies = client.get("/rank/strategies").json()["strategies"]
+        assert strategies["learned"] == strategies["enhanced"]  # nothing fitted yet
+        _fit_history(_history_blend(settings, content=None))(signals, items, model)  # on the trainer
+        saved = json.loads((tmp_path / "models" / "blend" / "history.json").read_text())
+        assert saved["weights"]["freshness"] < 0.05 and saved["weights"]["collaborative"] > 0.1, saved["weights"]
+        deadline = time.monotonic() + 20
+        while client.get("/rank/strategies").json()["strategies"]["learned"] != saved["weights"]:
+            assert time.monotonic() < deadline, "the replica did not pick up the trainer's fit"
+            time.sleep(0.05)
+        blend = client.get("/models/status").json()["blend"]
+        assert blend["serving"] == "weights fitted from history" and blend["history_job"]["state"] == "loaded"
+        assert blend["from_history"]["fitted_at"] == saved["fitted_at"]
+        assert client.post("/rank/for-you/enhanced", json={"user_id": world.user_ids[0]}).json()["strategy"] == "learned"
