@@ -268,8 +268,18 @@ def zone_context(key: str) -> Context:
 
 
 def week_of(at: float) -> str:
-    year, week, _ = datetime.datetime.fromtimestamp(at, datetime.timezone.utc).isocalendar()
+    """The ISO week (UTC) of an instant, e.g. "2026-W49"."""
+    return _week_of_day(int(at // 86_400))
+
+
+@functools.lru_cache(maxsize=4096)
+def _week_of_day(day: int) -> str:
+    """`week_of` a day since the epoch, cached: every signal folds into its week's interests."""
+    year, week, _ = (_EPOCH + datetime.timedelta(days=day)).isocalendar()
     return f"{year}-W{week:02d}"
+
+
+_EPOCH = datetime.date(1970, 1, 1)
 
 
 def timeline(now: float, weeks: int) -> list[str]:

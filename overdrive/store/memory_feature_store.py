@@ -149,9 +149,10 @@ class MemoryFeatureStore:
                 _fold(user.long, feats, w, ts, self._long_rate)
                 _fold(user.short, feats, w, ts, self._short_rate)
                 _fold(user.medium, feats, w, ts, self._medium_rate)
-                week = user.weeks.get(week_of(ts))
+                week_key = week_of(ts)
+                week = user.weeks.get(week_key)
                 if week is None:
-                    week = user.weeks[week_of(ts)] = {}
+                    week = user.weeks[week_key] = {}
                     for old in sorted(user.weeks)[: -self._cfg.timeline_weeks]:
                         del user.weeks[old]
                 for f in feats:
