@@ -224,8 +224,20 @@ PROFILE_KEYS = _profile_keys()  # every context profile a user may have: per con
 
 
 def of_signal(metadata: Mapping[str, Any]) -> Context | None:
-    """The context the API parsed into a signal's metadata, if any."""
-    return Context.from_dict(metadata.get("context")) if "context" in metadata else None
+    """The context the API parsed into a signal's metadata, if any. Cached by value: a user's
+    signals repeat one context, and building the frozen dataclass costs more than finding it."""
+    stored = metadata.get("context")
+    if not stored:
+        return None
+    try:
+        return _context_of_values(tuple(map(stored.get, _FIELDS)))
+    except (TypeError, AttributeError):  # a value that cannot be hashed (or no mapping): not cached
+        return Context.from_dict(stored)
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_of_values(values: tuple[Any, ...]) -> Context:
+    return Context(*values)
 
 
 def humans(signals: Iterable[Signal]) -> list[Signal]:
