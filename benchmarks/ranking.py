@@ -231,6 +231,8 @@ def service_env(tmp: Path, args: argparse.Namespace, prefix: str) -> dict[str, s
     }
     if args.redis:
         env |= {"REDIS_URL": args.redis, "OVERDRIVE_REDIS_PREFIX": prefix}
+        if getattr(args, "replicas", 1) > 1:  # ranker replicas on one Redis, without Kafka: refused unless allowed
+            env["OVERDRIVE_ALLOW_REPLICAS_WITHOUT_KAFKA"] = "true"
     return env
 
 

@@ -21,6 +21,7 @@ from overdrive.api.http_protocol import ConnectionLimits, ReadinessSnapshot, lim
 from overdrive.config import Settings, SettingsError, describe_error
 from overdrive.observability.logs import configure as configure_logging
 from overdrive.store.data_dir_lock import DataDirInUse
+from overdrive.store.redis_replica_lease import ReplicaLeaseHeld
 from overdrive.wiring import build_services
 
 
@@ -31,7 +32,7 @@ def main() -> None:
         services = build_services(settings)
     except ValidationError as exc:
         sys.exit(f"overdrive: {describe_error(exc)}")
-    except (SettingsError, DataDirInUse) as exc:
+    except (SettingsError, DataDirInUse, ReplicaLeaseHeld) as exc:
         sys.exit(f"overdrive: {exc}")
     tls = (settings.tls_cert_file, settings.tls_key_file) if settings.tls_cert_file and settings.tls_key_file else None
     app = create_app(services)

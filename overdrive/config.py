@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     # Scaled mode (REDIS_URL / KAFKA_BOOTSTRAP_SERVERS): where state and signals live.
     redis_prefix: str = Field(default="overdrive:", min_length=1, max_length=128, pattern=r"^[^{}]*$",
                               validation_alias=_env("OVERDRIVE_REDIS_PREFIX"))
+    allow_replicas_without_kafka: bool = Field(
+        default=False, validation_alias=_env("OVERDRIVE_ALLOW_REPLICAS_WITHOUT_KAFKA"),
+        description="with REDIS_URL and no KAFKA_BOOTSTRAP_SERVERS, let more than one API replica share the Redis "
+                    "prefix (each then retrains on its own signals alone; a second one is refused otherwise)")
     kafka_topic: str = Field(default="overdrive-signals", min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$",
                              validation_alias=_env("OVERDRIVE_KAFKA_TOPIC"))
     kafka_partitions: int = Field(default=12, ge=1, le=10_000, validation_alias=_env("OVERDRIVE_KAFKA_PARTITIONS"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from overdrive.config import Settings, SettingsError
@@ -59,6 +59,8 @@ from overdrive.stream.protocols import SignalBus
 
 if TYPE_CHECKING:
     from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
+    from overdrive.store.redis_conn import RedisConnection
+    from overdrive.store.redis_replica_lease import RedisReplicaLease
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class Backends:
     buckets: Buckets  # rate-limit budgets
     experiments: ExperimentStore
     closers: list[Step]
+    starts: list[Step] = field(default_factory=list)  # before the bus
 
 
 def feature_config(settings: Settings) -> FeatureConfig:
@@ -159,6 +162,7 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
     erasures = RedisErasureList(connection=redis, prefix=settings.redis_prefix)
     checks: dict[str, HealthCheck] = {"store": redis.ping}
     closers: list[Step] = [catalog.close, redis.close]
+    starts: list[Step] = []
     signal_log = None
     if settings.kafka_bootstrap_servers:
         from overdrive.store.redis_watermarks import RedisWatermarks
@@ -188,6 +192,13 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
         from overdrive.store.sqlite_db import SqliteDatabase
         from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
 
+        lock = DataDirLock(settings.data_dir).acquire()  # this replica's own signal log
+        closers.append(_released(lock))
+        if not settings.allow_replicas_without_kafka:
+            lease = _replica_lease(redis, settings, lock)
+            checks["replica_lease"] = lease.check
+            starts.append(lease.start)
+            closers.insert(0, lease.release)
         signal_log = SqliteSignalLog(SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3", schema=SIGNALS_SCHEMA))
         bus = _in_process_bus(settings, signal_log, features, catalog, monitor, learners, replay=False)
         checks["signal_log"] = _sqlite_check(signal_log, settings)
@@ -196,7 +207,20 @@ def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: 
     return Backends(catalog=catalog, features=features, bus=bus, checks=checks, history=history,
                     signal_log=signal_log, audit_log=RedisAuditLog(connection=redis, prefix=settings.redis_prefix),
                     erasures=erasures, buckets=RedisBuckets(connection=redis, prefix=settings.redis_prefix),
-                    experiments=RedisExperimentStore(connection=redis, prefix=settings.redis_prefix), closers=closers)
+                    experiments=RedisExperimentStore(connection=redis, prefix=settings.redis_prefix), closers=closers,
+                    starts=starts)
+
+
+def _replica_lease(redis: RedisConnection, settings: Settings, lock: DataDirLock) -> RedisReplicaLease:
+    """This replica's lease on the Redis prefix (Redis without Kafka: one replica); the data
+    folder's lock is let go when another replica holds it, as the process then stops."""
+    from overdrive.store.redis_replica_lease import RedisReplicaLease
+
+    try:
+        return RedisReplicaLease(connection=redis, prefix=settings.redis_prefix, data_dir=settings.data_dir).acquire()
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _released(lock: DataDirLock) -> Step:
@@ -528,7 +552,7 @@ def _lifecycle(settings: Settings, backends: Backends, collaborative: Collaborat
         blend.start(interval_s=settings.retrain_interval_minutes * 60.0 or None,
                     follow_history_s=settings.model_follow_seconds if settings.trainer == "external" else None)
 
-    starts: list[Step] = [backends.bus.start, collaborative.start, start_blend]
+    starts: list[Step] = [*backends.starts, backends.bus.start, collaborative.start, start_blend]
     stops: list[Step] = [collaborative.close, blend.close, backends.bus.close, *backends.closers]
     if content is not None:
         starts.append(content.start)

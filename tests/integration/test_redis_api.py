@@ -42,6 +42,7 @@ def _app(tmp: Path, prefix: str, redis_url: str) -> TestClient:
         "REDIS_URL": redis_url, "OVERDRIVE_REDIS_PREFIX": prefix,
         "OVERDRIVE_DATA_DIR": str(tmp), "MODEL_CACHE_DIR": str(tmp / "models"),
         "OVERDRIVE_TRAIN_ON_START": "false", "OVERDRIVE_RETRAIN_INTERVAL_MINUTES": "0",
+        "OVERDRIVE_ALLOW_REPLICAS_WITHOUT_KAFKA": "true",  # two replicas at once (test_redis_replica_lease: refused without)
     })
     return TestClient(create_app(build_services(settings)))
 
