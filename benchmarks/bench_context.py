@@ -1,6 +1,6 @@
 """What context costs: a ranking and a signal with and without it, timed in one process.
 
-    python -m benchmarks.bench_context [--users 500] [--rounds 5] [--calls 400]
+    python -m benchmarks.bench_context [--users 500] [--rounds 5] [--calls 400] [--signals-only]
 
 One embedded service (content features off) holds a synthetic world whose signals carry context
 (device, country, zoned timestamps) and a trained collaborative model. Ranking: the wired ranker
@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--calls", type=int, default=400, help="rankings per mode per round")
     p.add_argument("--signals", type=int, default=20_000, help="signals per mode (parsing and applying)")
+    p.add_argument("--signals-only", action="store_true", help="only the signal part (no world, no ranking)")
     args = p.parse_args(argv)
-    print(f"ranking: {asyncio.run(_ranking(args))}")
+    if not args.signals_only:
+        print(f"ranking: {asyncio.run(_ranking(args))}")
     for line in _signals(args):
         print(line)
     return 0
