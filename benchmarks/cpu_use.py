@@ -19,17 +19,18 @@ def cpu_meter(processes: Mapping[str, int]) -> Callable[[], dict[str, float]]:
     if not (_PROC / "stat").exists():
         return dict
     started = time.monotonic()
-    before = _busy_s(processes)
+    before = busy_seconds(processes)
 
     def since() -> dict[str, float]:
         elapsed = time.monotonic() - started
-        after = _busy_s(processes)
+        after = busy_seconds(processes)
         return {name: (after[name] - before[name]) / elapsed for name in before}
 
     return since
 
 
-def _busy_s(processes: Mapping[str, int]) -> dict[str, float]:
+def busy_seconds(processes: Mapping[str, int]) -> dict[str, float]:
+    """Each process's CPU seconds so far (user + system) and the whole machine's, as "machine"."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for name, pid in processes.items():
