@@ -208,7 +208,7 @@ def run_phase(cluster: services.RedisCluster, broker: services.Tansu, tmp: Path,
 
         idle = _idle(masters, processes)
 
-        # Signals: every replica the same number, each its own users' share.
+        # Signals: every replica the same number, for people drawn from everyone.
         jobs = {url: [("/signals/process", _signal(rng.choice(users), rng.choice(item_ids), rng)) for _ in range(signals)]
                 for url in urls}
         sent = [body for part in jobs.values() for _, body in part]
