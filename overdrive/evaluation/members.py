@@ -27,7 +27,7 @@ def member_scores(items: list[dict], split: Split, options: ReplayOptions, *,
     """One score per member and one for their validation-weighted ensemble (`member:ensemble`);
     and what each member's tuning chose."""
     started = time.perf_counter()
-    model = AdvancedCollaborativeFiltering(methods=methods, tune=True)
+    model = AdvancedCollaborativeFiltering(methods=methods, tune=True, fit_unweighted=True)
     model.fit_signals(split.train, items=items)
     fitted = time.perf_counter() - started
     users = list(split.relevant)

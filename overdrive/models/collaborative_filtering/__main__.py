@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             inter, protocol,
             build_model=lambda: AdvancedCollaborativeFiltering(
                 methods=methods, signal_weights=settings.signal_weights, half_life_days=half_life or None,
-                tune=not args.no_tune, seed=args.seed, show_progress=not args.no_progress,
+                tune=not args.no_tune, seed=args.seed, show_progress=not args.no_progress, fit_unweighted=True,
             ),
             items=catalog, dataset=data.name, ratio=args.ratio, seed=args.seed, k=args.k, relevance=relevance,
             show_progress=not args.no_progress,

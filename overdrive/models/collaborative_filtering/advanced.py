@@ -94,10 +94,14 @@ class AdvancedCollaborativeFiltering:
         show_progress: bool = False,
         tuning_memo: TuningMemo | None = None,
         tune_budget_s: float | None = None,
+        fit_unweighted: bool = False,
     ) -> None:
         """`tuning_memo`: where members' tuned hyperparameters are remembered between fits, and
         adopted on data of a similar size instead of tuning again (None: always tune).
-        `tune_budget_s`: the most one member's grid search may take (None: the whole grid)."""
+        `tune_budget_s`: the most one member's grid search may take (None: the whole grid).
+        `fit_unweighted`: also fit, on all the data, the members the validation weights drop (for
+        evaluations that score every member); otherwise they are left out, as they would add
+        nothing to a score and cost a fit and every fold-in."""
         if fold_in_every < 1:
             raise ValueError("fold_in_every must be >= 1")
         self.methods = tuple(methods)
@@ -107,7 +111,7 @@ class AdvancedCollaborativeFiltering:
         self.fold_in_every = fold_in_every
         self.tune, self.validation_fraction, self.max_validation_users = tune, validation_fraction, max_validation_users
         self.content_neighbours, self.seed, self.show_progress = content_neighbours, seed, show_progress
-        self.tuning_memo, self.tune_budget_s = tuning_memo, tune_budget_s
+        self.tuning_memo, self.tune_budget_s, self.fit_unweighted = tuning_memo, tune_budget_s, fit_unweighted
         self.version: str | None = None  # set by ArtifactStore
         self.members: dict[str, BaseRecommender] = {}
         self.ensemble = EnsembleWeights(weights={})
@@ -157,13 +161,16 @@ class AdvancedCollaborativeFiltering:
         weights, configs, tune_seconds = self._fit_weights(matrix, catalog)
         members: dict[str, BaseRecommender] = {}
         fit_seconds: dict[str, float] = {}
-        for name in tqdm(self.methods, desc="fitting methods", disable=not self.show_progress, leave=False):
+        kept = [n for n in self.methods if self.fit_unweighted or weights.weights.get(n, 0.0) > 0.0]
+        for name in tqdm(kept, desc="fitting methods", disable=not self.show_progress, leave=False):
             t0 = time.perf_counter()
             member = recommender_class(configs[name][0])(**configs[name][1])
             member.fit(matrix, items=catalog)
             member.tuning = configs[name][2]
             fit_seconds[name] = tune_seconds.get(name, 0.0) + time.perf_counter() - t0
             members[name] = member
+        for name in self.methods:  # those left out: what their validation fit took
+            fit_seconds.setdefault(name, tune_seconds.get(name, 0.0))
         self._install(matrix, catalog, members, weights, fit_seconds)
         logger.info(
             "collaborative filtering fitted on %d users × %d items (%d interactions) in %.1fs; weights %s",
@@ -507,7 +514,7 @@ class AdvancedCollaborativeFiltering:
         if manifest.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported model format {manifest.get('format')!r}")
         obj = cls(**manifest["config"])
-        obj.members = {n: load_recommender(path / "members" / n) for n in obj.methods}
+        obj.members = {n: load_recommender(path / "members" / n) for n in obj.methods if (path / "members" / n).exists()}
         obj.ensemble = EnsembleWeights(
             weights=manifest["weights"], validation_ndcg=manifest["validation_ndcg"],
             best_member=manifest["best_member"], n_validation_users=manifest["n_validation_users"],
@@ -558,7 +565,7 @@ class AdvancedCollaborativeFiltering:
             "methods": list(self.methods), "params": self.params, "signal_weights": self.signal_weights,
             "half_life_days": self.half_life_days, "fold_in_every": self.fold_in_every, "tune": self.tune,
             "validation_fraction": self.validation_fraction, "max_validation_users": self.max_validation_users,
-            "content_neighbours": self.content_neighbours, "seed": self.seed,
+            "content_neighbours": self.content_neighbours, "seed": self.seed, "fit_unweighted": self.fit_unweighted,
         }
 
 

@@ -104,7 +104,7 @@ def stratified(ctx: Context, *, params: Mapping[str, Any], cf_methods: Sequence[
             ctx.inter, "stratified",
             build_model=lambda: AdvancedCollaborativeFiltering(
                 methods=list(methods), signal_weights=ctx.signal_weights, half_life_days=ctx.half_life_days,
-                tune=tune, seed=seed, show_progress=progress),
+                tune=tune, seed=seed, show_progress=progress, fit_unweighted=True),
             items=ctx.catalog, dataset=ctx.dataset, seed=seed, k=k)
 
     cf_rows = suite(cf_methods)

@@ -45,8 +45,23 @@ def rank_of(model, user, item):
 
 def test_fitted_suite_recommends_within_the_block(model):
     assert model.recommend("u0", 1)[0][0] == "i3"
-    assert set(model.members) == set(METHODS)
+    assert set(model.weights) == set(METHODS)
     assert sum(model.weights.values()) == pytest.approx(1.0)
+
+
+def test_only_the_members_the_validation_weights_keep_are_fitted_on_all_the_data(model, tmp_path):
+    kept = {n for n, w in model.weights.items() if w > 0}
+    assert kept and kept != set(METHODS)  # this data drops some: otherwise the test shows nothing
+    assert set(model.members) == kept
+    model.save(tmp_path / "m")
+    assert set(AdvancedCollaborativeFiltering.load(tmp_path / "m").members) == kept
+    every = AdvancedCollaborativeFiltering(methods=METHODS, params=TINY_PARAMS, tune=False, fit_unweighted=True)
+    matrix = block_matrix()
+    matrix.now = NOW
+    every.fit(matrix, items=CATALOG)
+    assert set(every.members) == set(METHODS)  # evaluations score every member
+    everything = [f"i{n}" for n in range(8)]
+    assert np.allclose(every.score("u0", everything), model.score("u0", everything))  # the dropped add nothing
 
 
 def test_folds_in_every_n_interactions(model):

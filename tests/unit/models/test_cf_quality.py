@@ -15,7 +15,7 @@ from overdrive.models.collaborative_filtering.registry import DEFAULT_METHODS as
 
 @pytest.fixture(scope="module")
 def results(small_world):
-    model = AdvancedCollaborativeFiltering(seed=0)
+    model = AdvancedCollaborativeFiltering(seed=0, fit_unweighted=True)  # every member evaluated
     model.fit(small_world.split.train, items=small_world.items)
     rows = evaluate_model(model, small_world.split, fit_seconds=model.fit_seconds)
     return model, {r["model"]: r for r in rows}
@@ -64,7 +64,7 @@ def test_folding_users_back_in_preserves_quality(method, results, small_world):
 def test_the_two_tower_model_joins_the_ensemble_when_named(small_world):
     """`two_tower` is an opt-in member (OVERDRIVE_CF_METHODS): fitted through the registry like the
     others, it recovers the planted topics and earns a share of the validation-fitted blend."""
-    model = AdvancedCollaborativeFiltering(methods=("popularity", "ease", "two_tower"), seed=0)
+    model = AdvancedCollaborativeFiltering(methods=("popularity", "ease", "two_tower"), seed=0, fit_unweighted=True)
     model.fit(small_world.split.train, items=small_world.items)
     rows = {r["model"]: r["ndcg"] for r in evaluate_model(model, small_world.split, fit_seconds=model.fit_seconds)}
     assert rows["two_tower"] > 1.1 * rows["popularity"], rows
