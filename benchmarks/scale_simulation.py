@@ -106,6 +106,24 @@ def redis_sample(masters: Sequence[redis.Redis]) -> RedisSample:
     return RedisSample(calls, bytes_in, bytes_out, cpu, memory)
 
 
+@dataclass
+class Idle:
+    """What Redis and each process spend per second with no load (the replicas' and the worker's
+    background work, the cluster's own cron and bus): subtracted from a phase's totals."""
+
+    commands: float
+    redis_cpu: float
+    cpu: dict[str, float]
+
+
+def _idle(masters: Sequence[redis.Redis], processes: Mapping[str, int], seconds: float = 5.0) -> Idle:
+    before, cpu_before = redis_sample(masters), busy_seconds(processes)
+    time.sleep(seconds)
+    delta, cpu_after = redis_sample(masters).minus(before), busy_seconds(processes)
+    return Idle(commands=max(0.0, delta.calls / seconds - 2 * len(masters) / seconds),  # less this sampling's INFO calls
+                redis_cpu=delta.cpu_s / seconds, cpu={k: (cpu_after[k] - cpu_before[k]) / seconds for k in processes})
+
+
 def settle(masters: Sequence[redis.Redis], idle: Idle, processes: Mapping[str, int], timeout_s: float = 180.0) -> None:
     """Wait until Redis sees no more than its idle background traffic (the worker has caught up) and
     every process is back to its idle CPU (the replicas' learners have caught up with the topic)."""
@@ -239,24 +257,6 @@ def run_phase(cluster: services.RedisCluster, broker: services.Tansu, tmp: Path,
                  redis_bytes_per_item=round((memory_items - memory_before_items) / items, 1),
                  redis_bytes_per_person=round(person_bytes, 1), counted=counted, sent=len(history) + len(sent),
                  topic_bytes_per_signal=round(topic_bytes, 1), idle_commands_per_s=round(idle.commands, 1))
-
-
-@dataclass
-class Idle:
-    """What Redis and each process spend per second with no load (the replicas' and the worker's
-    background work, the cluster's own cron and bus): subtracted from a phase's totals."""
-
-    commands: float
-    redis_cpu: float
-    cpu: dict[str, float]
-
-
-def _idle(masters: Sequence[redis.Redis], processes: Mapping[str, int], seconds: float = 5.0) -> Idle:
-    before, cpu_before = redis_sample(masters), busy_seconds(processes)
-    time.sleep(seconds)
-    delta, cpu_after = redis_sample(masters).minus(before), busy_seconds(processes)
-    return Idle(commands=max(0.0, delta.calls / seconds - 2 * len(masters) / seconds),  # less this sampling's INFO calls
-                redis_cpu=delta.cpu_s / seconds, cpu={k: (cpu_after[k] - cpu_before[k]) / seconds for k in processes})
 
 
 def _wait_for_model(urls: Sequence[str], timeout_s: float) -> None:
