@@ -1,0 +1,75 @@
+"""What folding live signals into the served collaborative ensemble costs, per member.
+
+    python -m benchmarks.bench_fold_in [--signals 5000] [--users 943] [--items 1682] [--interactions 100000]
+
+Fits the default ensemble (as the service does, members tuned) on a synthetic world of
+MovieLens-100K size, then hands it `--signals` likes of random users in batches of 100, as the
+learners do with applied signals; the ensemble folds the touched users in every
+`fold_in_every` interactions. Printed: the CPU time per signal this costs in all, and each served
+member's share of it (`update_users`). In the scaled mode every API replica pays this for every
+signal of the topic (docs/scaling.md#scale-simulation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from benchmarks.bench_collaborative import _world
+from overdrive.models.collaborative_filtering import (
+    AdvancedCollaborativeFiltering,
+    InteractionMatrix,
+)
+from overdrive.models.collaborative_filtering.matrix import items_by_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_fold_in", description=__doc__.split("\n\n")[0])
+    p.add_argument("--signals", type=int, default=5000)
+    p.add_argument("--users", type=int, default=943)
+    p.add_argument("--items", type=int, default=1682)
+    p.add_argument("--interactions", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    world, inter = _world(args.users, args.items, args.interactions, args.seed)
+    matrix = InteractionMatrix.from_interactions(inter)
+    model = AdvancedCollaborativeFiltering(show_progress=False)
+    model.fit(matrix, items=items_by_id(world.items))
+    rng = np.random.default_rng(args.seed)
+    users = rng.choice(matrix.shape[0], size=args.signals)
+    items = rng.choice(matrix.shape[1], size=args.signals)
+    signals = [{"user_id": matrix.user_ids[u], "content_id": matrix.item_ids[i], "signal_type": "like",
+                "timestamp": matrix.now} for u, i in zip(users.tolist(), items.tolist(), strict=True)]
+    spent = dict.fromkeys(model.members, 0.0)
+    for name, member in model.members.items():
+        member.update_users = _timed(member.update_users, spent, name)  # type: ignore[method-assign]
+    started = time.process_time()
+    for k in range(0, len(signals), 100):
+        model.observe(signals[k:k + 100])
+    total = time.process_time() - started
+    print(f"{len(signals)} likes of {len(set(users.tolist()))} users into the ensemble fitted on {matrix.nnz} "
+          f"interactions (weights {({n: round(w, 3) for n, w in model.weights.items() if w > 0})}), folded in every "
+          f"{model.fold_in_every}: {total:.2f} s of CPU = {total / len(signals) * 1e6:.0f} µs a signal, "
+          f"{model.status()['folds']} folds")
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<12} {seconds:6.2f} s  {seconds / len(signals) * 1e6:7.0f} µs a signal")
+    return 0
+
+
+def _timed(call: Callable[[Mapping[str, Mapping[str, float]]], None], spent: dict[str, float],
+           name: str) -> Callable[[Mapping[str, Mapping[str, float]]], None]:
+    def timed(rows: Mapping[str, Mapping[str, float]]) -> None:
+        started = time.process_time()
+        try:
+            call(rows)
+        finally:
+            spent[name] += time.process_time() - started
+    return timed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
