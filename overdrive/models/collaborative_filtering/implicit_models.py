@@ -18,8 +18,9 @@ from threadpoolctl import threadpool_limits
 from overdrive.domain.types import Item
 from overdrive.models.collaborative_filtering.factors import (
     FactorRecommender,
+    RankingRow,
     als_user_vector,
-    ranking_user_vector,
+    ranking_user_vectors,
 )
 from overdrive.models.collaborative_filtering.matrix import InteractionMatrix
 from overdrive.models.collaborative_filtering.tuning import holdout, validation_ndcg
@@ -205,13 +206,12 @@ class BPRRecommender(FactorRecommender):
         self._mean_user = self._U.mean(axis=0) if self._U.shape[0] else np.zeros(self._V.shape[1], np.float32)
 
     def _fold_in(self, users: np.ndarray) -> None:
-        vectors = []
+        rows = []
         for u in users:
             idx, vals = self.user_row(int(u))
             keep = vals > 0
-            vectors.append(ranking_user_vector(self._V, self._bias, idx[keep], weights=np.log1p(vals[keep]),
-                                               start=self._mean_user, seed=int(u)))
-        self._set_user_vectors(users, np.array(vectors, dtype=np.float32))
+            rows.append(RankingRow(idx[keep], np.log1p(vals[keep]), self._mean_user, int(u)))
+        self._set_user_vectors(users, ranking_user_vectors(self._V, self._bias, rows))
 
     def _restore(self, state: dict) -> None:
         super()._restore(state)

@@ -24,7 +24,8 @@ from overdrive.domain.types import Item
 from overdrive.models.collaborative_filtering.content import ItemFeaturizer
 from overdrive.models.collaborative_filtering.factors import (
     FactorRecommender,
-    ranking_user_vector,
+    RankingRow,
+    ranking_user_vectors,
 )
 from overdrive.models.collaborative_filtering.matrix import (
     InteractionMatrix,
@@ -184,7 +185,7 @@ class LightFMRecommender(FactorRecommender):
         n_fit = self._user_id_emb.shape[0]
         prof = self._profiles(rows) * self.profile_weight if self._content.shape[1] else None
         mean_user = self._U[:n_fit].mean(axis=0) if n_fit else np.zeros(self._V.shape[1], np.float32)
-        vectors = np.zeros((len(users), self._V.shape[1]), dtype=np.float32)
+        rows = []
         for r, u in enumerate(users):
             ident = 1.0 if u < n_fit else 0.0
             vec = self._user_id_emb[u].astype(np.float64) if ident else np.zeros(self._V.shape[1])
@@ -194,9 +195,8 @@ class LightFMRecommender(FactorRecommender):
                 total += float(prof[r].sum())
             start = vec / total if total > 0 else mean_user
             span = slice(values.indptr[r], values.indptr[r + 1])
-            vectors[r] = ranking_user_vector(self._V, self._bias, values.indices[span], weights=values.data[span],
-                                             start=start, steps=100, seed=int(u))
-        self._set_user_vectors(users, vectors)
+            rows.append(RankingRow(values.indices[span], values.data[span], start, int(u)))
+        self._set_user_vectors(users, ranking_user_vectors(self._V, self._bias, rows, steps=100))
 
     # ---- new items: scored from content features ---------------------------------------------
 
