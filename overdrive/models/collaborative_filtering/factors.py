@@ -6,7 +6,8 @@ milliseconds — instead of a refit:
 - `als_user_vector` — the exact implicit-ALS closed form (Hu, Koren & Volinsky 2008);
 - `ridge_user_vector` — least squares on the row (NMF's objective, unconstrained then clipped);
 - `ranking_user_vector` — a few hundred vectorised BPR steps for models trained on a ranking loss
-  (BPR, LightFM WARP), whose vectors live on a different scale from a least-squares fit.
+  (BPR, LightFM WARP), whose vectors live on a different scale from a least-squares fit;
+  `ranking_user_vectors` takes those steps for many users at once (a fold-in's).
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def ridge_user_vector(V: np.ndarray, VtV_reg: np.ndarray, idx: np.ndarray, value
     return (np.maximum(x, 0.0) if nonnegative else x).astype(V.dtype)
 
 
+class RankingRow(NamedTuple):
+    """One user's part in `ranking_user_vectors`: as `ranking_user_vector`'s arguments."""
+
+    positives: np.ndarray
+    weights: np.ndarray | None
+    start: np.ndarray
+    seed: int
+
+
 def ranking_user_vector(
     V: np.ndarray,
     bias: np.ndarray,
@@ -98,15 +108,6 @@ def ranking_user_vector(
     `learning_rate` whatever scale the model's vectors have."""
     return ranking_user_vectors(V, bias, [RankingRow(positives, weights, start, seed)], steps=steps, batch=batch,
                                 learning_rate=learning_rate, regularization=regularization)[0]
-
-
-class RankingRow(NamedTuple):
-    """One user's part in `ranking_user_vectors`: as `ranking_user_vector`'s arguments."""
-
-    positives: np.ndarray
-    weights: np.ndarray | None
-    start: np.ndarray
-    seed: int
 
 
 def ranking_user_vectors(V: np.ndarray, bias: np.ndarray, rows: Sequence[RankingRow], *, steps: int = 150,
