@@ -5,9 +5,9 @@ vector fixed and solves only for the user's vector, so it costs O(k³ + |row|·k
 milliseconds — instead of a refit:
 - `als_user_vector` — the exact implicit-ALS closed form (Hu, Koren & Volinsky 2008);
 - `ridge_user_vector` — least squares on the row (NMF's objective, unconstrained then clipped);
-- `ranking_user_vector` — a few hundred vectorised BPR steps for models trained on a ranking loss
-  (BPR, LightFM WARP), whose vectors live on a different scale from a least-squares fit;
-  `ranking_user_vectors` takes those steps for many users at once (a fold-in's).
+- `ranking_user_vectors` — a few hundred vectorised BPR steps for models trained on a ranking loss
+  (BPR, LightFM WARP), whose vectors live on a different scale from a least-squares fit, taken
+  for many users at once (a fold-in's).
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def ridge_user_vector(V: np.ndarray, VtV_reg: np.ndarray, idx: np.ndarray, value
 
 
 class RankingRow(NamedTuple):
-    """One user's part in `ranking_user_vectors`: as `ranking_user_vector`'s arguments."""
+    """One user's part in `ranking_user_vectors`: their positive items, optional weights of them,
+    the vector to start from and the seed their pairs are drawn from."""
 
     positives: np.ndarray
     weights: np.ndarray | None
@@ -88,34 +89,17 @@ class RankingRow(NamedTuple):
     seed: int
 
 
-def ranking_user_vector(
-    V: np.ndarray,
-    bias: np.ndarray,
-    positives: np.ndarray,
-    *,
-    start: np.ndarray,
-    weights: np.ndarray | None = None,
-    steps: int = 150,
-    batch: int = 64,
-    learning_rate: float = 0.1,
-    regularization: float = 0.01,
-    seed: int = 0,
-) -> np.ndarray:
-    """Stochastic BPR on one user's vector with item vectors frozen: push positives above random
-    items. Starts from `start` (the population's mean user vector works well). Positives are
-    drawn in proportion to `weights` (e.g. log-confidence), so stronger evidence pulls harder.
-    The step is divided by the mean squared item norm, so a step moves margins by about
-    `learning_rate` whatever scale the model's vectors have."""
-    return ranking_user_vectors(V, bias, [RankingRow(positives, weights, start, seed)], steps=steps, batch=batch,
-                                learning_rate=learning_rate, regularization=regularization)[0]
-
-
 def ranking_user_vectors(V: np.ndarray, bias: np.ndarray, rows: Sequence[RankingRow], *, steps: int = 150,
                          batch: int = 64, learning_rate: float = 0.1, regularization: float = 0.01,
                          chunk: int = 64) -> np.ndarray:
-    """`ranking_user_vector` for many users (a fold-in's): each user's pairs drawn from their own
-    seed as alone, and each step taken for up to `chunk` users together — a fold-in of hundreds of
-    users is then a few hundred array steps, not a few hundred per user."""
+    """Stochastic BPR on each user's vector with item vectors frozen: push positives above random
+    items. Each starts from its `start` (the population's mean user vector works well); positives
+    are drawn in proportion to their weights (e.g. log-confidence), so stronger evidence pulls
+    harder. The step is divided by the mean squared item norm, so a step moves margins by about
+    `learning_rate` whatever scale the model's vectors have. Each user's pairs come from their own
+    seed, so a user gets the same vector whoever else is folded in; each step is taken for up to
+    `chunk` users together — a fold-in of hundreds of users is a few hundred array steps, not a few
+    hundred per user."""
     out = np.empty((len(rows), V.shape[1]), dtype=V.dtype)
     step = learning_rate / max(float(np.mean(np.einsum("ij,ij->i", V, V))), 1e-6)
     shrink = np.float32(1.0 - learning_rate * regularization)

@@ -7,7 +7,6 @@ import numpy as np
 
 from overdrive.models.collaborative_filtering.factors import (
     RankingRow,
-    ranking_user_vector,
     ranking_user_vectors,
 )
 
@@ -20,8 +19,7 @@ def test_users_folded_in_together_get_the_vectors_they_get_alone() -> None:
     rows = [RankingRow(rng.choice(300, size=n, replace=False), (rng.random(n) + 0.1) if u % 2 else None, start, u)
             for u, n in enumerate([5, 0, 40, 1, 120, 17, 3])]  # one user with no positives keeps `start`
     together = ranking_user_vectors(V, bias, rows, steps=60, chunk=3)  # chunks of users, the last one short
-    alone = np.array([ranking_user_vector(V, bias, r.positives, weights=r.weights, start=r.start, seed=r.seed, steps=60)
-                      for r in rows])
+    alone = np.array([ranking_user_vectors(V, bias, [r], steps=60)[0] for r in rows])
     assert together.shape == (len(rows), 16) and together.dtype == V.dtype
     assert np.allclose(together, alone, atol=1e-5)
     assert np.array_equal(together[1], start)
