@@ -33,7 +33,7 @@ from overdrive.models.collaborative_filtering.matrix import (
 from benchmarks.timing import percentiles, timed
 
 
-def _world(n_users: int, n_items: int, interactions: int, seed: int):
+def world_and_interactions(n_users: int, n_items: int, interactions: int, seed: int):
     config = WorldConfig(n_users=n_users, n_items=n_items, signals_per_user=2.45 * interactions / n_users,
                          seed=seed, end=1_700_000_000.0)
     world = generate_world(config)
@@ -43,7 +43,7 @@ def _world(n_users: int, n_items: int, interactions: int, seed: int):
 
 def bench_models(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
-    world, inter = _world(args.users, args.items, args.interactions, args.seed)
+    world, inter = world_and_interactions(args.users, args.items, args.interactions, args.seed)
     matrix = InteractionMatrix.from_interactions(inter)
     prep_s = time.perf_counter() - t0
     out: dict = {"data": {"users": matrix.shape[0], "items": matrix.shape[1], "interactions": matrix.nnz,
@@ -86,7 +86,7 @@ def bench_models(args: argparse.Namespace) -> dict:
 
 
 def bench_ensemble(args: argparse.Namespace) -> dict:
-    world, inter = _world(943, 1682, 100_000, args.seed)
+    world, inter = world_and_interactions(943, 1682, 100_000, args.seed)
     matrix = InteractionMatrix.from_interactions(inter)
     model = AdvancedCollaborativeFiltering(show_progress=False)
     t0 = time.perf_counter()

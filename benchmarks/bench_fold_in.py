@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from benchmarks.bench_collaborative import _world
+from benchmarks.bench_collaborative import world_and_interactions
 from overdrive.models.collaborative_filtering import (
     AdvancedCollaborativeFiltering,
     InteractionMatrix,
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interactions", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    world, inter = _world(args.users, args.items, args.interactions, args.seed)
+    world, inter = world_and_interactions(args.users, args.items, args.interactions, args.seed)
     matrix = InteractionMatrix.from_interactions(inter)
     model = AdvancedCollaborativeFiltering(show_progress=False)
     model.fit(matrix, items=items_by_id(world.items))
