@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         description="the most one member's hyperparameter search may take in a retrain: its grid is tried "
                     "smallest first and stops past this, keeping the best entry tried")
     fold_in_every: int = Field(default=1000, ge=1, le=10_000_000, validation_alias=_env("OVERDRIVE_FOLD_IN_EVERY"))
+    fold_in_on_demand: bool | None = Field(
+        default=None, validation_alias=_env("OVERDRIVE_FOLD_IN_ON_DEMAND"),
+        description="fold a user's new signals into the collaborative model when this process next scores "
+                    "them, instead of every FOLD_IN_EVERY signals for everyone touched; default: on with "
+                    "Kafka, where every replica reads every signal of the topic, off otherwise")
     retrain_interval_minutes: float = Field(default=60.0, ge=0, validation_alias=_env("OVERDRIVE_RETRAIN_INTERVAL_MINUTES"))
     train_on_start: bool = Field(default=True, validation_alias=_env("OVERDRIVE_TRAIN_ON_START"))
     trainer: Literal["here", "external"] = Field(
@@ -258,6 +263,10 @@ class Settings(BaseSettings):
             if unknown or not names:
                 raise ValueError(f"unknown method(s) {unknown}; valid: 'all' or some of {sorted(METHODS)}")
         return value.strip()
+
+    @property
+    def folds_in_on_demand(self) -> bool:
+        return bool(self.kafka_bootstrap_servers) if self.fold_in_on_demand is None else self.fold_in_on_demand
 
     @property
     def cf_method_list(self) -> tuple[str, ...]:

@@ -283,6 +283,7 @@ def _ensemble_factory(settings: Settings) -> Callable[[], AdvancedCollaborativeF
         return AdvancedCollaborativeFiltering(
             signal_weights=settings.signal_weights, half_life_days=settings.interest_half_life_days,
             methods=settings.cf_method_list, tune=settings.cf_tune, fold_in_every=settings.fold_in_every,
+            fold_in_on_demand=settings.folds_in_on_demand,
             params=params, tuning_memo=TuningMemo(settings.model_cache_dir / "collaborative" / "tuning.json"),
             tune_budget_s=settings.cf_tune_budget_seconds,
         )

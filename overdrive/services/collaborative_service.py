@@ -6,7 +6,8 @@ never a mix. At start-up the current artifact version in `MODEL_CACHE_DIR/collab
 with Kafka, the topic) and the catalog in a worker thread, on a schedule and on
 `POST /models/train`; signals applied while a retrain runs are replayed into the new model
 before it is published (those its snapshot lacks). Every applied signal is also handed to the
-served model, which folds the touched users in every `fold_in_every` interactions.
+served model, which folds the touched users in every `fold_in_every` interactions, or each user
+when it next scores them (`fold_in_on_demand`, the default with Kafka).
 """
 
 from __future__ import annotations

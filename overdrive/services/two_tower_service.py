@@ -40,6 +40,8 @@ class Ensemble(Protocol):
     members: dict[str, Any]
     version: str | None
 
+    def refresh(self, user_id: str) -> None: ...
+
 
 class TwoTowerService:
     def __init__(self, *, ensemble: Callable[[], Ensemble | None], executor: Executor | None = None) -> None:
@@ -48,13 +50,17 @@ class TwoTowerService:
         self._ensemble = ensemble
         self._executor = executor
 
-    def member(self) -> Member | None:
+    def member(self, user_id: str) -> Member | None:
+        """The member, with the user's latest signals folded in (the ensemble may fold in on demand)."""
         ensemble = self._ensemble()
-        return None if ensemble is None else ensemble.members.get(MEMBER)
+        if ensemble is None or MEMBER not in ensemble.members:
+            return None
+        ensemble.refresh(user_id)
+        return ensemble.members[MEMBER]
 
     async def score(self, user_id: str, item_ids: Sequence[str]) -> np.ndarray | None:
         """Cosine of user and item vectors, in [-1, 1]; None without a model or a user vector."""
-        member = self.member()
+        member = self.member(user_id)
         if member is None or member.user_index(user_id) is None or not item_ids:
             return None
         return np.clip(member.score(user_id, list(item_ids)).astype(np.float64), -1.0, 1.0)
@@ -62,7 +68,7 @@ class TwoTowerService:
     async def retrieve(self, user_id: str, limit: int, now: float) -> list[str]:
         """The items nearest the user's vector that they have not acted on (a candidate source for
         catalog ranking); [] without a model or a user vector (trending and popular cover them)."""
-        member = self.member()
+        member = self.member(user_id)
         if member is None or member.user_index(user_id) is None:
             return []
         loop = asyncio.get_running_loop()

@@ -127,6 +127,15 @@ def test_scalar_env_overrides_are_typed() -> None:
     assert s.model_cache_dir == Path("/tmp/models")
 
 
+def test_fold_in_on_demand_is_the_default_where_replicas_share_a_kafka_topic() -> None:
+    assert not Settings.load({}).folds_in_on_demand
+    assert not Settings.load({"REDIS_URL": "redis://localhost:6379/0"}).folds_in_on_demand
+    kafka = {"REDIS_URL": "redis://localhost:6379/0", "KAFKA_BOOTSTRAP_SERVERS": "localhost:9092"}
+    assert Settings.load(kafka).folds_in_on_demand
+    assert not Settings.load({**kafka, "OVERDRIVE_FOLD_IN_ON_DEMAND": "false"}).folds_in_on_demand
+    assert Settings.load({"OVERDRIVE_FOLD_IN_ON_DEMAND": "true"}).folds_in_on_demand
+
+
 # -------------------------------------------------------------------------------- config files
 
 

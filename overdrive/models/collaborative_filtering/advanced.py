@@ -12,6 +12,12 @@ Live: `observe(signals)` accumulates each signal's decayed strength per (user, i
 unknown at fit time get anchors — their nearest known items by content and by co-interaction —
 so they can be scored and recommended at once. `add_items` does the same for catalog items that
 arrive before any signal. Readers may call `score`/`recommend` while another thread observes.
+
+`fold_in_on_demand`: where every replica reads every signal of a shared topic, folding each
+touched user into every replica's copy multiplies the cost by the replica count. Then `observe`
+only merges the signals into the users' rows (and anchors new items), and a user is folded in
+when this copy next scores them — so a replica folds in the people it serves, once per ranking
+at most, and a user's scores still reflect every signal read so far.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ class AdvancedCollaborativeFiltering:
         signal_weights: Mapping[str, float] | None = None,
         half_life_days: float | None = 14.0,
         fold_in_every: int = 1000,
+        fold_in_on_demand: bool = False,
         tune: bool = True,
         validation_fraction: float = 0.2,
         max_validation_users: int = 1500,
@@ -108,7 +115,7 @@ class AdvancedCollaborativeFiltering:
         self.params = {k: dict(v) for k, v in (params or {}).items()}
         self.signal_weights = dict(signal_weights or DEFAULT_SIGNAL_WEIGHTS)
         self.half_life_days = half_life_days
-        self.fold_in_every = fold_in_every
+        self.fold_in_every, self.fold_in_on_demand = fold_in_every, fold_in_on_demand
         self.tune, self.validation_fraction, self.max_validation_users = tune, validation_fraction, max_validation_users
         self.content_neighbours, self.seed, self.show_progress = content_neighbours, seed, show_progress
         self.tuning_memo, self.tune_budget_s, self.fit_unweighted = tuning_memo, tune_budget_s, fit_unweighted
@@ -127,7 +134,9 @@ class AdvancedCollaborativeFiltering:
         self._featurizer = ItemFeaturizer()
         self._content = sp.csr_matrix((0, 0), dtype=np.float32)
         self._live: dict[str, dict[str, float]] = {}  # rows of users touched since fit
-        self._pending: dict[str, dict[str, float]] = {}  # deltas not yet folded in
+        self._pending: dict[str, dict[str, float]] = {}  # deltas not yet merged into `_live`
+        self._unfolded: set[str] = set()  # on demand: users whose `_live` row the members lack
+        self._folded_on_demand = 0
         self._since_fold = 0
         self._folds = 0
         self._last_fold_at: float | None = None
@@ -271,6 +280,7 @@ class AdvancedCollaborativeFiltering:
         ids = list(item_ids)
         if not ids:
             return np.zeros(0, dtype=np.float32)
+        self.refresh(user_id)
         # Every member lists the fitted catalog in one order: look the candidates up once.
         idx = self._item_position.gather(item_numbers.of(ids))
         known = idx >= 0
@@ -327,6 +337,7 @@ class AdvancedCollaborativeFiltering:
 
     def recommend(self, user_id: str, n: int = 10, *, exclude_seen: bool = True) -> list[tuple[str, float]]:
         """Best n items over the fitted catalog plus items added since; cold users get popularity."""
+        self.refresh(user_id)
         ids: list[str] = []
         n_known = len(self._item_ids)  # every member lists the fitted catalog first, in one order
         seen = self._seen(user_id) if exclude_seen else set()
@@ -373,19 +384,38 @@ class AdvancedCollaborativeFiltering:
 
     def observe(self, signals: Iterable[Mapping[str, Any] | Signal]) -> int:
         """Take new signals; once `fold_in_every` have come (by the end of a call: a large batch is
-        one fold-in), fold the touched users in. Returns how many users this call folded in."""
+        one fold-in), fold the touched users in — or, on demand, merge them into the users' rows
+        at once and leave the fold-in to `refresh`. Returns how many users this call folded in."""
         with self._lock:
             for raw in signals:
                 s = signal_from_dict(raw)
                 delta = self._pending.setdefault(s.user_id, {})
                 delta[s.content_id] = delta.get(s.content_id, 0.0) + self._strength.weight(s, anchor=self._anchor_time)
                 self._since_fold += 1
+            if self.fold_in_on_demand:
+                self._unfolded.update(self._merge_pending_locked())
+                return 0
             return self._fold_in_locked() if self._since_fold >= self.fold_in_every else 0
 
     def fold_in(self) -> int:
         """Fold in everything observed so far, now. Returns the number of users folded in."""
         with self._lock:
             return self._fold_in_locked()
+
+    def refresh(self, user_id: str) -> None:
+        """On demand: fold the user in now if signals of theirs are merged but not folded in (what
+        scoring them calls first; a no-op otherwise)."""
+        if user_id not in self._unfolded:
+            return
+        with self._lock:
+            if user_id not in self._unfolded:  # folded in by another reader meanwhile
+                return
+            self._unfolded.discard(user_id)
+            row = {i: v for i, v in self._live[user_id].items() if i in self._item_index}
+            for member in self.members.values():
+                member.update_users({user_id: row})
+            self._score_cache.pop(user_id, None)
+            self._folded_on_demand += 1
 
     def users(self) -> list[str]:
         """Every user the model holds a row for."""
@@ -406,6 +436,7 @@ class AdvancedCollaborativeFiltering:
                 self._rows = rows
             self._live.pop(user_id, None)
             self._pending.pop(user_id, None)
+            self._unfolded.discard(user_id)
             self._score_cache.pop(user_id, None)
             for users in self._new_item_users.values():
                 users.discard(user_id)
@@ -418,7 +449,19 @@ class AdvancedCollaborativeFiltering:
             self._register_new(list(fresh))
 
     def _fold_in_locked(self) -> int:
-        rows: dict[str, dict[str, float]] = {}
+        users = self._merge_pending_locked() | self._unfolded
+        rows = {u: {i: v for i, v in self._live[u].items() if i in self._item_index} for u in users}
+        for member in self.members.values():
+            member.update_users(rows)
+        self._unfolded = set()
+        self._folds += 1
+        self._last_fold_at = time.time()
+        logger.debug("folded in %d users", len(rows))
+        return len(rows)
+
+    def _merge_pending_locked(self) -> set[str]:
+        """Add the pending deltas to the users' live rows and anchor the unknown items they
+        touched; returns the users whose rows changed."""
         touched_new: set[str] = set()
         for user_id, delta in self._pending.items():
             live = self._live.get(user_id)
@@ -430,16 +473,11 @@ class AdvancedCollaborativeFiltering:
                     self._new_item_users.setdefault(item_id, set()).add(user_id)
                     touched_new.add(item_id)
             self._live[user_id] = live
-            rows[user_id] = {i: v for i, v in live.items() if i in self._item_index}
         if touched_new:
             self._register_new(sorted(touched_new))
-        for member in self.members.values():
-            member.update_users(rows)
+        users = set(self._pending)
         self._pending, self._since_fold = {}, 0
-        self._folds += 1
-        self._last_fold_at = time.time()
-        logger.debug("folded in %d users, %d new items", len(rows), len(touched_new))
-        return len(rows)
+        return users
 
     def _register_new(self, item_ids: list[str]) -> None:
         if not item_ids or not self.members:
@@ -502,6 +540,7 @@ class AdvancedCollaborativeFiltering:
                 "pending": self._pending,
                 "since_fold": self._since_fold,
                 "folds": self._folds,
+                "unfolded": sorted(self._unfolded),
                 "new_items": {i: _item_to_wire(it) for i, it in self._new_items.items()},
                 "new_item_users": {i: sorted(u) for i, u in self._new_item_users.items()},
             }
@@ -531,6 +570,7 @@ class AdvancedCollaborativeFiltering:
         obj._user_index = {u: n for n, u in enumerate(manifest["user_ids"]) if u}  # "": a forgotten user
         obj._live, obj._pending = manifest["live"], manifest["pending"]
         obj._since_fold, obj._folds = manifest["since_fold"], manifest["folds"]
+        obj._unfolded = set(manifest.get("unfolded", ()))
         obj._new_items = items_by_id(manifest["new_items"].values())
         obj._new_item_users = {i: set(u) for i, u in manifest["new_item_users"].items()}
         return obj
@@ -554,7 +594,10 @@ class AdvancedCollaborativeFiltering:
             "n_items": len(self._item_ids) + len(self._new_items),
             "n_interactions": int(self._rows.nnz),
             "fold_in_every": self.fold_in_every,
+            "fold_in_on_demand": self.fold_in_on_demand,
             "pending_interactions": self._since_fold,
+            "users_awaiting_fold_in": len(self._unfolded),
+            "users_folded_in_on_demand": self._folded_on_demand,
             "folds": self._folds,
             "last_fold_at": self._last_fold_at,
             "items_added_since_fit": len(set(self._new_items) | set(self._new_item_users)),
@@ -563,7 +606,8 @@ class AdvancedCollaborativeFiltering:
     def _config(self) -> dict[str, Any]:
         return {
             "methods": list(self.methods), "params": self.params, "signal_weights": self.signal_weights,
-            "half_life_days": self.half_life_days, "fold_in_every": self.fold_in_every, "tune": self.tune,
+            "half_life_days": self.half_life_days, "fold_in_every": self.fold_in_every,
+            "fold_in_on_demand": self.fold_in_on_demand, "tune": self.tune,
             "validation_fraction": self.validation_fraction, "max_validation_users": self.max_validation_users,
             "content_neighbours": self.content_neighbours, "seed": self.seed, "fit_unweighted": self.fit_unweighted,
         }

@@ -1,5 +1,5 @@
-"""AdvancedCollaborativeFiltering live behaviour: fold-in every N signals, new items, cold users,
-negative feedback, and versioned artifacts that survive a restart."""
+"""AdvancedCollaborativeFiltering live behaviour: fold-in every N signals or on demand, new items,
+cold users, negative feedback, and versioned artifacts that survive a restart."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ CATALOG = {f"i{n}": Item(id=f"i{n}", tags=("alpha",) if n < 4 else ("beta",), au
            for n in range(8)}
 
 
-def make_model(fold_in_every: int = 5) -> AdvancedCollaborativeFiltering:
-    model = AdvancedCollaborativeFiltering(methods=METHODS, params=TINY_PARAMS, fold_in_every=fold_in_every, tune=False)
+def make_model(fold_in_every: int = 5, *, on_demand: bool = False) -> AdvancedCollaborativeFiltering:
+    model = AdvancedCollaborativeFiltering(methods=METHODS, params=TINY_PARAMS, fold_in_every=fold_in_every,
+                                           fold_in_on_demand=on_demand, tune=False)
     matrix = block_matrix()
     matrix.now = NOW
     model.fit(matrix, items=CATALOG)
@@ -76,6 +77,31 @@ def test_folds_in_every_n_interactions(model):
     after = model.score("u0", everything)
     assert after[7] - after[3] > before[7] - before[3] + 0.1  # block B gained on block A
     assert not {"i4", "i5", "i6"} & {i for i, _ in model.recommend("u0", 8)}
+
+
+def test_on_demand_a_user_is_folded_in_when_scored_as_a_batch_would_have(tmp_path):
+    batched, on_demand = make_model(fold_in_every=1_000_000), make_model(on_demand=True)
+    signals = [sig("u0", "i4"), sig("u0", "i5"), sig("u0", "i6"), sig("newbie", "i0"), sig("newbie", "i1"),
+               sig("u9", "i2"), sig("u9", "brand-new")]
+    for m in (batched, on_demand):
+        assert m.observe(signals) == 0
+    batched.fold_in()
+    status = on_demand.status()
+    assert status["users_awaiting_fold_in"] == 3 and status["pending_interactions"] == 0
+    assert all(m.user_index("newbie") is None for m in on_demand.members.values())  # merged, not folded in
+    everything = [f"i{n}" for n in range(8)] + ["brand-new"]
+    np.testing.assert_allclose(on_demand.score("u0", everything), batched.score("u0", everything), rtol=1e-4, atol=1e-5)
+    assert on_demand.status()["users_awaiting_fold_in"] == 2 and on_demand.status()["users_folded_in_on_demand"] == 1
+    assert on_demand.recommend("newbie", 3) == batched.recommend("newbie", 3)
+    assert not {"i4", "i5", "i6"} & {i for i, _ in on_demand.recommend("u0", 8)}
+
+    on_demand.save(tmp_path / "m")  # u9 still waits, and is folded in after a restart
+    restarted = AdvancedCollaborativeFiltering.load(tmp_path / "m")
+    assert restarted.fold_in_on_demand and restarted.status()["users_awaiting_fold_in"] == 1
+    np.testing.assert_allclose(restarted.score("u9", everything), batched.score("u9", everything), rtol=1e-4, atol=1e-5)
+    assert restarted.status()["users_awaiting_fold_in"] == 0
+    on_demand.forget_user("u9")
+    assert on_demand.status()["users_awaiting_fold_in"] == 0
 
 
 def test_new_user_is_served_popularity_then_personalised_after_fold_in(model):
