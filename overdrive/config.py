@@ -158,6 +158,11 @@ class Settings(BaseSettings):
                     "Kafka, where every replica reads every signal of the topic, off otherwise")
     retrain_interval_minutes: float = Field(default=60.0, ge=0, validation_alias=_env("OVERDRIVE_RETRAIN_INTERVAL_MINUTES"))
     train_on_start: bool = Field(default=True, validation_alias=_env("OVERDRIVE_TRAIN_ON_START"))
+    retrain_in: Literal["child_process", "thread"] = Field(
+        default="child_process", validation_alias=_env("OVERDRIVE_RETRAIN_IN"),
+        description="where an embedded retrain runs: 'child_process', one process per retrain, whose "
+                    "memory goes back to the system when it ends; 'thread', in the serving process "
+                    "(scaled mode trains on a thread here, or in `python -m overdrive.trainer`)")
     trainer: Literal["here", "external"] = Field(
         default="here", validation_alias=_env("OVERDRIVE_TRAINER"),
         description="'here': this process retrains the collaborative ensemble (at start without a model, "

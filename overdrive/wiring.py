@@ -9,7 +9,9 @@ Only the entry points (`overdrive.app`, `overdrive.worker`, `overdrive.admin`) i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,7 +27,12 @@ from overdrive.security.rate_limit import Buckets, MemoryBuckets, RateLimiter
 from overdrive.security.tokens import JwtVerifier
 from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
-from overdrive.services.collaborative_service import CollaborativeModelService, FittedEnsemble
+from overdrive.services.collaborative_service import (
+    CollaborativeModelService,
+    FittedEnsemble,
+    RetrainElsewhere,
+    fit_and_save,
+)
 from overdrive.services.container import HealthCheck, Lifecycle, Services
 from overdrive.services.content_service import ContentService
 from overdrive.services.diversity import DiversityPolicy
@@ -36,6 +43,7 @@ from overdrive.services.item_analytics import ItemAnalytics
 from overdrive.services.privacy import PrivacyService
 from overdrive.services.ranking import EnhancedOverdriveRankingService, RankingObserver, strategies_from_weights
 from overdrive.services.request_context import RequestContexts
+from overdrive.services.retrain_apart import Fitted
 from overdrive.services.scorers import (
     CollaborativeModel,
     CollaborativeScorer,
@@ -61,6 +69,7 @@ if TYPE_CHECKING:
     from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering
     from overdrive.store.redis_conn import RedisConnection
     from overdrive.store.redis_replica_lease import RedisReplicaLease
+    from overdrive.store.sqlite_db import SqliteDatabase
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +95,7 @@ class Backends:
     experiments: ExperimentStore
     closers: list[Step]
     starts: list[Step] = field(default_factory=list)  # before the bus
+    retrain_apart: RetrainElsewhere | None = None  # where a retrain runs when not on this process's thread
 
 
 def feature_config(settings: Settings) -> FeatureConfig:
@@ -108,21 +118,38 @@ def _in_process_bus(settings: Settings, signal_log: SignalLog, features: Feature
                           buffer_size=settings.signal_buffer_size, workers=settings.max_workers, replay=replay)
 
 
+def _sqlite_database(settings: Settings) -> SqliteDatabase:
+    from overdrive.store.sqlite_audit import SCHEMA as AUDIT_SCHEMA
+    from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA
+    from overdrive.store.sqlite_db import SqliteDatabase
+    from overdrive.store.sqlite_erasures import SCHEMA as ERASURES_SCHEMA
+    from overdrive.store.sqlite_experiments import SCHEMA as EXPERIMENTS_SCHEMA
+    from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA
+
+    return SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3",
+                          schema=SIGNALS_SCHEMA + ITEMS_SCHEMA + AUDIT_SCHEMA + ERASURES_SCHEMA + EXPERIMENTS_SCHEMA)
+
+
 def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners: Learners) -> Backends:
     from overdrive.store.memory_feature_store import MemoryFeatureStore
-    from overdrive.store.sqlite_audit import SCHEMA as AUDIT_SCHEMA, SqliteAuditLog
-    from overdrive.store.sqlite_catalog import SCHEMA as ITEMS_SCHEMA, SqliteItemCatalog
-    from overdrive.store.sqlite_db import SqliteDatabase
-    from overdrive.store.sqlite_erasures import SCHEMA as ERASURES_SCHEMA, SqliteErasureList
-    from overdrive.store.sqlite_experiments import SCHEMA as EXPERIMENTS_SCHEMA, SqliteExperimentStore
-    from overdrive.store.sqlite_signal_log import SCHEMA as SIGNALS_SCHEMA, SqliteSignalLog
+    from overdrive.store.sqlite_audit import SqliteAuditLog
+    from overdrive.store.sqlite_catalog import SqliteItemCatalog
+    from overdrive.store.sqlite_erasures import SqliteErasureList
+    from overdrive.store.sqlite_experiments import SqliteExperimentStore
+    from overdrive.store.sqlite_signal_log import SqliteSignalLog
 
     lock = DataDirLock(settings.data_dir).acquire()
-    db = SqliteDatabase(path=settings.data_dir / "overdrive.sqlite3",
-                        schema=SIGNALS_SCHEMA + ITEMS_SCHEMA + AUDIT_SCHEMA + ERASURES_SCHEMA + EXPERIMENTS_SCHEMA)
+    db = _sqlite_database(settings)
     signal_log = SqliteSignalLog(db)
     catalog = CachedItemCatalog(SqliteItemCatalog(db))  # this process is the catalog's only writer
     features = MemoryFeatureStore(config=feature_config(settings))
+    apart = None
+    if settings.retrain_in == "child_process":
+        from overdrive.services.retrain_apart import ChildProcessRetrain
+
+        apart = ChildProcessRetrain(target=functools.partial(retrain_in_child, settings),
+                                    logged=lambda users, position: signal_log.logged_of(users, up_to=position),
+                                    preload=_CHILD_RETRAIN_PRELOAD)
     return Backends(
         catalog=catalog,
         features=features,
@@ -135,7 +162,38 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners
         buckets=MemoryBuckets(),
         experiments=SqliteExperimentStore(db),
         closers=[signal_log.close, _released(lock)],
+        retrain_apart=apart,
     )
+
+
+_CHILD_RETRAIN_PRELOAD = ("overdrive.wiring", "overdrive.models.collaborative_filtering",
+                          "overdrive.store.sqlite_signal_log", "overdrive.store.sqlite_catalog")
+
+
+def retrain_in_child(settings: Settings, erased: dict[str, float]) -> Fitted:
+    """An embedded retrain's child process (`ChildProcessRetrain`): the log up to its newest
+    position and the catalog read from the data folder, the ensemble fitted and published into the
+    model folder, and the blend fitted on that history when due — as the trainer does, without a
+    content index (`content_based` keeps its configured share there)."""
+    from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore
+    from overdrive.observability.logs import configure as configure_logging
+    from overdrive.store.sqlite_catalog import SqliteItemCatalog
+    from overdrive.store.sqlite_signal_log import SqliteSignalLog
+
+    configure_logging(settings.log_level, settings.log_format)
+    db = _sqlite_database(settings)
+    try:
+        signal_log = SqliteSignalLog(db)
+        position = signal_log.position()
+        store = ArtifactStore(root=settings.model_cache_dir / "collaborative", loader=AdvancedCollaborativeFiltering.load)
+        model, version, signals, items = fit_and_save(_ensemble_factory(settings), store,
+                                                      signal_log.scan(up_to=position), SqliteItemCatalog(db).scan())
+        if settings.blend_from_history:
+            _fit_history(_history_blend(settings, content=None))(signals, items, model)
+        return Fitted(version=version, position=position,
+                      stats={"signals": len(signals), "items": len(items), "fitted_by_process": os.getpid()})
+    finally:
+        asyncio.run(db.close())
 
 
 def _scaled_backends(settings: Settings, monitor: PerformanceMonitor, learners: Learners) -> Backends:
@@ -292,8 +350,10 @@ def _ensemble_factory(settings: Settings) -> Callable[[], AdvancedCollaborativeF
 
 
 def _collaborative(settings: Settings, *, history: SignalHistory, erasures: ErasureList,
-                   catalog: ItemCatalog, after_fit: Sequence[AfterFit] = ()) -> CollaborativeModelService:
+                   catalog: ItemCatalog, after_fit: Sequence[AfterFit] = (),
+                   apart: RetrainElsewhere | None = None) -> CollaborativeModelService:
     return CollaborativeModelService(
+        apart=apart,
         model_dir=settings.model_cache_dir / "collaborative",
         factory=_ensemble_factory(settings),
         after_fit=after_fit,
@@ -453,8 +513,9 @@ def build_services(settings: Settings) -> Services:
     history = _history_blend(settings, content) if settings.blend_from_history else None
     blend = BlendLearner(model_dir=settings.model_cache_dir / "blend", weighting=SignalWeighting(settings.signal_weights),
                          prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS, history=history)
-    collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures,
-                                   catalog=backends.catalog, after_fit=[blend.learn_from_history])
+    collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures, catalog=backends.catalog,
+                                   after_fit=[] if backends.retrain_apart else [blend.learn_from_history],
+                                   apart=backends.retrain_apart)
     learners.subscribe(collaborative.observe)
     learners.subscribe(blend.on_applied)
     two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
@@ -551,7 +612,8 @@ def _lifecycle(settings: Settings, backends: Backends, collaborative: Collaborat
 
     async def start_blend() -> None:
         blend.start(interval_s=settings.retrain_interval_minutes * 60.0 or None,
-                    follow_history_s=settings.model_follow_seconds if settings.trainer == "external" else None)
+                    follow_history_s=settings.model_follow_seconds
+                    if settings.trainer == "external" or backends.retrain_apart else None)
 
     starts: list[Step] = [*backends.starts, backends.bus.start, collaborative.start, start_blend]
     stops: list[Step] = [collaborative.close, blend.close, backends.bus.close, *backends.closers]

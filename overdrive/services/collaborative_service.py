@@ -18,10 +18,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,11 +32,22 @@ from overdrive.domain.types import Item, Signal
 from overdrive.models.collaborative_filtering import AdvancedCollaborativeFiltering, ArtifactStore, ModelHandle
 from overdrive.observability.process_memory import release_free_memory
 from overdrive.services.model_updates import ModelUpdates
+from overdrive.services.retrain_apart import Fitted
 from overdrive.store.protocols import ErasureList, ItemCatalog, SignalHistory
 
 log = logging.getLogger(__name__)
 
 ERASURE_REQUEST = "erasure"  # a trainer answering it deletes every older version after publishing
+
+
+class RetrainElsewhere(Protocol):
+    """A retrain run outside this process (`retrain_apart.ChildProcessRetrain`)."""
+
+    def fit(self, erased: dict[str, float]) -> Fitted:
+        """Read the log up to a position, fit, save a version into the model folder; wait for it."""
+
+    def logged(self, users: Collection[str], position: int) -> list[Signal]:
+        """These users' signals that the log held up to `position` (what the snapshot read)."""
 
 
 class CollaborativeModelService:
@@ -53,12 +64,16 @@ class CollaborativeModelService:
         trains: bool = True,
         follow_every_s: float = 5.0,
         after_fit: Sequence[Callable[[list[Signal], dict[str, Item], AdvancedCollaborativeFiltering], None]] = (),
+        apart: RetrainElsewhere | None = None,
     ) -> None:
         """`trains=False`: a trainer elsewhere (`python -m overdrive.trainer`) publishes into the
         shared `model_dir`; this process serves each new version within `follow_every_s`, leaves a
         request there on `train()`, and never fits a model itself. `after_fit`: told, on the
         trainer's thread, of each retrain's snapshot (signals, catalog) and model once it serves;
-        the retrain's job reports done after them."""
+        the retrain's job reports done after them. `apart`: each retrain is read, fitted and saved
+        there (with its own after-fit steps), and served from here."""
+        if apart is not None and after_fit:
+            raise ValueError("a retrain done apart runs its own after-fit steps")
         self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
         self._handle: ModelHandle[AdvancedCollaborativeFiltering] = ModelHandle(store=self._store)
         self._factory = factory
@@ -81,6 +96,7 @@ class CollaborativeModelService:
         self._had_signals = False
         self._follow_every_s = follow_every_s
         self._after_fit = list(after_fit)
+        self._apart = apart
 
     def model(self) -> AdvancedCollaborativeFiltering | None:
         return self._handle.get()
@@ -196,14 +212,18 @@ class CollaborativeModelService:
 
     def _fit_and_publish(self, erased: dict[str, float]) -> tuple[str, dict[str, Any]]:
         started = time.perf_counter()
-        signals = [s for batch in self._log.scan(erased=erased) for s in humans(batch)]
-        items = {i.id: i for batch in self._catalog.scan() for i in batch}
-        if not signals:
-            raise Conflict("no signals to train on (the log holds none from people)")
-        model = self._factory()
         try:
-            model.fit_signals(signals, items=items)
-            version = self._store.save(model)
+            if self._apart is None:
+                model, version, signals, items = fit_and_save(
+                    self._factory, self._store, self._log.scan(erased=erased), self._catalog.scan())
+                stats: dict[str, Any] = {"signals": len(signals), "items": len(items)}
+                snapshot: Callable[[list[Signal]], list[Signal]] = lambda late: signals  # noqa: E731
+            else:  # read, fitted and saved by a child process; what it read is asked of the log
+                fitted = self._apart.fit(erased)
+                version, stats, position = fitted.version, dict(fitted.stats), fitted.position
+                model = self._store.load(version)
+                items = {}
+                snapshot = lambda late: self._apart.logged({s.user_id for s in late}, position)  # type: ignore[union-attr]  # noqa: E731
         except BaseException:
             with self._swap_lock:
                 self._during_training, self._items_during_training = None, []
@@ -213,9 +233,10 @@ class CollaborativeModelService:
         # the few applied meanwhile are matched under it.
         with self._swap_lock:
             taken = list(self._during_training or [])
-        early = _missing_from(signals, taken)
+        early = _missing_from(snapshot(taken), taken)
         with self._swap_lock:
-            late = early + _missing_from(signals, (self._during_training or [])[len(taken):])
+            rest = (self._during_training or [])[len(taken):]
+            late = early + _missing_from(snapshot(rest), rest)
             self._during_training = None
             erased, self._erased_during_training = self._erased_during_training, set()
             written, self._items_during_training = self._items_during_training, []
@@ -227,8 +248,7 @@ class CollaborativeModelService:
         if erased:  # the version just saved was fitted before they were masked: save it again
             version = self._store.save(model)
             self._store.drop_others(version)
-        stats = {"signals": len(signals), "items": len(items), "replayed_after_fit": len(late),
-                 "seconds": round(time.perf_counter() - started, 3)}
+        stats.update(replayed_after_fit=len(late), seconds=round(time.perf_counter() - started, 3))
         if self._after_fit:
             # What serves is known now: the job says so while the hooks run (it reports done after them).
             self._last_job.update(version=version, **stats)
@@ -346,6 +366,20 @@ def _forget_erased(model: AdvancedCollaborativeFiltering, digests: set[str]) -> 
     for user_id in users:
         model.forget_user(user_id)
     return len(users)
+
+
+def fit_and_save(factory: Callable[[], AdvancedCollaborativeFiltering], store: ArtifactStore,
+                 signals: Iterable[list[Signal]], catalog: Iterable[list[Item]],
+                 ) -> tuple[AdvancedCollaborativeFiltering, str, list[Signal], dict[str, Item]]:
+    """A retrain's read, fit and publish (in the serving process, or in a child of it): the model,
+    its version, and the snapshot it was fitted on (people's signals, the catalog)."""
+    snapshot = [s for batch in signals for s in humans(batch)]
+    items = {i.id: i for batch in catalog for i in batch}
+    if not snapshot:
+        raise Conflict("no signals to train on (the log holds none from people)")
+    model = factory()
+    model.fit_signals(snapshot, items=items)
+    return model, store.save(model), snapshot, items
 
 
 def _missing_from(snapshot: list[Signal], late: list[Signal]) -> list[Signal]:

@@ -56,14 +56,20 @@ class SqliteSignalLog:
             "INSERT INTO applied_mark (id, seq) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
             (position,)))
 
+    def position(self) -> int:
+        """`last_position`, for a caller without an event loop (a retrain in a child process)."""
+        return self._db.read_sync(lambda c: c.execute("SELECT COALESCE(MAX(seq), 0) FROM signals").fetchone()[0])
+
     def scan(self, *, batch_size: int = 10_000, erased: Mapping[str, float] | None = None,
-             after: int = 0) -> Iterator[list[Signal]]:
-        last = after
+             after: int = 0, up_to: int | None = None) -> Iterator[list[Signal]]:
+        """(`erased` is for the protocol: an erasure deletes the user's rows here.) `up_to`: stop
+        at this position, so that a snapshot is exactly the signals logged up to it."""
+        last, end = after, (1 << 62) if up_to is None else up_to
         while True:
             rows = self._db.read_sync(
                 lambda c: c.execute(
-                    f"SELECT seq, {_COLUMNS} FROM signals WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (last, batch_size),
+                    f"SELECT seq, {_COLUMNS} FROM signals WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    (last, end, batch_size),
                 ).fetchall()
             )
             if not rows:
@@ -90,6 +96,19 @@ class SqliteSignalLog:
             return out
 
         return await self._db.read(query)
+
+    def logged_of(self, user_ids: Collection[str], *, up_to: int) -> list[Signal]:
+        """The signals of these users logged up to position `up_to`, in log order (synchronous:
+        a retrain's thread asks which signals its child's snapshot held)."""
+        ids = list(dict.fromkeys(user_ids))
+        out: list[Signal] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._db.read_sync(lambda c, chunk=chunk: c.execute(
+                f"SELECT {_COLUMNS} FROM signals WHERE seq <= ? AND user_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY seq", (up_to, *chunk)).fetchall())
+            out.extend(signal_from_row(r) for r in rows)
+        return out
 
     async def erase_user(self, user_id: str) -> int:
         """Rows deleted in one transaction (overwritten on disk: `secure_delete`), then the WAL is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from fastapi.testclient import TestClient
@@ -42,6 +43,7 @@ def test_train_serve_fold_in_and_restart(tmp_path) -> None:
         assert job.status_code == 202 and job.json()["collaborative"]["state"] == "running"
         status = _wait_trained(client)
         assert status["last_training"]["state"] == "done", status["last_training"]
+        assert status["last_training"]["fitted_by_process"] != os.getpid()  # a child's memory, gone with it
         serving = status["serving"]
         version = serving["version"]
         assert serving["methods"] == ["popularity", "item_cosine", "als"]
