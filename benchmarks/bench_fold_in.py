@@ -3,17 +3,21 @@
     python -m benchmarks.bench_fold_in [--signals 5000] [--users 943] [--items 1682] [--interactions 100000]
 
 Fits the default ensemble (as the service does, members tuned) on a synthetic world of
-MovieLens-100K size, then hands it `--signals` likes of random users in batches of 100, as the
-learners do with applied signals; the ensemble folds the touched users in every
-`fold_in_every` interactions. Printed: the CPU time per signal this costs in all, and each served
-member's share of it (`update_users`). In the scaled mode every API replica pays this for every
-signal of the topic (docs/scaling.md#scale-simulation).
+MovieLens-100K size, then hands two copies of it `--signals` likes of random users in batches of
+100, as the learners do with applied signals. Batched: the ensemble folds the touched users in
+every `fold_in_every` interactions; printed, the CPU time per signal this costs in all and each
+served member's share of it (`update_users`) — in the scaled mode before on-demand fold-ins, every
+API replica paid this for every signal of the topic (docs/scaling.md#scale-simulation). On demand
+(`fold_in_on_demand`): the signals are only merged into the users' rows, and each touched user is
+then folded in alone when first scored (`refresh`, what a ranking calls first); printed, the CPU
+per signal of the merge and per user of the fold-in.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 
@@ -37,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     world, inter = world_and_interactions(args.users, args.items, args.interactions, args.seed)
     matrix = InteractionMatrix.from_interactions(inter)
-    model = AdvancedCollaborativeFiltering(show_progress=False)
-    model.fit(matrix, items=items_by_id(world.items))
+    fitted = AdvancedCollaborativeFiltering(show_progress=False)
+    fitted.fit(matrix, items=items_by_id(world.items))
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted.save(tmp)
+        model, on_demand = AdvancedCollaborativeFiltering.load(tmp), AdvancedCollaborativeFiltering.load(tmp)
+    on_demand.fold_in_on_demand = True
     rng = np.random.default_rng(args.seed)
     users = rng.choice(matrix.shape[0], size=args.signals)
     items = rng.choice(matrix.shape[1], size=args.signals)
@@ -57,6 +65,23 @@ def main(argv: list[str] | None = None) -> int:
           f"{model.status()['folds']} folds")
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<12} {seconds:6.2f} s  {seconds / len(signals) * 1e6:7.0f} µs a signal")
+
+    spent = dict.fromkeys(on_demand.members, 0.0)
+    for name, member in on_demand.members.items():
+        member.update_users = _timed(member.update_users, spent, name)  # type: ignore[method-assign]
+    started = time.process_time()
+    for k in range(0, len(signals), 100):
+        on_demand.observe(signals[k:k + 100])
+    merged = time.process_time() - started
+    touched = list(dict.fromkeys(s["user_id"] for s in signals))
+    started = time.process_time()
+    for user_id in touched:
+        on_demand.refresh(user_id)
+    folded = time.process_time() - started
+    print(f"on demand: merging {merged / len(signals) * 1e6:.0f} µs a signal; folding in one user when first "
+          f"scored {folded / len(touched) * 1e6:.0f} µs ({len(touched)} users)")
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<12} {seconds:6.2f} s  {seconds / len(touched) * 1e6:7.0f} µs a user")
     return 0
 
 

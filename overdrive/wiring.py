@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from overdrive.config import Settings, SettingsError
 from overdrive.domain.types import Item, Signal
@@ -30,6 +30,7 @@ from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import (
     CollaborativeModelService,
     FittedEnsemble,
+    AfterApart,
     RetrainElsewhere,
     fit_and_save,
 )
@@ -188,10 +189,10 @@ def retrain_in_child(settings: Settings, erased: dict[str, float]) -> Fitted:
         store = ArtifactStore(root=settings.model_cache_dir / "collaborative", loader=AdvancedCollaborativeFiltering.load)
         model, version, signals, items = fit_and_save(_ensemble_factory(settings), store,
                                                       signal_log.scan(up_to=position), SqliteItemCatalog(db).scan())
-        if settings.blend_from_history:
-            _fit_history(_history_blend(settings, content=None))(signals, items, model)
+        blend = _fit_history(_history_blend(settings, content=None))(signals, items, model) if settings.blend_from_history else None
         return Fitted(version=version, position=position,
-                      stats={"signals": len(signals), "items": len(items), "fitted_by_process": os.getpid()})
+                      stats={"signals": len(signals), "items": len(items), "fitted_by_process": os.getpid()},
+                      after_fit={"blend_from_history": blend})
     finally:
         asyncio.run(db.close())
 
@@ -351,9 +352,11 @@ def _ensemble_factory(settings: Settings) -> Callable[[], AdvancedCollaborativeF
 
 def _collaborative(settings: Settings, *, history: SignalHistory, erasures: ErasureList,
                    catalog: ItemCatalog, after_fit: Sequence[AfterFit] = (),
-                   apart: RetrainElsewhere | None = None) -> CollaborativeModelService:
+                   apart: RetrainElsewhere | None = None,
+                   after_apart: Sequence[AfterApart] = ()) -> CollaborativeModelService:
     return CollaborativeModelService(
         apart=apart,
+        after_apart=after_apart,
         model_dir=settings.model_cache_dir / "collaborative",
         factory=_ensemble_factory(settings),
         after_fit=after_fit,
@@ -490,15 +493,12 @@ def _fit_history(history: HistoryBlend) -> AfterFit:
     profiles are not rebuilt here (the trainer holds no content index): `content_based` keeps its
     configured share."""
 
-    def fit(signals: list[Signal], items: dict[str, Item], model: AdvancedCollaborativeFiltering) -> None:
+    def fit(signals: list[Signal], items: dict[str, Item], model: AdvancedCollaborativeFiltering) -> dict[str, Any] | None:
         if not history.due(len(signals)):
-            return
-        try:
-            outcome = history.fit(signals, items, model)
-        except Exception:  # the replicas keep the blend they serve
-            log.exception("fitting the blend on history failed")
-            return
+            return None
+        outcome = history.try_fit(signals, items, model)  # a failure: the replicas keep the blend they serve
         log.info("blend from history: %s%s", outcome["state"], f" ({outcome['reason']})" if "reason" in outcome else "")
+        return outcome
 
     return fit
 
@@ -515,7 +515,8 @@ def build_services(settings: Settings) -> Services:
                          prior=settings.ranking_weights, prior_clicks=_BLEND_PRIOR_CLICKS, history=history)
     collaborative = _collaborative(settings, history=backends.history, erasures=backends.erasures, catalog=backends.catalog,
                                    after_fit=[] if backends.retrain_apart else [blend.learn_from_history],
-                                   apart=backends.retrain_apart)
+                                   apart=backends.retrain_apart,
+                                   after_apart=[lambda told: blend.history_fitted_apart(told.get("blend_from_history"))])
     learners.subscribe(collaborative.observe)
     learners.subscribe(blend.on_applied)
     two_tower = TwoTowerService(ensemble=collaborative.model)  # the ensemble's two_tower member, if it has one
@@ -612,8 +613,7 @@ def _lifecycle(settings: Settings, backends: Backends, collaborative: Collaborat
 
     async def start_blend() -> None:
         blend.start(interval_s=settings.retrain_interval_minutes * 60.0 or None,
-                    follow_history_s=settings.model_follow_seconds
-                    if settings.trainer == "external" or backends.retrain_apart else None)
+                    follow_history_s=settings.model_follow_seconds if settings.trainer == "external" else None)
 
     starts: list[Step] = [*backends.starts, backends.bus.start, collaborative.start, start_blend]
     stops: list[Step] = [collaborative.close, blend.close, backends.bus.close, *backends.closers]

@@ -202,12 +202,17 @@ class BlendLearner:
         if self._history is None or not self._history.due(len(signals)):
             return
         self._history_job = {"state": "running", "started_at": time.time()}
-        try:
-            outcome = self._history.fit(signals, items, model)
-        except Exception as exc:  # the blend serves as before
-            log.exception("fitting the blend on history failed")
-            self._history_job = {"state": "failed", "error": str(exc), "finished_at": time.time()}
+        self._take_history(self._history.try_fit(signals, items, model))
+
+    def history_fitted_apart(self, outcome: dict[str, Any] | None) -> None:
+        """After a retrain in a child process, which fitted the blend on history itself when due
+        (`outcome`; None when not due): serve that fit and report it as if fitted here."""
+        if self._history is None or outcome is None:
             return
+        self._history.reload()
+        self._take_history(outcome)
+
+    def _take_history(self, outcome: dict[str, Any]) -> None:
         # The weights themselves are in `from_history` of the status.
         self._history_job = {**{k: v for k, v in outcome.items() if k not in ("weights", "coefficients")},
                              "finished_at": time.time()}

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 ERASURE_REQUEST = "erasure"  # a trainer answering it deletes every older version after publishing
 
 
+AfterApart = Callable[[dict[str, Any]], None]
+
+
 class RetrainElsewhere(Protocol):
     """A retrain run outside this process (`retrain_apart.ChildProcessRetrain`)."""
 
@@ -65,13 +68,15 @@ class CollaborativeModelService:
         follow_every_s: float = 5.0,
         after_fit: Sequence[Callable[[list[Signal], dict[str, Item], AdvancedCollaborativeFiltering], None]] = (),
         apart: RetrainElsewhere | None = None,
+        after_apart: Sequence[AfterApart] = (),
     ) -> None:
         """`trains=False`: a trainer elsewhere (`python -m overdrive.trainer`) publishes into the
         shared `model_dir`; this process serves each new version within `follow_every_s`, leaves a
         request there on `train()`, and never fits a model itself. `after_fit`: told, on the
         trainer's thread, of each retrain's snapshot (signals, catalog) and model once it serves;
         the retrain's job reports done after them. `apart`: each retrain is read, fitted and saved
-        there (with its own after-fit steps), and served from here."""
+        there, with its own after-fit steps, and served from here; `after_apart` are told what
+        those reported (`Fitted.after_fit`) once it serves."""
         if apart is not None and after_fit:
             raise ValueError("a retrain done apart runs its own after-fit steps")
         self._store = ArtifactStore(root=model_dir, loader=AdvancedCollaborativeFiltering.load)
@@ -96,7 +101,7 @@ class CollaborativeModelService:
         self._had_signals = False
         self._follow_every_s = follow_every_s
         self._after_fit = list(after_fit)
-        self._apart = apart
+        self._apart, self._after_apart = apart, list(after_apart)
 
     def model(self) -> AdvancedCollaborativeFiltering | None:
         return self._handle.get()
@@ -220,6 +225,7 @@ class CollaborativeModelService:
                 snapshot: Callable[[list[Signal]], list[Signal]] = lambda late: signals  # noqa: E731
             else:  # read, fitted and saved by a child process; what it read is asked of the log
                 fitted = self._apart.fit(erased)
+                told = fitted.after_fit
                 version, stats, position = fitted.version, dict(fitted.stats), fitted.position
                 model = self._store.load(version)
                 items = {}
@@ -254,6 +260,10 @@ class CollaborativeModelService:
             self._last_job.update(version=version, **stats)
             for hook in self._after_fit:
                 hook(signals, items, model)
+        if self._apart is not None:
+            self._last_job.update(version=version, **stats)
+            for tell in self._after_apart:
+                tell(told)
         return version, stats
 
     async def _retrain_every(self, interval_s: float) -> None:

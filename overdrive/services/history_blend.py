@@ -16,6 +16,7 @@ standard errors of the per-user difference), else the configured weights stay.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
@@ -40,6 +41,8 @@ class Replica(Protocol):
 # (the signals before the cut, the catalog, the cut, the ensemble just fitted on all of them) -> a
 # ranker over the state those signals build
 ReplicaBuilder = Callable[[Sequence[Signal], Mapping[str, Item], float, AdvancedCollaborativeFiltering], Replica]
+
+log = logging.getLogger(__name__)
 
 _K = 10
 
@@ -92,6 +95,15 @@ class HistoryBlend:
         shrunk) by `growth` since the last try."""
         last = self._tried_at
         return last is None or not (1 - self._growth) * last < signals < (1 + self._growth) * last
+
+    def try_fit(self, signals: Sequence[Signal], items: Mapping[str, Item],
+                model: AdvancedCollaborativeFiltering) -> dict[str, Any]:
+        """`fit`, with a failure reported as its outcome (and logged): the blend serves as before."""
+        try:
+            return self.fit(signals, items, model)
+        except Exception as exc:
+            log.exception("fitting the blend on history failed")
+            return {"state": "failed", "error": str(exc)}
 
     def fit(self, signals: Sequence[Signal], items: Mapping[str, Item],
             model: AdvancedCollaborativeFiltering) -> dict[str, Any]:

@@ -23,11 +23,12 @@ from overdrive.domain.types import Signal
 @dataclass(frozen=True)
 class Fitted:
     """What a retrain elsewhere published: the version, the log position its snapshot ended at,
-    and its figures (signals, items...)."""
+    its figures (signals, items...), and what its own after-fit steps reported, by name."""
 
     version: str
     position: int
     stats: dict[str, Any] = field(default_factory=dict)
+    after_fit: dict[str, Any] = field(default_factory=dict)
 
 
 class ChildProcessRetrain:
