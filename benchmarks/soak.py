@@ -129,6 +129,16 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _children_rss_kib(pid: int) -> int:
+    """The RSS of a process's children (an embedded API's retrain forkserver and multiprocessing's
+    resource tracker; a retrain is the forkserver's child, not counted: it ends with its retrain)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0
+    return sum(_rss_kib(int(child)) for child in children)
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -358,6 +368,8 @@ class Soak:
                 kib = _rss_kib(proc.pid)
                 if kib:
                     self.rss[name].append((now, proc.pid, kib))
+                if name.startswith("api") and (kib := _children_rss_kib(proc.pid)):
+                    self.rss[f"{name}'s children"].append((now, proc.pid, kib))
 
     # ------------------------------------------------------------------ faults
 

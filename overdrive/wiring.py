@@ -149,7 +149,7 @@ def _embedded_backends(settings: Settings, monitor: PerformanceMonitor, learners
         from overdrive.services.retrain_apart import ChildProcessRetrain
 
         apart = ChildProcessRetrain(target=functools.partial(retrain_in_child, settings),
-                                    logged=lambda users, position: signal_log.logged_of(users, up_to=position),
+                                    logged=lambda late, position: signal_log.logged_like(late, up_to=position),
                                     preload=_CHILD_RETRAIN_PRELOAD)
     return Backends(
         catalog=catalog,

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,8 +49,9 @@ class RetrainElsewhere(Protocol):
     def fit(self, erased: dict[str, float]) -> Fitted:
         """Read the log up to a position, fit, save a version into the model folder; wait for it."""
 
-    def logged(self, users: Collection[str], position: int) -> list[Signal]:
-        """These users' signals that the log held up to `position` (what the snapshot read)."""
+    def logged(self, signals: Sequence[Signal], position: int) -> list[Signal]:
+        """Those of the log's signals up to `position` (what the snapshot read) that may be among
+        `signals`: at least every one of them the snapshot held."""
 
 
 class CollaborativeModelService:
@@ -229,7 +230,7 @@ class CollaborativeModelService:
                 version, stats, position = fitted.version, dict(fitted.stats), fitted.position
                 model = self._store.load(version)
                 items = {}
-                snapshot = lambda late: self._apart.logged({s.user_id for s in late}, position)  # type: ignore[union-attr]  # noqa: E731
+                snapshot = lambda late: self._apart.logged(late, position)  # type: ignore[union-attr]  # noqa: E731
         except BaseException:
             with self._swap_lock:
                 self._during_training, self._items_during_training = None, []

@@ -5,14 +5,14 @@ model holds, and in the serving process the allocator kept much of it (RSS rose 
 retrain as the log grew). Here each retrain is one process, forked from a forkserver that imported
 the fitting code once: it reads the log up to a position, fits, publishes the version into the
 model folder and exits; the serving process loads that version and replays into it the signals
-applied meanwhile that the snapshot lacks (`CollaborativeModelService`), asking the log which
-signals it held up to the position (`logged`).
+applied meanwhile that the snapshot lacks (`CollaborativeModelService`), asking the log which of
+them it held up to the position (`logged`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +33,10 @@ class Fitted:
 
 class ChildProcessRetrain:
     def __init__(self, *, target: Callable[[dict[str, float]], Fitted],
-                 logged: Callable[[Collection[str], int], list[Signal]], preload: Sequence[str] = ()) -> None:
+                 logged: Callable[[Sequence[Signal], int], list[Signal]], preload: Sequence[str] = ()) -> None:
         """`target(erased)`: the child's work (picklable: a module-level function, or a partial of
-        one); `logged(users, position)`: those users' signals in the log up to `position`;
+        one); `logged(signals, position)`: those of the log's signals up to `position` that may be
+        among `signals`;
         `preload`: modules the forkserver imports once, so a retrain's child starts warm."""
         self._target = target
         self._logged = logged
@@ -48,5 +49,5 @@ class ChildProcessRetrain:
         with ProcessPoolExecutor(max_workers=1, mp_context=self._context) as pool:
             return pool.submit(self._target, erased).result()
 
-    def logged(self, users: Collection[str], position: int) -> list[Signal]:
-        return self._logged(users, position)
+    def logged(self, signals: Sequence[Signal], position: int) -> list[Signal]:
+        return self._logged(signals, position)

@@ -97,18 +97,25 @@ class SqliteSignalLog:
 
         return await self._db.read(query)
 
-    def logged_of(self, user_ids: Collection[str], *, up_to: int) -> list[Signal]:
-        """The signals of these users logged up to position `up_to`, in log order (synchronous:
-        a retrain's thread asks which signals its child's snapshot held)."""
-        ids = list(dict.fromkeys(user_ids))
-        out: list[Signal] = []
+    def logged_like(self, signals: Sequence[Signal], *, up_to: int) -> list[Signal]:
+        """The signals logged up to position `up_to` that may be among `signals`: the same id, or
+        (for those without one) the same user and timestamp. Synchronous: a retrain's thread asks
+        which of the signals applied meanwhile its child's snapshot held, without reading whole
+        histories."""
+        ids = list({s.signal_id for s in signals if s.signal_id is not None})
+        unnamed = list({(s.user_id, s.timestamp) for s in signals if s.signal_id is None})
+        rows: list[tuple] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = self._db.read_sync(lambda c, chunk=chunk: c.execute(
-                f"SELECT {_COLUMNS} FROM signals WHERE seq <= ? AND user_id IN ({','.join('?' * len(chunk))}) "
-                "ORDER BY seq", (up_to, *chunk)).fetchall())
-            out.extend(signal_from_row(r) for r in rows)
-        return out
+            rows += self._db.read_sync(lambda c, chunk=chunk: c.execute(
+                f"SELECT {_COLUMNS} FROM signals WHERE seq <= ? AND signal_id IN ({','.join('?' * len(chunk))})",
+                (up_to, *chunk)).fetchall())
+        for start in range(0, len(unnamed), 400):
+            pairs = unnamed[start : start + 400]
+            rows += self._db.read_sync(lambda c, pairs=pairs: c.execute(
+                f"SELECT {_COLUMNS} FROM signals WHERE seq <= ? AND (user_id, ts) IN (VALUES {','.join(['(?, ?)'] * len(pairs))})",
+                (up_to, *(v for pair in pairs for v in pair))).fetchall())
+        return [signal_from_row(r) for r in rows]
 
     async def erase_user(self, user_id: str) -> int:
         """Rows deleted in one transaction (overwritten on disk: `secure_delete`), then the WAL is

@@ -56,7 +56,7 @@ async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_ba
     await log.append(history + acknowledged)  # logged, not yet applied when the retrain starts
     apart = None if where == "thread" else ChildProcessRetrain(
         target=functools.partial(_fit_in_child, tmp_path / "db.sqlite3", tmp_path / "models"),
-        logged=lambda users, position: log.logged_of(users, up_to=position))
+        logged=lambda late, position: log.logged_like(late, up_to=position))
     service = CollaborativeModelService(
         model_dir=tmp_path / "models", catalog=catalog, history=log, erasures=SqliteErasureList(db), retrain_interval_s=None,
         train_on_start=False, factory=_popularity, apart=apart,
@@ -76,6 +76,26 @@ async def test_signals_logged_before_the_snapshot_are_not_counted_twice(anyio_ba
         assert service.model().status()["pending_interactions"] == 1
     finally:
         await service.close()
+        await log.close()
+
+
+async def test_the_log_says_which_signals_it_held_up_to_a_position(anyio_backend: str, tmp_path: Path) -> None:
+    db = SqliteDatabase(path=tmp_path / "db.sqlite3", schema=SCHEMA)
+    log = SqliteSignalLog(db)
+    try:
+        now = time.time()
+        named = Signal(user_id="u1", signal_type="like", content_id="i1", timestamp=now, signal_id="s-1")
+        unnamed = Signal(user_id="u1", signal_type="view", content_id="i2", timestamp=now + 1)
+        other = Signal(user_id="u2", signal_type="view", content_id="i2", timestamp=now + 1)  # same time, someone else
+        await log.append([named, unnamed, other])
+        position = log.position()
+        later = Signal(user_id="u1", signal_type="view", content_id="i3", timestamp=now + 2)
+        await log.append([later, Signal(user_id="u1", signal_type="like", content_id="i1", timestamp=now, signal_id="s-2")])
+        asked = [named, unnamed, later, Signal(user_id="u1", signal_type="like", content_id="i1", timestamp=now, signal_id="s-2")]
+        held = log.logged_like(asked, up_to=position)
+        assert sorted((s.signal_id or "", s.content_id) for s in held) == [("", "i2"), ("s-1", "i1")]
+        assert log.logged_like(asked, up_to=log.position()) and log.logged_like([], up_to=position) == []
+    finally:
         await log.close()
 
 
