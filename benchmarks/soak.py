@@ -132,11 +132,13 @@ def _rss_kib(pid: int) -> int:
 def _children_rss_kib(pid: int) -> int:
     """The RSS of a process's children (an embedded API's retrain forkserver and multiprocessing's
     resource tracker; a retrain is the forkserver's child, not counted: it ends with its retrain)."""
+    children: set[int] = set()
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for task in Path(f"/proc/{pid}/task").iterdir():  # each thread lists the children it started
+            children.update(int(c) for c in (task / "children").read_text().split())
     except OSError:
         return 0
-    return sum(_rss_kib(int(child)) for child in children)
+    return sum(_rss_kib(child) for child in children)
 
 
 def _pct(values: list[float], q: float) -> float:
