@@ -51,7 +51,8 @@ class TwoTowerService:
         self._executor = executor
 
     def member(self, user_id: str) -> Member | None:
-        """The member, with the user's latest signals folded in (the ensemble may fold in on demand)."""
+        """The member; the ensemble is told the user is served (folding in on demand, it then
+        folds their latest signals in, for their next request)."""
         ensemble = self._ensemble()
         if ensemble is None or MEMBER not in ensemble.members:
             return None

@@ -16,8 +16,9 @@ arrive before any signal. Readers may call `score`/`recommend` while another thr
 `fold_in_on_demand`: where every replica reads every signal of a shared topic, folding each
 touched user into every replica's copy multiplies the cost by the replica count. Then `observe`
 only merges the signals into the users' rows (and anchors new items), and a user is folded in
-when this copy next scores them — so a replica folds in the people it serves, once per ranking
-at most, and a user's scores still reflect every signal read so far.
+once this copy scores them (in the background, with the others scored meanwhile) — so a replica
+folds in the people it serves, at most once per ranking, and their next ranking there reflects
+every signal read so far.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,10 @@ class AdvancedCollaborativeFiltering:
         self._live: dict[str, dict[str, float]] = {}  # rows of users touched since fit
         self._pending: dict[str, dict[str, float]] = {}  # deltas not yet merged into `_live`
         self._unfolded: set[str] = set()  # on demand: users whose `_live` row the members lack
+        self._wanted: set[str] = set()  # of those, users scored since: folded in next, together
+        self._want_lock = threading.Lock()  # for `_wanted`; `_lock` is held through a fold-in
+        self._folding = False  # a fold-in of the wanted is queued
+        self._folder: ThreadPoolExecutor | None = None
         self._folded_on_demand = 0
         self._since_fold = 0
         self._folds = 0
@@ -403,19 +409,42 @@ class AdvancedCollaborativeFiltering:
             return self._fold_in_locked()
 
     def refresh(self, user_id: str) -> None:
-        """On demand: fold the user in now if signals of theirs are merged but not folded in (what
-        scoring them calls first; a no-op otherwise)."""
-        if user_id not in self._unfolded:
+        """On demand (what scoring a user calls first; a no-op otherwise): have the user folded in,
+        on a thread of this model's, together with the others asked for meanwhile — a fold-in of one
+        user alone costs several times its share of a batch (BPR's and LightFM's SGD steps are
+        dominated by per-step overhead), too much for a request to wait for. Until it is done the
+        user scores as before."""
+        if user_id not in self._unfolded or user_id in self._wanted:
             return
-        with self._lock:
-            if user_id not in self._unfolded:  # folded in by another reader meanwhile
+        with self._want_lock:
+            self._wanted.add(user_id)
+            if self._folding:
                 return
-            self._unfolded.discard(user_id)
-            row = {i: v for i, v in self._live[user_id].items() if i in self._item_index}
-            for member in self.members.values():
-                member.update_users({user_id: row})
-            self._score_cache.pop(user_id, None)
-            self._folded_on_demand += 1
+            self._folding = True
+            if self._folder is None:
+                self._folder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cf-fold-in")
+        self._folder.submit(self._fold_wanted)
+
+    def _fold_wanted(self) -> None:
+        with self._want_lock:
+            wanted, self._wanted, self._folding = self._wanted, set(), False
+        with self._lock:
+            users = wanted & self._unfolded
+            self._unfolded -= users
+            rows = {u: {i: v for i, v in self._live[u].items() if i in self._item_index} for u in users}
+            try:
+                for member in self.members.values():
+                    member.update_users(rows)
+            except Exception:  # the next signal of theirs asks again; a retrain starts from the log
+                logger.exception("folding %d users in on demand failed", len(rows))
+            for user_id in users:
+                self._score_cache.pop(user_id, None)
+            self._folded_on_demand += len(users)
+
+    def wait_for_fold_ins(self) -> None:
+        """Until the fold-ins asked for so far are done (tests, benchmarks)."""
+        if self._folder is not None:
+            self._folder.submit(lambda: None).result()
 
     def users(self) -> list[str]:
         """Every user the model holds a row for."""

@@ -79,7 +79,7 @@ def test_folds_in_every_n_interactions(model):
     assert not {"i4", "i5", "i6"} & {i for i, _ in model.recommend("u0", 8)}
 
 
-def test_on_demand_a_user_is_folded_in_when_scored_as_a_batch_would_have(tmp_path):
+def test_on_demand_a_user_scored_is_folded_in_as_a_batch_would_have(tmp_path):
     batched, on_demand = make_model(fold_in_every=1_000_000), make_model(on_demand=True)
     signals = [sig("u0", "i4"), sig("u0", "i5"), sig("u0", "i6"), sig("newbie", "i0"), sig("newbie", "i1"),
                sig("u9", "i2"), sig("u9", "brand-new")]
@@ -90,14 +90,22 @@ def test_on_demand_a_user_is_folded_in_when_scored_as_a_batch_would_have(tmp_pat
     assert status["users_awaiting_fold_in"] == 3 and status["pending_interactions"] == 0
     assert all(m.user_index("newbie") is None for m in on_demand.members.values())  # merged, not folded in
     everything = [f"i{n}" for n in range(8)] + ["brand-new"]
-    np.testing.assert_allclose(on_demand.score("u0", everything), batched.score("u0", everything), rtol=1e-4, atol=1e-5)
+    before = on_demand.score("u0", everything)  # as fitted: the fold-in it asks for runs in the background
+    on_demand.wait_for_fold_ins()
     assert on_demand.status()["users_awaiting_fold_in"] == 2 and on_demand.status()["users_folded_in_on_demand"] == 1
+    after = on_demand.score("u0", everything)
+    np.testing.assert_allclose(after, batched.score("u0", everything), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(before, after)
+    on_demand.recommend("newbie", 3)
+    on_demand.wait_for_fold_ins()
     assert on_demand.recommend("newbie", 3) == batched.recommend("newbie", 3)
     assert not {"i4", "i5", "i6"} & {i for i, _ in on_demand.recommend("u0", 8)}
 
     on_demand.save(tmp_path / "m")  # u9 still waits, and is folded in after a restart
     restarted = AdvancedCollaborativeFiltering.load(tmp_path / "m")
     assert restarted.fold_in_on_demand and restarted.status()["users_awaiting_fold_in"] == 1
+    restarted.score("u9", everything)
+    restarted.wait_for_fold_ins()
     np.testing.assert_allclose(restarted.score("u9", everything), batched.score("u9", everything), rtol=1e-4, atol=1e-5)
     assert restarted.status()["users_awaiting_fold_in"] == 0
     on_demand.forget_user("u9")
