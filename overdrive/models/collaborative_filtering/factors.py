@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
 from overdrive.models.collaborative_filtering.base import BaseRecommender
 
@@ -110,15 +111,32 @@ def ranking_user_vectors(V: np.ndarray, bias: np.ndarray, rows: Sequence[Ranking
         if active:
             drawn = [_pairs(part[j], V.shape[0], steps, batch) for j in active]
             p, q, valid = (np.stack(column) for column in zip(*drawn, strict=True))  # (users, steps, batch)
-            xa = x[active]
-            for s in range(steps):
-                diff = (V[p[:, s]] - V[q[:, s]]).astype(np.float32, copy=False)  # (users, batch, k)
-                margin = np.einsum("ubk,uk->ub", diff, xa) + (bias[p[:, s]] - bias[q[:, s]])
-                g = valid[:, s] / (1.0 + np.exp(np.minimum(margin, 50.0)))  # sigmoid(-margin), masked
-                xa = xa * shrink + np.float32(step) * np.einsum("ub,ubk->uk", g, diff).astype(np.float32, copy=False)
-            x[active] = xa
+            if len(active) == 1:  # one user alone (a fold-in on demand)
+                x[active[0]] = _one_user_steps(V, bias, p[0], q[0], valid[0], x[active[0]], step, shrink)
+            else:
+                xa = x[active]
+                for s in range(steps):
+                    diff = (V[p[:, s]] - V[q[:, s]]).astype(np.float32, copy=False)  # (users, batch, k)
+                    margin = np.einsum("ubk,uk->ub", diff, xa) + (bias[p[:, s]] - bias[q[:, s]])
+                    g = valid[:, s] / (1.0 + np.exp(np.minimum(margin, 50.0)))  # sigmoid(-margin), masked
+                    xa = xa * shrink + np.float32(step) * np.einsum("ub,ubk->uk", g, diff).astype(np.float32, copy=False)
+                x[active] = xa
         out[lo:lo + len(part)] = x
     return out
+
+
+def _one_user_steps(V: np.ndarray, bias: np.ndarray, p: np.ndarray, q: np.ndarray, valid: np.ndarray,
+                    x: np.ndarray, step: float, shrink: np.float32) -> np.ndarray:
+    """`ranking_user_vectors`' steps for a single user: the same arithmetic on 2-D arrays, in half
+    the calls — for one user the steps' cost is the calls' overhead, not the arithmetic."""
+    x = x.astype(np.float32, copy=True)
+    gap = bias[p] - bias[q]
+    for s in range(p.shape[0]):
+        diff = (V[p[s]] - V[q[s]]).astype(np.float32, copy=False)  # (batch, k)
+        g = valid[s] * expit(-(diff @ x + gap[s]))  # sigmoid(-margin), masked
+        x *= shrink
+        x += np.float32(step) * (g @ diff)
+    return x
 
 
 def _pairs(row: RankingRow, n_items: int, steps: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
