@@ -28,9 +28,9 @@ from overdrive.security.tokens import JwtVerifier
 from overdrive.services.blend_learner import BlendLearner
 from overdrive.services.catalog_service import CatalogService
 from overdrive.services.collaborative_service import (
+    AfterApart,
     CollaborativeModelService,
     FittedEnsemble,
-    AfterApart,
     RetrainElsewhere,
     fit_and_save,
 )

@@ -229,7 +229,7 @@ class CollaborativeModelService:
                 told = fitted.after_fit
                 version, stats, position = fitted.version, dict(fitted.stats), fitted.position
                 model = self._store.load(version)
-                items = {}
+                items = {}  # the child's catalog: items written meanwhile all go to `add_items`, which skips known ones
                 snapshot = lambda late: self._apart.logged(late, position)  # type: ignore[union-attr]  # noqa: E731
         except BaseException:
             with self._swap_lock:
