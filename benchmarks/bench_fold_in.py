@@ -53,13 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     items = rng.choice(matrix.shape[1], size=args.signals)
     signals = [{"user_id": matrix.user_ids[u], "content_id": matrix.item_ids[i], "signal_type": "like",
                 "timestamp": matrix.now} for u, i in zip(users.tolist(), items.tolist(), strict=True)]
-    spent = dict.fromkeys(model.members, 0.0)
-    for name, member in model.members.items():
-        member.update_users = _timed(member.update_users, spent, name)  # type: ignore[method-assign]
-    started = time.process_time()
-    for k in range(0, len(signals), 100):
-        model.observe(signals[k:k + 100])
-    total = time.process_time() - started
+    spent = _time_members(model)
+    total = _observe(model, signals)
     print(f"{len(signals)} likes of {len(set(users.tolist()))} users into the ensemble fitted on {matrix.nnz} "
           f"interactions (weights {({n: round(w, 3) for n, w in model.weights.items() if w > 0})}), folded in every "
           f"{model.fold_in_every}: {total:.2f} s of CPU = {total / len(signals) * 1e6:.0f} µs a signal, "
@@ -67,13 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<12} {seconds:6.2f} s  {seconds / len(signals) * 1e6:7.0f} µs a signal")
 
-    spent = dict.fromkeys(on_demand.members, 0.0)
-    for name, member in on_demand.members.items():
-        member.update_users = _timed(member.update_users, spent, name)  # type: ignore[method-assign]
-    started = time.process_time()
-    for k in range(0, len(signals), 100):
-        on_demand.observe(signals[k:k + 100])
-    merged = time.process_time() - started
+    spent = _time_members(on_demand)
+    merged = _observe(on_demand, signals)
     touched = list(dict.fromkeys(s["user_id"] for s in signals))
     half = len(touched) // 2
     print(f"on demand: merging {merged / len(signals) * 1e6:.0f} µs a signal")
@@ -92,6 +82,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
             print(f"    {name:<12} {seconds:6.2f} s  {seconds / len(users) * 1e6:7.0f} µs a user")
     return 0
+
+
+def _time_members(model: AdvancedCollaborativeFiltering) -> dict[str, float]:
+    """Each member's CPU seconds in `update_users` from now on, by name (filled as they run)."""
+    spent = dict.fromkeys(model.members, 0.0)
+    for name, member in model.members.items():
+        member.update_users = _timed(member.update_users, spent, name)  # type: ignore[method-assign]
+    return spent
+
+
+def _observe(model: AdvancedCollaborativeFiltering, signals: list[dict]) -> float:
+    """CPU seconds the model takes to observe the signals, in batches of 100 as the learners hand them."""
+    started = time.process_time()
+    for k in range(0, len(signals), 100):
+        model.observe(signals[k:k + 100])
+    return time.process_time() - started
 
 
 def _timed(call: Callable[[Mapping[str, Mapping[str, float]]], None], spent: dict[str, float],
