@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 if __name__ == "__main__":  # before the imports below: the allocator is chosen at start-up
+    # CPython's own allocator takes signals faster; the C library's gives back what a retrain's read
+    # of the log freed, where this process retrains itself (docs/configuration.md#memory).
+    from overdrive.config import Settings
     from overdrive.observability.process_memory import use_system_allocator
 
-    use_system_allocator()
+    try:
+        _retrains_here = Settings.load().retrains_in_this_process
+    except Exception:  # noqa: BLE001 - main() below names what is wrong with the settings
+        _retrains_here = False
+    if _retrains_here:
+        use_system_allocator()
 
 import resource
 import sys

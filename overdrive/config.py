@@ -270,6 +270,12 @@ class Settings(BaseSettings):
         return value.strip()
 
     @property
+    def retrains_in_this_process(self) -> bool:
+        """Whether this API process reads the signal log into memory to retrain, on a thread of its
+        own: scaled mode with `trainer=here`, or embedded with `retrain_in=thread`."""
+        return self.trainer == "here" and (bool(self.redis_url) or self.retrain_in == "thread")
+
+    @property
     def folds_in_on_demand(self) -> bool:
         return bool(self.kafka_bootstrap_servers) if self.fold_in_on_demand is None else self.fold_in_on_demand
 

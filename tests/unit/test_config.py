@@ -136,6 +136,14 @@ def test_fold_in_on_demand_is_the_default_where_replicas_share_a_kafka_topic() -
     assert Settings.load({"OVERDRIVE_FOLD_IN_ON_DEMAND": "true"}).folds_in_on_demand
 
 
+def test_the_api_retrains_in_its_own_process_only_on_a_thread_here() -> None:
+    assert not Settings.load({}).retrains_in_this_process  # embedded: a child process per retrain
+    assert Settings.load({"OVERDRIVE_RETRAIN_IN": "thread"}).retrains_in_this_process
+    scaled = {"REDIS_URL": "redis://localhost:6379/0"}
+    assert Settings.load(scaled).retrains_in_this_process
+    assert not Settings.load({**scaled, "OVERDRIVE_TRAINER": "external"}).retrains_in_this_process
+
+
 # -------------------------------------------------------------------------------- config files
 
 
