@@ -32,6 +32,7 @@ from overdrive.data.synthetic import WorldConfig, generate_world
 from overdrive.domain.context import from_client_hints
 from overdrive.domain.types import Candidate
 from overdrive.evaluation.context import load
+from overdrive.observability.rankings import RankingMonitor
 from overdrive.store.feature_config import FeatureConfig
 from overdrive.store.memory_feature_store import MemoryFeatureStore
 from overdrive.wiring import build_services
@@ -71,6 +72,12 @@ async def _ranking(args: argparse.Namespace) -> str:
             without = copy.copy(with_context)  # the same stores and models; no context read or scored
             without._scorers = [s for s in with_context.scorers if s.name != "context"]  # noqa: SLF001
             without._contexts = None  # noqa: SLF001
+            # Each way's score histograms sample one in four of its own rankings: with one monitor
+            # for both, the systematic sample's phase fell on one way more often than the other.
+            without._observers = [RankingMonitor() if isinstance(o, RankingMonitor) else o  # noqa: SLF001
+                                  for o in with_context._observers]  # noqa: SLF001
+            warm = copy.copy(without)
+            warm._observers = []  # noqa: SLF001 - the warm-up rankings are not observed
             blend = {k: v for k, v in settings.ranking_weights.items() if k != "context"}
             ids = [d["id"] for d in world.items]
             requests = [(world.user_ids[n % len(world.user_ids)], [Candidate(i) for i in ids[(n * 37) % 1900:][:100]])
@@ -87,7 +94,7 @@ async def _ranking(args: argparse.Namespace) -> str:
                 for n, (user, candidates) in enumerate(requests):
                     # A first ranking of a user warms what both ways share (the CF model's user
                     # scores, the catalog's items): it is not counted, so neither way pays for it.
-                    await without.rank(user_id=user, candidates=candidates, limit=20, weights=blend)
+                    await warm.rank(user_id=user, candidates=candidates, limit=20, weights=blend)
                     for mode in (("without", "with") if (n + round_) % 2 == 0 else ("with", "without")):
                         started = time.perf_counter()
                         if mode == "with":
