@@ -112,6 +112,7 @@ class Report:
     retrains: dict[str, int] = field(default_factory=dict)
     errors_sample: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    lost_traced: list[str] = field(default_factory=list)  # scaled: where each lost id (with an id) stopped
 
     def ok(self) -> bool:
         return (self.lost == 0 and self.double_counted_with_id == 0 and self.double_counted_without_id == 0
@@ -213,6 +214,7 @@ class Soak:
         self.requests: list[tuple[str, float, float, int | None, bool, str]] = []  # endpoint, start, end, status, retry-after, error
         self.acked_ids: dict[str, tuple[str, str]] = {}  # id -> (user, type)
         self.id_ack_times: Counter = Counter()
+        self.id_acked_at: dict[str, float] = {}  # id -> seconds into the run of its first acknowledgement
         self.noid_acked: Counter = Counter()  # (user, type) -> n
         self.noid_ambiguous: Counter = Counter()  # (user, type) -> attempts whose answer was lost
         self.unacked_ids: dict[str, tuple[str, str]] = {}
@@ -285,6 +287,7 @@ class Soak:
                     if with_id:
                         self.acked_ids[s["signal_id"]] = key
                         self.id_ack_times[s["signal_id"]] += 1
+                        self.id_acked_at.setdefault(s["signal_id"], time.monotonic() - self.t0)
                     else:
                         self.noid_acked[key] += 1
                 return
@@ -536,8 +539,39 @@ class Soak:
             self.log(f"counts {'matched' if not rep.mismatches else 'still differ'}; settling 2 s")
             await asyncio.sleep(2.0)  # and nothing more arrives afterwards
             self.tally(await self.counts(client, users), rep)
+        if rep.lost and self.cluster.redis is not None:
+            rep.lost_traced = await asyncio.to_thread(self.trace_lost, rep)
         self.fill(rep)
         return rep
+
+    def trace_lost(self, rep: Report) -> list[str]:
+        """For each id of a (user, type) counted short: whether the topic holds it and whether the
+        worker applied it (its de-duplication marker in Redis), and when it was acknowledged — which
+        tells the part that lost it and the fault it followed."""
+        import redis
+
+        from overdrive.store.redis_feature_store import escape
+        from overdrive.stream.kafka_history import KafkaSignalHistory
+
+        short = {tuple(m.split(":", 1)[0].split("/")) for m in rep.mismatches if "acknowledged" in m}
+        suspects = {i: key for i, key in self.acked_ids.items() if key in short}
+        assert self.cluster.broker is not None and self.cluster.redis is not None
+        history = KafkaSignalHistory(bootstrap_servers=self.cluster.broker.bootstrap, topic=TOPIC, partitions=4)
+        in_topic = {sig.signal_id for batch in history.scan() for sig in batch if sig.signal_id in suspects}
+        r = redis.Redis.from_url(self.cluster.redis.url)
+        traced = []
+        for signal_id, (user, kind) in sorted(suspects.items(), key=lambda kv: self.id_acked_at[kv[0]]):
+            applied = bool(r.exists(f"soak:{{u:{escape(user)}}}:seen:{signal_id}"))
+            if applied and signal_id in in_topic:
+                continue  # counted: another id of the group is the lost one
+            at = self.id_acked_at[signal_id]
+            before = [w for w in self.windows if w.start - self.t0 <= at + 10.0]  # a fault just after may lose it too
+            fault = f"{before[-1].kind} at {before[-1].start - self.t0:.1f}s" if before else "none"
+            traced.append(f"{signal_id} {user}/{kind} acknowledged at {at:.1f}s: in the topic "
+                          f"{'yes' if signal_id in in_topic else 'NO'}, applied {'yes' if applied else 'NO'}; "
+                          f"the last fault up to 10 s after: {fault}")
+        r.close()
+        return traced
 
     def fill(self, rep: Report) -> None:
         rep.acked_requests = self.acked_requests
@@ -642,6 +676,8 @@ def render(rep: Report) -> str:
         lines += ["  errors outside fault windows (first 20):", *[f"    {e}" for e in rep.errors_sample]]
     if rep.mismatches:
         lines += ["  mismatches (first 20):", *[f"    {m}" for m in rep.mismatches[:20]]]
+    if rep.lost_traced:
+        lines += ["  lost, traced (signals with an id):", *[f"    {m}" for m in rep.lost_traced]]
     lines.append(f"  verdict: {'OK' if rep.ok() else 'FAILED'}")
     return "\n".join(lines)
 
