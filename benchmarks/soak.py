@@ -21,6 +21,8 @@ signals with ids and users that send signals without ids are distinct, so that:
 - without ids, a request whose answer was lost (transport error, a 5xx other than a shed) may have
   been stored, and its retry is stored again: such attempts are "ambiguous" and widen the allowed
   range instead of counting as double-counted.
+In scaled mode each id of a (user, type) counted short is traced: in the topic or not, applied by
+the worker (its marker in Redis) or not, and the fault before its acknowledgement.
 
 A 503 with `{"error": "overloaded"}` and `Retry-After` is load shedding (nothing was done; counted
 separately, never an error). Every other 5xx is an error outside a fault window; inside one, only a
