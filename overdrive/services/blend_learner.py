@@ -237,6 +237,7 @@ class BlendLearner:
     def start(self, *, interval_s: float | None, follow_history_s: float | None = None) -> None:
         """`interval_s`: refit on impressions this often; `follow_history_s`: where the trainer
         fits the blend on history (`python -m overdrive.trainer`), look for a new fit this often."""
+        pairwise_blend.load_fitter()
         if interval_s:
             self._schedule = asyncio.create_task(self._every(interval_s))
         if follow_history_s and self._history is not None:
