@@ -2,7 +2,9 @@
 
 Per batch: poll up to `batch_size` records → `SignalApplier.apply` (item lookup, then
 `FeatureStore.apply`, which skips signal ids it has seen, so redelivery changes nothing) → record
-applied offsets (for read-your-writes) → commit the offsets synchronously. Offsets are committed only after state is
+applied offsets (for read-your-writes) → commit the offsets synchronously. A record past a hole in
+its partition's offsets waits for the hole to fill (`OffsetGaps`: a broker may return a later batch
+before an earlier one is written). Offsets are committed only after state is
 written, so a worker killed at any point resumes from the last commit and re-applies nothing
 twice. While the store is unavailable the batch is retried with backoff, uncommitted
 (`until_stored`, the processor's policy). Records
@@ -33,6 +35,7 @@ from overdrive.stream.applier import SignalApplier, until_stored
 from overdrive.stream.kafka_bus import REQUEST_ID_HEADER, Watermarks
 from overdrive.store.protocols import ErasureList
 from overdrive.stream.kafka_common import Erasures, ensure_topic, signal_of
+from overdrive.stream.kafka_gaps import OffsetGaps
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,12 @@ class KafkaSignalWorker:
         session_timeout_ms: int = 45_000,
         batch_size: int = 1000,
         poll_timeout_s: float = 0.1,
+        gap_wait_s: float = 2.0,
         config: Mapping[str, Any] | None = None,
     ) -> None:
+        """`gap_wait_s`: how long a hole in a partition's offsets holds back the records after it."""
         self._topic = topic
+        self._gaps = OffsetGaps(wait_s=gap_wait_s)
         self._partitions = partitions
         self._applier = applier
         self._erasures = Erasures(erasures)  # records of users erased after they were produced are skipped
@@ -76,7 +82,7 @@ class KafkaSignalWorker:
         }
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kafka-consumer")  # the client is not thread-safe
         self.stats = {"batches": 0, "records": 0, "applied": 0, "skipped_duplicates": 0, "skipped_erased": 0,
-                      "bad_records": 0}
+                      "bad_records": 0, "holes_waited": 0}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
@@ -86,7 +92,7 @@ class KafkaSignalWorker:
                                        self._topic, self._partitions)
         consumer = Consumer(self._config)
         await loop.run_in_executor(self._executor, lambda: consumer.subscribe(
-            [self._topic], on_assign=_log_partitions("assigned"), on_revoke=_log_partitions("revoked")))
+            [self._topic], on_assign=self._assigned, on_revoke=self._revoked))
         log.info("worker started: topic=%s group=%s", self._topic, self._config["group.id"])
         reported = time.monotonic()
         try:
@@ -106,6 +112,25 @@ class KafkaSignalWorker:
             await loop.run_in_executor(self._executor, consumer.close)
             log.info("worker stopped: %s", " ".join(f"{k}={v}" for k, v in self.stats.items()))
 
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        """Each partition is read on from its committed offset: the first record must be that one."""
+        log.info("partitions assigned: %s", sorted(p.partition for p in partitions))
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:  # unknown: the first record read sets what comes next
+            log.warning("reading the committed offsets failed: %s", exc)
+            committed = []
+        for p in partitions:
+            self._gaps.forget(p.partition)
+        for tp in committed:
+            if tp.offset >= 0:
+                self._gaps.expect(tp.partition, tp.offset)
+
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        log.info("partitions revoked: %s", sorted(p.partition for p in partitions))
+        for p in partitions:
+            self._gaps.forget(p.partition)
+
     def _poll(self, consumer: Any) -> list[Any]:
         """Wait for one record, then take whatever else is already fetched (up to the batch size).
 
@@ -119,11 +144,17 @@ class KafkaSignalWorker:
 
     async def _handle(self, consumer: Any, records: list[Any], stop: asyncio.Event) -> None:
         signals, last, request_ids = [], {}, []
+        held: set[int] = set()  # partitions with a hole: their records after it are read again
         for rec in records:
             err = rec.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:  # noqa: SLF001 - the client's public constant
                     log.warning("kafka consume error: %s", err)
+                continue
+            if rec.partition() in held:
+                continue
+            if not self._gaps.admit(rec.partition(), rec.offset()):
+                held.add(rec.partition())
                 continue
             last[rec.partition()] = max(rec.offset(), last.get(rec.partition(), -1))
             request_id = _request_id_of(rec)
@@ -139,6 +170,10 @@ class KafkaSignalWorker:
             else:
                 signals.append(signal)
                 request_ids.append(request_id)
+        if held:
+            self.stats["holes_waited"] += 1
+            rewind = [TopicPartition(self._topic, p, self._gaps.expected(p)) for p in sorted(held)]
+            await asyncio.get_running_loop().run_in_executor(self._executor, lambda: [consumer.seek(tp) for tp in rewind])
         if not last:
             return
         started = time.perf_counter()
@@ -191,9 +226,3 @@ def _log_applied(signals: list[Any], request_ids: list[str | None], applied: lis
             "applied": sum(1 for s in group if id(s) in new),
         })
 
-
-def _log_partitions(what: str) -> Any:
-    def report(consumer: Any, partitions: list[Any]) -> None:
-        log.info("partitions %s: %s", what, sorted(p.partition for p in partitions))
-
-    return report

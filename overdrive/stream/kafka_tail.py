@@ -9,7 +9,8 @@ drops signal ids it has already passed on (client retries, redelivery) and hands
 `Learners` on its own thread. Partitions added to the topic while the replica runs are not read. (Tansu
 reports a partition's end as of its last record batch, so there the first read may repeat a few
 signals from just before the start: a label set twice is one label, and a fold-in of a signal
-the model already counts weighs it a little more until the next retrain.)
+the model already counts weighs it a little more until the next retrain.) Like the worker, it
+waits for a hole in a partition's offsets to fill rather than step over it (`OffsetGaps`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from overdrive.domain.errors import BackendUnavailable
 from overdrive.stream.applier import Learners
 from overdrive.stream.kafka_common import Erasures, signal_of, assigning_config, ensure_topic
+from overdrive.stream.kafka_gaps import OffsetGaps
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class KafkaSignalTail:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()  # positioned at the topic's end: later signals are seen
         self._passed: OrderedDict[str, None] = OrderedDict()  # recent signal ids handed to the learners
+        self._gaps = OffsetGaps()
         self.stats = {"batches": 0, "signals": 0, "bad_records": 0}
 
     def start(self, *, timeout_s: float = 10.0) -> None:
@@ -87,7 +90,8 @@ class KafkaSignalTail:
                     self._stop.wait(1.0)
             self._started.set()
             while consumer is not None and not self._stop.is_set():
-                self._handle(consumer.consume(self._batch_size, self._poll_timeout_s))
+                for held in self._handle(consumer.consume(self._batch_size, self._poll_timeout_s)):
+                    consumer.seek(TopicPartition(self._topic, held, self._gaps.expected(held)))
         finally:
             self._started.set()
             if consumer is not None:
@@ -98,13 +102,22 @@ class KafkaSignalTail:
         consumer = Consumer(self._config)
         ends = [consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=5.0)[1] for p in range(partitions)]
         consumer.assign([TopicPartition(self._topic, p, end) for p, end in enumerate(ends)])
+        for p, end in enumerate(ends):
+            self._gaps.expect(p, end)
         return consumer
 
-    def _handle(self, records: list[Any]) -> None:
-        signals = []
+    def _handle(self, records: list[Any]) -> set[int]:
+        """Hand the batch's new signals to the learners; returns the partitions to read again from
+        a hole in their offsets."""
+        signals, held = [], set()
         for rec in records:
             if rec.error() is not None:
                 log.warning("signal tail: consume error: %s", rec.error())
+                continue
+            if rec.partition() in held:
+                continue
+            if not self._gaps.admit(rec.partition(), rec.offset()):
+                held.add(rec.partition())
                 continue
             try:
                 signal = signal_of(rec, self._erasures.current)
@@ -116,8 +129,8 @@ class KafkaSignalTail:
                 signals.append(signal)
         while len(self._passed) > _REMEMBERED_IDS:
             self._passed.popitem(last=False)
-        if not signals:
-            return
-        self.stats["batches"] += 1
-        self.stats["signals"] += len(signals)
-        self._learners.notify(signals)
+        if signals:
+            self.stats["batches"] += 1
+            self.stats["signals"] += len(signals)
+            self._learners.notify(signals)
+        return held
