@@ -83,12 +83,19 @@ async def _sampling(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        pending = [task, *app.state.dashboard_results.running.values()]
+        await stop_tasks([task, *app.state.dashboard_results.running.values()])
+
+
+async def stop_tasks(tasks: list[asyncio.Task]) -> None:
+    """Cancel the tasks, again until each is done: on Python 3.11 a cancel that lands just as an
+    awaited `wait_for` completes is lost, and a single cancel left shutdown waiting for ever."""
+    while pending := [t for t in tasks if not t.done()]:
         for t in pending:
             t.cancel()
-        for t in pending:
-            with suppress(asyncio.CancelledError):
-                await t
+        await asyncio.wait(pending, timeout=1.0)
+    for t in tasks:
+        if not t.cancelled():
+            t.exception()  # retrieved: a failure is not reported again as never retrieved
 
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[Allowed("metrics:read")])
@@ -117,7 +124,8 @@ async def refresh(services: Services) -> None:
     monitor = services.performance
     live: dict[str, Any] = {}
     try:
-        live["readiness"] = await asyncio.wait_for(services.readiness(), _READINESS_TIMEOUT_S)
+        async with asyncio.timeout(_READINESS_TIMEOUT_S):  # not wait_for: on 3.11 it can swallow a cancel
+            live["readiness"] = await services.readiness()
     except TimeoutError:
         live["readiness"] = {"readiness": {"ok": False, "error": f"no answer within {_READINESS_TIMEOUT_S:.0f}s"}}
     with suppress(Exception):
