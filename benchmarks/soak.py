@@ -689,13 +689,19 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--mode", choices=["embedded", "scaled"], default="embedded")
     ap.add_argument("--api-kills", type=int, default=3)
+    ap.add_argument("--worker-kills", type=int, default=1, help="scaled mode")
+    ap.add_argument("--redis-restarts", type=int, default=1, help="scaled mode")
+    ap.add_argument("--broker-stalls", type=int, default=1, help="scaled mode")
+    ap.add_argument("--settle-timeout", type=float, default=600.0, help="seconds a signal may stay uncounted after the load")
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--json", type=Path, help="also write the report here")
     ap.add_argument("--workdir", type=Path, help="keep data and logs here (default: a temporary folder)")
     args = ap.parse_args()
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-    rep = run(SoakConfig(mode=args.mode, seconds=args.minutes * 60, api_kills=args.api_kills, seed=args.seed, workdir=args.workdir))
+    rep = run(SoakConfig(mode=args.mode, seconds=args.minutes * 60, api_kills=args.api_kills, worker_kills=args.worker_kills,
+                         redis_restarts=args.redis_restarts, broker_stalls=args.broker_stalls,
+                         settle_timeout_s=args.settle_timeout, seed=args.seed, workdir=args.workdir))
     print(render(rep))
     if args.json:
         args.json.write_text(json.dumps(rep.__dict__, indent=2, default=str))
